@@ -1,0 +1,1 @@
+"""Loading a base model with an adapter and generating answers, streamed."""

@@ -1,0 +1,1 @@
+"""The seed's core classes: HardwareDetector, ModelManager, FineTuner."""

@@ -1,0 +1,1 @@
+"""Reading and validating folders, Q&A extraction and generation, chat formatting, tokenizing."""

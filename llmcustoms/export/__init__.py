@@ -1,0 +1,1 @@
+"""Taking a trained model home: adapter copy, merged weights, GGUF + Ollama Modelfile."""

@@ -1,0 +1,1 @@
+"""Training: presets, run directories, events, and the LoRA trainer."""

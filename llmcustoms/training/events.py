@@ -1,0 +1,119 @@
+"""Training events: one JSON object a line in ``runs/<id>/events.jsonl``.
+
+The trainer sends each event to a *sink* (any callable taking a dict). The TUI, the CLI's
+progress bar and ``llmcustoms attach`` all read the same file. Fields may be added, never renamed:
+``t, kind, step, max_steps, loss, lr, tokens_per_s, vram_used_mb, vram_total_mb, eta_s, message``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+EVENT_KINDS = ("start", "step", "eval", "checkpoint", "warning", "oom_retry", "done", "error", "resume",
+               "stop", "info")
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def make_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """An event dict with its time and kind first; None-valued fields are left out."""
+    event: dict[str, Any] = {"t": round(time.time(), 3), "kind": kind}
+    event.update({k: v for k, v in fields.items() if v is not None})
+    return event
+
+
+class JsonlEventSink:
+    """Appends events to a file, one line each, flushed at once so a reader sees them live."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run's life
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, ensure_ascii=False, allow_nan=False, default=str)
+        with self._lock:
+            if self._file.closed:
+                return
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; later events are dropped."""
+        with self._lock:
+            self._file.close()
+
+
+class FanoutSink:
+    """Sends each event to several sinks; one failing sink does not stop the others."""
+
+    def __init__(self, *sinks: EventSink | None) -> None:
+        self.sinks = [s for s in sinks if s is not None]
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:  # noqa: BLE001 - a display error must never stop training
+                pass
+
+
+class ListSink:
+    """Keeps every event in memory (tests, FineTuner)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every complete event in the file (a half-written last line is skipped)."""
+    events, _ = read_new_events(path, 0)
+    return events
+
+
+def read_new_events(path: str | os.PathLike[str], offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Events written after byte ``offset`` and the offset to continue from.
+
+    Only whole lines are consumed, so a line being written is read on the next call.
+    """
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    events = []
+    for line in data[: end + 1].splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events, offset + end + 1
+
+
+def follow_events(path: str | os.PathLike[str], poll_s: float = 0.25,
+                  stop: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Yields events as they are written until a ``done``/``error``/``stop`` event or ``stop()``."""
+    offset = 0
+    while True:
+        events, offset = read_new_events(path, offset)
+        for event in events:
+            yield event
+            if event.get("kind") in ("done", "error", "stop"):
+                return
+        if stop is not None and stop():
+            return
+        time.sleep(poll_s)

@@ -1,0 +1,94 @@
+"""The three training presets, with the seed's numbers kept exactly.
+
+The seed's keys (epochs, batch, accumulation, lr, max_steps, LoRA rank/alpha) are untouched;
+keys LLMCustoms added since sit in ``PRESET_EXTRAS`` and are merged by ``get_preset``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HIGHSPEED_CONFIG = {
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 2,
+    "learning_rate": 1e-3,
+    "max_steps": 100,
+    "lora_rank": 4,
+    "lora_alpha": 8,
+}
+
+QUALITY_CONFIG = {
+    "num_train_epochs": 3,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 4,
+    "learning_rate": 5e-4,
+    "max_steps": 300,
+    "lora_rank": 8,
+    "lora_alpha": 16,
+}
+
+BESTACCURACY_CONFIG = {
+    "num_train_epochs": 5,
+    "per_device_train_batch_size": 1,
+    "gradient_accumulation_steps": 8,
+    "learning_rate": 2e-4,
+    "max_steps": 1000,
+    "lora_rank": 16,
+    "lora_alpha": 32,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "highspeed": HIGHSPEED_CONFIG,
+    "quality": QUALITY_CONFIG,
+    "bestaccuracy": BESTACCURACY_CONFIG,
+}
+
+#: What each preset means, in words a person choosing one can use.
+PRESET_DESCRIPTIONS = {
+    "highspeed": "Fastest: a short run with a small adapter. Good for a first try or a 4 GB card.",
+    "quality": "Balanced (default): a longer run with a medium adapter. Good for most folders.",
+    "bestaccuracy": "Slowest: the longest run, a larger adapter and a gentle learning rate.",
+}
+
+#: Settings the seed did not name, per preset.
+PRESET_EXTRAS: dict[str, dict[str, Any]] = {
+    "highspeed": {"max_seq_len": 512, "lora_dropout": 0.05, "warmup_ratio": 0.05, "save_steps": 50,
+                  "eval_steps": 50, "qa_pairs_per_chunk": 3},
+    "quality": {"max_seq_len": 512, "lora_dropout": 0.05, "warmup_ratio": 0.05, "save_steps": 100,
+                "eval_steps": 100, "qa_pairs_per_chunk": 5},
+    "bestaccuracy": {"max_seq_len": 1024, "lora_dropout": 0.05, "warmup_ratio": 0.05, "save_steps": 200,
+                     "eval_steps": 200, "qa_pairs_per_chunk": 8},
+}
+
+#: On a CPU a run should finish in minutes: fewer steps and shorter sequences.
+CPU_LIMITS = {"max_steps": 30, "max_seq_len": 256, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2}
+
+
+def get_preset(name: str) -> dict[str, Any]:
+    """A fresh copy of preset ``name`` with the seed's keys and LLMCustoms' extras merged."""
+    from llmcustoms.utils.validators import check_preset
+
+    key = check_preset(name)
+    merged = dict(PRESETS[key])
+    merged.update(PRESET_EXTRAS[key])
+    merged["name"] = key
+    return merged
+
+
+def adapt_for_cpu(preset: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A copy of ``preset`` shrunk so that a CPU run ends in minutes, and a sentence saying what changed."""
+    adapted = dict(preset)
+    changes = []
+    for key, limit in CPU_LIMITS.items():
+        if adapted.get(key, 0) > limit:
+            changes.append(f"{key} {adapted[key]}→{limit}")
+            adapted[key] = limit
+    for key in ("save_steps", "eval_steps"):
+        adapted[key] = min(adapted.get(key, adapted["max_steps"]), adapted["max_steps"])
+    note = (
+        "No GPU: training on the CPU, shortened so it finishes in minutes (" + ", ".join(changes) + ")."
+        if changes
+        else "No GPU: training on the CPU."
+    )
+    return adapted, note

@@ -1,0 +1,1 @@
+"""Configuration, logging and input checks shared by the whole core."""

@@ -1,0 +1,120 @@
+"""Configuration: defaults < ``~/.llmcustoms/.env`` < ``./.env`` < environment < explicit choices.
+
+``Config().load_env_config()`` returns the resolved settings as a plain dict with typed values.
+Nothing here writes to ``os.environ``; secrets stay in the returned dict only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from llmcustoms.errors import ConfigError
+from llmcustoms.paths import home_dir
+
+#: Every key LLMCustoms reads, with its default (None: unset).
+DEFAULTS: dict[str, Any] = {
+    "GROQ_API_KEY": None,
+    "GROQ_BASE_URL": "https://api.groq.com",
+    "GROQ_MODEL": "llama-3.3-70b-versatile",
+    "DEFAULT_MODEL": "auto",
+    "DEFAULT_PRESET": "quality",
+    "OUTPUT_DIR": None,
+    "CACHE_DIR": None,
+    "LOG_LEVEL": "INFO",
+    "MAX_VRAM_GB": None,
+    "FORCE_CPU": False,
+}
+
+SECRET_KEYS = frozenset({"GROQ_API_KEY"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PRESET_NAMES = ("highspeed", "quality", "bestaccuracy")
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key} must be true or false, not {value!r}.")
+
+
+def _parse_vram(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"MAX_VRAM_GB must be a number of gigabytes or 'auto', not {value!r}.") from None
+    if number <= 0:
+        raise ConfigError(f"MAX_VRAM_GB must be more than 0, not {value!r}.")
+    return number
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None and k in DEFAULTS}
+
+
+class Config:
+    """Resolves settings in DESIGN.md's order of precedence and checks them.
+
+    The seed's four methods are kept: ``load_env_config``, ``validate_config``,
+    ``get_default_config`` and ``merge_configs``.
+    """
+
+    def __init__(self, cwd: str | os.PathLike[str] | None = None) -> None:
+        self.cwd = Path(cwd) if cwd is not None else Path.cwd()
+
+    def get_default_config(self) -> dict[str, Any]:
+        """The built-in defaults, before any file or environment is read."""
+        return dict(DEFAULTS)
+
+    def merge_configs(self, user_config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        """``defaults`` overridden by every key of ``user_config`` whose value is not None."""
+        merged = dict(defaults)
+        merged.update({k: v for k, v in user_config.items() if v is not None})
+        return merged
+
+    def load_env_config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Settings from defaults, both .env files, the environment, then ``overrides``; typed and checked."""
+        config = self.get_default_config()
+        config = self.merge_configs(_read_dotenv(home_dir() / ".env"), config)
+        config = self.merge_configs(_read_dotenv(self.cwd / ".env"), config)
+        env = {k: os.environ[k] for k in DEFAULTS if os.environ.get(k) not in (None, "")}
+        config = self.merge_configs(env, config)
+        config = self.merge_configs(overrides or {}, config)
+        config["FORCE_CPU"] = _parse_bool("FORCE_CPU", config["FORCE_CPU"])
+        config["MAX_VRAM_GB"] = _parse_vram(config["MAX_VRAM_GB"])
+        config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
+        config["DEFAULT_PRESET"] = str(config["DEFAULT_PRESET"]).lower()
+        self.validate_config(config)
+        return config
+
+    def validate_config(self, config: dict[str, Any]) -> bool:
+        """True when the settings are usable; raises ConfigError with the reason otherwise.
+
+        A missing GROQ_API_KEY is not an error here: the offline fallback is used and a
+        warning given where Q&A is generated.
+        """
+        if config.get("LOG_LEVEL", "INFO") not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {config['LOG_LEVEL']!r}.")
+        preset = config.get("DEFAULT_PRESET", "quality")
+        if preset not in PRESET_NAMES:
+            raise ConfigError(f"DEFAULT_PRESET must be one of {', '.join(PRESET_NAMES)}, not {preset!r}.")
+        base_url = config.get("GROQ_BASE_URL") or ""
+        if base_url and not str(base_url).startswith(("http://", "https://")):
+            raise ConfigError(f"GROQ_BASE_URL must start with http:// or https://, not {base_url!r}.")
+        return True
+
+
+def redact(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` safe to log or write: secrets replaced by 'set' / None."""
+    return {k: ("set" if v else None) if k in SECRET_KEYS else v for k, v in config.items()}

@@ -1,0 +1,40 @@
+"""Small input checks that turn bad values into one sentence."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from llmcustoms.errors import ConfigError, DiskSpaceError, InputError
+
+
+def check_preset(name: str) -> str:
+    """The preset name normalised; ConfigError naming the valid ones otherwise."""
+    from llmcustoms.training.presets import PRESETS
+
+    key = (name or "").strip().lower()
+    if key not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    return key
+
+
+def check_positive_int(name: str, value: int | None) -> int | None:
+    """``value`` when it is None or a whole number above 0."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or value <= 0:
+        raise InputError(f"{name} must be a whole number above 0, not {value!r}.")
+    return value
+
+
+def check_disk_space(path: str | Path, needed_bytes: int, what: str) -> None:
+    """DiskSpaceError when the filesystem holding ``path`` has less than ``needed_bytes`` free."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed_bytes:
+        raise DiskSpaceError(
+            f"Not enough disk space for {what}: {needed_bytes / 1e9:.2f} GB needed, "
+            f"{free / 1e9:.2f} GB free in {probe}."
+        )
