@@ -1,0 +1,155 @@
+"""A chat with a trained run: the base model plus its adapter, answers streamed token by token.
+
+The same loaded weights answer as the tuned model (adapter on) or the base model (adapter
+disabled), so comparing the two costs no second copy of the model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llmcustoms.errors import InputError, RunNotFoundError
+from llmcustoms.utils.logger import get_logger
+
+log = get_logger("llmcustoms.chat")
+
+
+class ChatSession:
+    """Load once, then ``stream``/``answer`` prompts with the tuned or the base model.
+
+    ``run_or_model`` is a run directory (or id) with an adapter, or a plain model folder / name.
+    """
+
+    def __init__(self, run_or_model: str | os.PathLike[str], base_model_path: str | None = None,
+                 system_prompt: str | None = None) -> None:
+        self.ref = str(run_or_model)
+        self.base_model_path = base_model_path
+        self.adapter_path: str | None = None
+        self.system_prompt = system_prompt
+        self.example_prompts: list[str] = []
+        self.model = None
+        self.tokenizer = None
+        self._lock = threading.Lock()
+        self._resolve()
+
+    def _resolve(self) -> None:
+        from llmcustoms.training.runs import RunDir
+
+        try:
+            run = RunDir.open(self.ref)
+        except RunNotFoundError:
+            run = None
+        if run is not None:
+            data = run.read()
+            if not run.adapter_dir.is_dir():
+                raise InputError(f"The run {run.id} has no adapter yet (status: {data.get('status')}); "
+                                 "wait for it to finish or stop it to save one.")
+            self.adapter_path = str(run.adapter_dir)
+            self.base_model_path = self.base_model_path or data.get("model_path")
+            self.example_prompts = list(data.get("example_prompts") or [])
+            if not self.base_model_path or not Path(self.base_model_path).is_dir():
+                from llmcustoms.core.model_manager import ModelManager
+
+                self.base_model_path = ModelManager().resolve(data.get("model", ""))[1]
+        elif self.base_model_path is None:
+            from llmcustoms.core.model_manager import ModelManager
+
+            self.base_model_path = ModelManager().resolve(self.ref)[1]
+
+    @property
+    def has_adapter(self) -> bool:
+        """True when a tuned adapter is loaded on top of the base model."""
+        return self.adapter_path is not None
+
+    def load(self) -> ChatSession:
+        """Load the base model (and adapter) on the best device; idempotent."""
+        if self.model is not None:
+            return self
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from llmcustoms.training.model_loading import load_tokenizer
+
+        device = "cuda" if torch.cuda.is_available() and os.environ.get("FORCE_CPU", "").lower() not in (
+            "1", "true", "yes") else "cpu"
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        self.tokenizer = load_tokenizer(self.base_model_path)
+        model = AutoModelForCausalLM.from_pretrained(self.base_model_path, dtype=dtype)
+        if self.adapter_path:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, self.adapter_path)
+        self.model = model.to(device).eval()
+        return self
+
+    def _inputs(self, prompt: str):
+        messages: list[dict[str, str]] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                     return_dict=True)
+        return {k: v.to(self.model.device) for k, v in encoded.items()}
+
+    def stream(self, prompt: str, tuned: bool = True, max_new_tokens: int = 200, temperature: float = 0.0
+               ) -> Iterator[str]:
+        """Yield the answer's text piece by piece as it is generated."""
+        if not prompt.strip():
+            raise InputError("The prompt is empty: type a question.")
+        self.load()
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs: dict[str, Any] = dict(**self._inputs(prompt), max_new_tokens=max_new_tokens, streamer=streamer,
+                                      pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=0.9)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        errors: list[BaseException] = []
+
+        def generate() -> None:
+            import contextlib
+
+            import torch
+
+            try:
+                with self._lock, torch.inference_mode():
+                    ctx = (self.model.disable_adapter() if (not tuned and self.has_adapter)
+                           else contextlib.nullcontext())
+                    with ctx:
+                        self.model.generate(**kwargs)
+            except BaseException as error:  # noqa: BLE001 - re-raised in the consumer's thread
+                errors.append(error)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, name="llmcustoms-generate", daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if errors:
+            raise errors[0]
+
+    def answer(self, prompt: str, tuned: bool = True, max_new_tokens: int = 200, temperature: float = 0.0) -> str:
+        """The whole answer as one string."""
+        return "".join(self.stream(prompt, tuned=tuned, max_new_tokens=max_new_tokens,
+                                   temperature=temperature)).strip()
+
+    def close(self) -> None:
+        """Drop the model so its memory can be freed."""
+        import gc
+
+        self.model = None
+        self.tokenizer = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass

@@ -1,0 +1,330 @@
+"""The ``llmcustoms`` command: hardware | models | validate | prepare | train | chat | runs | export.
+
+Every failure a user can cause ends with one sentence on stderr and exit code 2 (usage/input)
+or 1 (runtime); ``--debug`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from llmcustoms.errors import InputError, LLMCustomsError
+
+EXIT_INTERRUPTED = 130
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _mb(value: float | int | None) -> str:
+    return "?" if value is None else f"{value / 1024:.1f} GB"
+
+
+# -- hardware ------------------------------------------------------------------------------------
+def cmd_hardware(args: argparse.Namespace) -> int:
+    from llmcustoms.core.hardware_detector import HardwareDetector
+    from llmcustoms.core.planner import make_plan
+
+    info = HardwareDetector().detect()
+    plan = make_plan(args.model, args.preset, hardware=info)
+    if args.json:
+        _print_json({"hardware": info, "recommendation": plan.to_dict()})
+        return 0
+    print(f"CPU: {info.get('cpu_count')} cores · RAM {_mb(info.get('ram_available_mb'))} free of "
+          f"{_mb(info.get('ram_total_mb'))} · disk free in the cache: {_mb(info.get('disk_free_mb'))}")
+    print(f"torch {info.get('torch_version')} · CUDA {'available' if info.get('cuda_available') else 'not available'}"
+          + (f" (build {info['cuda_version']})" if info.get("cuda_version") else ""))
+    for gpu in info.get("gpus", []):
+        print(f"GPU {gpu.get('index')}: {gpu.get('name')} · {_mb(gpu.get('free_mb'))} free of {_mb(gpu.get('total_mb'))}")
+    for warning in info.get("warnings", []):
+        print(f"warning: {warning}")
+    print(f"\nRecommended: {plan.model} with the {plan.preset} preset — {plan.reason}")
+    estimate = plan.config.get("memory_estimate_mb") or {}
+    if isinstance(estimate, dict) and estimate:
+        parts = ", ".join(f"{k} {v:.0f} MB" for k, v in estimate.items() if k != "total_mb" and isinstance(v, (int, float)))
+        print(f"Memory estimate: {estimate.get('total_mb', 0):.0f} MB ({parts})")
+    return 0
+
+
+# -- models --------------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from llmcustoms.core.model_manager import ModelManager
+
+    models = ModelManager().list_models()
+    if args.json:
+        _print_json(models)
+        return 0
+    print(f"{'name':<15} {'params':>8}  {'cached':<7} source")
+    for m in models:
+        print(f"{m['name']:<15} {m['params_m']:>7.0f}M  {'yes' if m['cached'] else 'no':<7} "
+              f"{m['hub_id']}{'  (' + m['note'] + ')' if m.get('note') else ''}")
+    return 0
+
+
+# -- validate / prepare --------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from llmcustoms.data.reader import validate_folder
+
+    report = validate_folder(args.dir)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        for line in report.summary_lines():
+            print(line)
+    return 0 if report.ok else 2
+
+
+def _confirm_plan(plan: Any, assume_yes: bool) -> bool:
+    print(plan.describe() if hasattr(plan, "describe") else str(plan), file=sys.stderr)
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InputError("Sending text to the Q&A server needs confirmation: rerun with --yes.")
+    return input("Send these chunks to the server? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from llmcustoms.data.examples import build_examples
+    from llmcustoms.data.jsonl import write_examples_jsonl
+    from llmcustoms.data.reader import validate_folder
+    from llmcustoms.training.presets import get_preset
+
+    report = validate_folder(args.dir)
+    report.raise_if_blocked()
+    pairs = args.pairs or int(get_preset(args.preset).get("qa_pairs_per_chunk", 3))
+    built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs,
+                           confirm=lambda plan: _confirm_plan(plan, args.yes),
+                           on_message=lambda m: print(m, file=sys.stderr))
+    if args.out:
+        from pathlib import Path
+
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise InputError(f"{out} already exists: choose another --out or add --force.")
+        write_examples_jsonl(built.examples, out)
+        print(f"Wrote {len(built.examples)} examples to {out}", file=sys.stderr)
+    if args.json:
+        _print_json({"examples": len(built.examples), "qa_mode": built.qa_mode, "counts": built.counts,
+                     "out": args.out})
+    elif not args.out:
+        for example in built.examples[:5]:
+            print(f"Q: {example.prompt}\nA: {example.answer[:300]}\n")
+        print(f"{len(built.examples)} examples ({built.qa_mode}).")
+    return 0
+
+
+# -- train ---------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from llmcustoms.training.progress import ProgressPrinter
+    from llmcustoms.training.trainer import TrainRequest, run_training
+
+    request = TrainRequest(data_path=args.dir, model=args.model, preset=args.preset, max_steps=args.max_steps,
+                           output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
+                           device="cpu" if args.cpu else None)
+    printer = None if args.json else ProgressPrinter()
+    try:
+        result = run_training(request, sink=printer)
+    finally:
+        if printer is not None:
+            printer.close()
+    summary = {"run_dir": str(result.run_dir.path), "status": result.status, "steps": result.steps,
+               "adapter_path": result.adapter_path, "eval_loss_before": result.eval_loss_before,
+               "eval_loss_after": result.eval_loss_after}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"\nHeld-out loss: before {result.eval_loss_before:.4f} → after {result.eval_loss_after:.4f}")
+        print(f"Run: {result.run_dir.path}\nAdapter: {result.adapter_path}")
+        print(f"Chat with it: llmcustoms chat {result.run_dir.path}")
+    return 0
+
+
+# -- chat ----------------------------------------------------------------------------------------
+def _stream_to_stdout(chunks) -> str:
+    text = []
+    for piece in chunks:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+        text.append(piece)
+    print()
+    return "".join(text)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from llmcustoms.chat.session import ChatSession
+
+    session = ChatSession(args.run)
+    print("Loading the model…", file=sys.stderr)
+    session.load()
+    prompts = [args.prompt] if args.prompt else None
+    if prompts is None and not sys.stdin.isatty():
+        prompts = [line.strip() for line in sys.stdin if line.strip()]
+    interactive = prompts is None
+    if interactive:
+        suggestions = "; ".join(session.example_prompts[:3])
+        print("Type a question (empty line or Ctrl+D to leave)." + (f" Try: {suggestions}" if suggestions else ""),
+              file=sys.stderr)
+    while True:
+        if interactive:
+            try:
+                prompt = input("you> ").strip()
+            except EOFError:
+                break
+            if not prompt:
+                break
+        else:
+            if not prompts:
+                break
+            prompt = prompts.pop(0)
+        label = "tuned" if session.has_adapter else "model"
+        print(f"{label}> ", end="", flush=True)
+        _stream_to_stdout(session.stream(prompt, tuned=True, max_new_tokens=args.max_new_tokens,
+                                         temperature=args.temperature))
+        if args.compare and session.has_adapter:
+            print("base>  ", end="", flush=True)
+            _stream_to_stdout(session.stream(prompt, tuned=False, max_new_tokens=args.max_new_tokens,
+                                             temperature=args.temperature))
+    return 0
+
+
+# -- runs ----------------------------------------------------------------------------------------
+def cmd_runs(args: argparse.Namespace) -> int:
+    from llmcustoms.training.status import run_summaries
+
+    rows = run_summaries(args.output_dir)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("No runs yet. Start one with: llmcustoms train DIR")
+        return 0
+    print(f"{'id':<40} {'model':<14} {'preset':<12} {'status':<11} {'step':>9} {'loss':>7}  age")
+    for r in rows:
+        loss = f"{r['last_loss']:.3f}" if isinstance(r.get("last_loss"), (int, float)) else "-"
+        print(f"{r['id']:<40} {str(r.get('model'))[:14]:<14} {str(r.get('preset')):<12} {r['status']:<11} "
+              f"{r.get('step', 0):>4}/{r.get('max_steps') or '?':<4} {loss:>7}  {r['age']}")
+    return 0
+
+
+# -- export --------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from llmcustoms.export import export_run
+
+    result = export_run(args.run, fmt=args.format, out=args.out, quant=args.quant, force=args.force,
+                        progress=lambda m: print(m, file=sys.stderr))
+    print(f"Exported {result.format} to {result.path}")
+    if getattr(result, "verification", None):
+        print(f"Verification: {result.verification}")
+    if getattr(result, "ollama_command", None):
+        print(f"For Ollama: {result.ollama_command}")
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from llmcustoms.training.presets import PRESETS
+
+    parser = argparse.ArgumentParser(prog="llmcustoms", description="Fine-tune a small chat model on your .txt files.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("hardware", help="show GPUs, memory and the recommended model and preset")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", default="auto")
+    p.add_argument("--preset", default="quality", choices=list(PRESETS))
+    p.set_defaults(func=cmd_hardware)
+
+    p = sub.add_parser("models", help="list the models LLMCustoms knows and which are cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("validate", help="check a folder of .txt files")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("prepare", help="turn a folder into chat training examples")
+    p.add_argument("dir")
+    p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
+    p.add_argument("--out", help="write the examples as JSONL to this file")
+    p.add_argument("--pairs", type=int, help="Q&A pairs asked per chunk (Groq)")
+    p.add_argument("--preset", default="quality", choices=list(PRESETS))
+    p.add_argument("--yes", action="store_true", help="do not ask before sending text to the server")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="fine-tune a model on a folder")
+    p.add_argument("dir")
+    p.add_argument("--model", default="auto", help="a name from `llmcustoms models`, a folder or a Hub id")
+    p.add_argument("--preset", default="quality", help="highspeed | quality | bestaccuracy")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--save-steps", type=int)
+    p.add_argument("--output-dir", help="where runs are written (default ~/.llmcustoms/runs)")
+    p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("chat", help="chat with a trained run")
+    p.add_argument("run", help="a run directory or id (or a model name to chat with a base model)")
+    p.add_argument("--prompt")
+    p.add_argument("--compare", action="store_true", help="also show the base model's answer")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("runs", help="list training runs")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--output-dir")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("export", help="export a run: adapter, merged weights or GGUF")
+    p.add_argument("run")
+    p.add_argument("--format", default="merged", choices=["adapter", "merged", "gguf"])
+    p.add_argument("--out")
+    p.add_argument("--quant", default="f16", choices=["f16", "q8_0"])
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from llmcustoms.utils.config import Config
+    from llmcustoms.utils.logger import Logger
+
+    try:
+        settings = Config().load_env_config()
+        Logger().setup_logger("DEBUG" if args.debug else settings["LOG_LEVEL"], console=args.debug)
+        return int(args.func(args) or 0)
+    except LLMCustomsError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the last line of defence: one sentence, no traceback
+        if args.debug:
+            raise
+        from llmcustoms.utils.logger import get_logger, scrub
+
+        get_logger("llmcustoms.cli").exception("unexpected error")
+        print(f"error: unexpected {type(error).__name__}: {scrub(str(error)).splitlines()[0] if str(error) else ''} "
+              "(run again with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Loading a base model for LoRA training at the precision the plan chose.
+
+CPU: fp32 weights (bf16 autocast is a training-loop choice, not a load-time one).
+CUDA: bf16 (fp16 where bf16 is unsupported) LoRA, or 4-bit NF4 QLoRA through bitsandbytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmcustoms.errors import LLMCustomsError
+from llmcustoms.utils.logger import get_logger
+
+log = get_logger("llmcustoms.training")
+
+LORA_TARGETS = "all-linear"
+
+
+def load_tokenizer(model_path: str):
+    """The model's tokenizer with a pad token (the end-of-text token when it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        # A base model without a chat template gets a plain ChatML one so examples render the same way.
+        tokenizer.chat_template = (
+            "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+            "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+        )
+    return tokenizer
+
+
+def _torch_dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "4bit": torch.bfloat16}[precision]
+
+
+def load_base_model(model_path: str, train_config: dict[str, Any]):
+    """The base model on the plan's device and precision (no LoRA yet)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = train_config.get("device", "cpu")
+    precision = train_config.get("precision", "fp32")
+    kwargs: dict[str, Any] = {"dtype": _torch_dtype(precision)}
+    if precision == "4bit":
+        if device != "cuda":
+            raise LLMCustomsError("4-bit training needs a CUDA GPU; on the CPU use fp32.")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise LLMCustomsError(
+                "4-bit training needs bitsandbytes: pip install 'llmcustoms[gpu]' (or choose a smaller model)."
+            ) from None
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        kwargs["dtype"] = compute
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+        )
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    if device == "cuda":
+        kwargs["attn_implementation"] = train_config.get("attn_implementation", "sdpa")
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if device == "cuda" and precision != "4bit":
+        model.to("cuda")
+    model.config.use_cache = False  # packed rows are isolated only without a cache (DESIGN.md)
+    return model
+
+
+def add_lora(model, train_config: dict[str, Any]):
+    """``model`` wrapped with a LoRA adapter on every linear projection (rank/alpha from the preset)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if train_config.get("precision") == "4bit":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(train_config.get("gradient_checkpointing"))
+        )
+    elif train_config.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    lora = LoraConfig(
+        r=int(train_config["lora_rank"]), lora_alpha=int(train_config["lora_alpha"]),
+        lora_dropout=float(train_config.get("lora_dropout", 0.05)), target_modules=LORA_TARGETS,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def load_for_training(model_path: str, train_config: dict[str, Any]):
+    """(peft model, tokenizer) ready for training under ``train_config``."""
+    tokenizer = load_tokenizer(model_path)
+    model = load_base_model(model_path, train_config)
+    model = add_lora(model, train_config)
+    return model, tokenizer
