@@ -301,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from llmcustoms.utils.config import Config
-    from llmcustoms.utils.logger import Logger
+    from llmcustoms.utils.logger import Logger, quiet_libraries
 
+    if not args.debug:
+        quiet_libraries()
     try:
         settings = Config().load_env_config()
         Logger().setup_logger("DEBUG" if args.debug else settings["LOG_LEVEL"], console=args.debug)

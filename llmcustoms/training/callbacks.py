@@ -42,6 +42,8 @@ class EventCallback(TrainerCallback):
         self._pending: dict[str, Any] = {}
         self.stopped_by_user = False
         self.last_loss: float | None = None
+        self.last_eval_loss: float | None = None
+        self.last_eval_step: int | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._mark_time = time.monotonic()
@@ -70,6 +72,8 @@ class EventCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "eval_loss" in logs:
+            self.last_eval_loss = float(logs["eval_loss"])
+            self.last_eval_step = state.global_step
             self.sink(make_event("eval", step=state.global_step, max_steps=state.max_steps,
                                  eval_loss=float(logs["eval_loss"])))
         elif "loss" in logs:

@@ -271,12 +271,10 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
         model, tokenizer = load_for_training(model_path, config)
         data = prepare_data(request, tokenizer, int(config["max_seq_len"]),
                             lambda message: emit(make_event("info", message=message)))
-        for note in data.notes:
-            emit(make_event("info", message=note))
         run.update(train_examples=data.train_examples, eval_examples=data.eval_examples, qa_mode=data.qa_mode,
                    example_prompts=data.example_prompts, train_rows=len(data.train_rows))
 
-        from transformers import Trainer
+        from transformers import PrinterCallback, Trainer
 
         from llmcustoms.training.callbacks import EventCallback
         from llmcustoms.training.packing import PackedCollator
@@ -286,16 +284,18 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
         trainer = Trainer(model=model, args=_training_arguments(config, run, device),
                           train_dataset=data.train_rows, eval_dataset=data.eval_rows, data_collator=collator,
                           callbacks=[callback])
+        trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
         eval_before = float(trainer.evaluate()["eval_loss"])
-        emit(make_event("eval", step=0, max_steps=config["max_steps"], eval_loss=eval_before,
-                        message="held-out loss before training"))
         run.update(eval_loss_before=eval_before)
         trainer.train()
         steps = trainer.state.global_step
         if callback.last_loss is not None and not math.isfinite(callback.last_loss):
             raise TrainingError("The loss became NaN or infinite: try a lower learning rate or the "
                                 "bestaccuracy preset.")
-        eval_after = float(trainer.evaluate()["eval_loss"])
+        if callback.last_eval_step == steps and callback.last_eval_loss is not None:
+            eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
+        else:
+            eval_after = float(trainer.evaluate()["eval_loss"])
         adapter = save_adapter(trainer.model, tokenizer, run)
         status = "stopped" if callback.stopped_by_user else "done"
         run.update(status=status, eval_loss_after=eval_after, adapter_path=adapter, steps=steps,

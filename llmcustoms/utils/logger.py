@@ -78,3 +78,24 @@ class Logger:
 def get_logger(name: str = "llmcustoms") -> logging.Logger:
     """A child of the 'llmcustoms' logger."""
     return logging.getLogger(name if name.startswith("llmcustoms") else f"llmcustoms.{name}")
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own progress bars and deprecation chatter; our events tell the story.
+
+    Environment variables are used so nothing heavy is imported here.
+    """
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()

@@ -1,0 +1,744 @@
+"""Q&A pairs from prose through Groq or any OpenAI-compatible chat-completions server.
+
+``generator_from_config(config)`` builds an :class:`OpenAICompatibleGenerator` from the resolved
+settings (``GROQ_API_KEY``, ``GROQ_BASE_URL``, ``GROQ_MODEL``). It implements the ``QAGenerator``
+protocol of ``llmcustoms.data.generator``: ``plan(chunks)`` says what a run will cost before anything
+is sent, ``generate(chunks)`` returns grounded, de-duplicated chat examples.
+
+Why httpx and not an SDK: the retry policy is part of the product (a few requests in flight, 429s
+that honour ``retry-after`` and pause every worker, 5xx and timeouts backed off, a refused key that
+stops at once), and every finished chunk must reach the on-disk cache before the next one is
+counted, so Ctrl+C or a crash loses at most the requests in flight.
+
+``GROQ_BASE_URL`` means what it means in Groq's own SDK: the server's root, to which
+``/openai/v1/chat/completions`` is appended. Servers that serve the OpenAI layout (Ollama, vLLM,
+llama.cpp's server) are reached by giving their ``.../v1`` base, which gets ``/chat/completions``.
+
+The API key lives in one private attribute and the request header; it is scrubbed from every
+message this module produces and never reaches ``name``, the cache, logs or errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from llmcustoms.data.generator import ProgressCallback
+from llmcustoms.data.grounding import DEFAULT_MIN_OVERLAP, content_words, is_grounded, normalise_question
+from llmcustoms.data.qa_cache import QACache, cache_key
+from llmcustoms.data.types import Chunk, Example
+from llmcustoms.errors import ConfigError, GeneratorError
+from llmcustoms.paths import home_dir
+from llmcustoms.utils.logger import get_logger, scrub
+
+#: Part of every cache key: change it whenever the prompt or the parsing changes meaning.
+PROMPT_VERSION = "qa-v1"
+DEFAULT_BASE_URL = "https://api.groq.com"
+DEFAULT_MODEL = "llama-3.3-70b-versatile"
+#: What Groq's SDK appends to ``GROQ_BASE_URL``.
+GROQ_CHAT_PATH = "/openai/v1/chat/completions"
+
+SYSTEM_PROMPT = (
+    "You write question-and-answer pairs that teach a small assistant the facts in a text. "
+    "Use only facts stated in the text. Reply with one JSON object and nothing else, in the form "
+    '{"pairs": [{"question": "...", "answer": "..."}]}.'
+)
+USER_PROMPT = (
+    "Write {n} question-and-answer pairs about the text between <text> and </text> "
+    "(fewer if the text holds fewer facts).\n"
+    "- Each question must make sense on its own to someone who has not seen the text: name the "
+    'subject instead of saying "the text", "the passage" or "the author".\n'
+    "- Each answer is one to three complete sentences using only facts from the text, in its words "
+    "where possible.\n"
+    "- Ask about different facts; no two questions alike.\n"
+    '- If the text holds no facts worth asking about, reply {{"pairs": []}}.\n'
+    "- Write in the language of the text.\n\n"
+    "<text>\n{chunk}\n</text>"
+)
+
+# Rough sizes for the estimate only: a pair is ~15 question + ~45 answer tokens + JSON punctuation.
+_TOKENS_PER_PAIR = 70
+_CHARS_PER_TOKEN = 4
+log = get_logger("llmcustoms.data.groq")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """A server's limits, used to estimate how long a run takes (None: unknown / unlimited)."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    requests_per_day: int | None = None
+    tokens_per_day: int | None = None
+    label: str = ""
+
+
+#: Groq's free tier for llama-3.3-70b-versatile (console.groq.com/docs/rate-limits). Paid tiers
+#: are higher; the estimate errs on the slow side, which is the safe side for a confirmation.
+GROQ_FREE_TIER = RateLimits(30, 12_000, 1_000, 100_000, label="Groq's free tier")
+
+
+def chat_completions_url(base_url: str) -> str:
+    """The endpoint for ``base_url``: Groq's SDK meaning, plus the OpenAI ``.../v1`` layout."""
+    base = base_url.strip().rstrip("/")
+    path = urlsplit(base).path.rstrip("/")
+    if path.endswith("/chat/completions"):
+        return base  # the whole endpoint was given: use it as is
+    if path.endswith("/v1"):
+        return base + "/chat/completions"  # Ollama, vLLM, llama.cpp: http://host:port/v1
+    return base + GROQ_CHAT_PATH
+
+
+def display_url(url: str) -> str:
+    """``url`` without user, password, query or fragment: safe to show, log and hash."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def _is_groq(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "groq.com" or host.endswith(".groq.com")
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (four characters a token), for estimates only."""
+    return max(1, math.ceil(len(text) / _CHARS_PER_TOKEN))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
+
+
+@dataclass
+class GenerationPlan:
+    """What a run will send, and roughly what it costs, before anything is sent."""
+
+    name: str
+    server: str
+    model: str
+    chunks: int
+    cached: int
+    to_send: int
+    pairs_per_chunk: int
+    tokens_in: int
+    tokens_out: int
+    seconds: float
+    concurrency: int
+    rate_limits: RateLimits | None = None
+    warnings: list[str] = field(default_factory=list)
+    distinct: int | None = None  # distinct chunk texts (the same text is sent once)
+
+    @property
+    def requests(self) -> int:
+        """Requests a run without retries makes (one per chunk not cached)."""
+        return self.to_send
+
+    def describe(self) -> str:
+        """A few lines for a person deciding whether to go ahead."""
+        lines = [f"Q&A generation with {self.name} ({self.server})"]
+        repeated = f" ({self.distinct:,} distinct)" if self.distinct not in (None, self.chunks) else ""
+        lines.append(f"  {_plural(self.chunks, 'chunk')}{repeated}, {_plural(self.pairs_per_chunk, 'pair')} asked per chunk: "
+                     f"{self.cached} already cached, {self.to_send} to send")
+        if self.to_send == 0:
+            lines.append("  nothing to send: every chunk is already cached")
+        else:
+            lines.append(f"  about {self.tokens_in:,} tokens in and {self.tokens_out:,} tokens out")
+            limits = self.rate_limits
+            if limits and (limits.requests_per_minute or limits.tokens_per_minute):
+                parts = []
+                if limits.requests_per_minute:
+                    parts.append(f"{limits.requests_per_minute:,} requests/min")
+                if limits.tokens_per_minute:
+                    parts.append(f"{limits.tokens_per_minute:,} tokens/min")
+                where = f" on {limits.label}" if limits.label else ""
+                lines.append(f"  {_format_duration(self.seconds)} at the server's rate limits "
+                             f"({', '.join(parts)}{where})")
+            else:
+                in_flight = _plural(min(self.concurrency, self.to_send), "request")
+                lines.append(f"  {_format_duration(self.seconds)} with {in_flight} in flight "
+                             "(no known rate limit; a rough guess)")
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``--json``); holds no secret."""
+        data = asdict(self)
+        data["requests"] = self.requests
+        return data
+
+
+@dataclass
+class GenerationStats:
+    """What the last ``generate`` call did, chunk by chunk and pair by pair."""
+
+    chunks: int = 0
+    cached: int = 0  # chunks served from the cache (nothing sent)
+    sent: int = 0  # chunks sent to the server
+    requests: int = 0  # HTTP requests, retries included
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers
+    empty: int = 0  # chunks for which the server found nothing to ask
+    malformed_skipped: int = 0  # chunks skipped after content that was not the JSON asked for, twice
+    failed: int = 0  # chunks that failed (timeouts, 5xx, other errors) after retries
+    pairs_received: int = 0
+    invalid_pairs: int = 0  # items without a question or an answer
+    dropped_ungrounded: int = 0
+    duplicates: int = 0
+    pairs_kept: int = 0
+    interrupted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for the end of a run."""
+        text = (f"{_plural(self.pairs_kept, 'Q&A pair')} from {_plural(self.chunks, 'chunk')} "
+                f"({self.cached} cached, {self.sent} sent); "
+                f"dropped {self.dropped_ungrounded} ungrounded and {self.duplicates} duplicates")
+        extra = [f"{n} {label}" for n, label in (
+            (self.empty, "chunks with nothing to ask"), (self.malformed_skipped, "chunks skipped for malformed replies"),
+            (self.failed, "chunks failed"), (self.invalid_pairs, "incomplete pairs")) if n]
+        return text + ("; " + ", ".join(extra) if extra else "") + "."
+
+
+@dataclass
+class _ChunkResult:
+    status: Literal["ok", "malformed", "failed", "cancelled"]
+    pairs: list[dict[str, str]] = field(default_factory=list)
+    invalid: int = 0
+    reason: str = ""
+
+
+class _Malformed(ValueError):
+    """The server's content was not the JSON object asked for."""
+
+
+def parse_pairs(content: Any) -> tuple[list[dict[str, str]], int]:
+    """The pairs in a reply's content, and how many items were incomplete.
+
+    Lenient about layout because local servers without JSON mode wrap JSON in code fences or
+    name the list differently; strict about content: each pair needs a question and an answer.
+    Raises ``_Malformed`` when there is no JSON object (or list) of pairs at all.
+    """
+    if not isinstance(content, str) or not content.strip():
+        raise _Malformed("empty content")
+    text = content.strip()
+    fenced = re.match(r"^```[a-zA-Z]*\s*(.*?)\s*```$", text, re.S)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        start, end = text.find("{"), text.rfind("}")
+        if start < 0 or end <= start:
+            raise _Malformed("not JSON") from None
+        try:
+            data = json.loads(text[start:end + 1])
+        except ValueError:
+            raise _Malformed("not JSON") from None
+    if isinstance(data, dict):
+        if "question" in data and "answer" in data:
+            items: Any = [data]
+        elif isinstance(data.get("pairs"), list):
+            items = data["pairs"]
+        else:
+            items = next((v for v in data.values() if isinstance(v, list)), None)
+            if items is None:
+                raise _Malformed("no list of pairs")
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise _Malformed("not a JSON object")
+    pairs: list[dict[str, str]] = []
+    invalid = 0
+    for item in items:
+        if not isinstance(item, dict):
+            invalid += 1
+            continue
+        question = item.get("question", item.get("q"))
+        answer = item.get("answer", item.get("a"))
+        if isinstance(question, str) and isinstance(answer, str) and question.strip() and answer.strip():
+            pairs.append({"question": question.strip(), "answer": answer.strip()})
+        else:
+            invalid += 1
+    return pairs, invalid
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """The wait a 429/503 asks for: ``retry-after-ms``, ``retry-after`` seconds or an HTTP date."""
+    value = response.headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The server's own error sentence, short (the caller scrubs it)."""
+    try:
+        data = response.json()
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message") if isinstance(error, dict) else error
+        text = str(message if message is not None else data)
+    except ValueError:
+        text = response.text
+    text = " ".join(text.split())
+    return text[:200] + ("…" if len(text) > 200 else "")
+
+
+class OpenAICompatibleGenerator:
+    """Generates grounded Q&A examples from chunks through a chat-completions server.
+
+    Implements ``llmcustoms.data.generator.QAGenerator`` plus ``plan``. Knobs other than the
+    contract's are keyword arguments with production defaults; tests shrink the waits.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        model: str = DEFAULT_MODEL,
+        *,
+        pairs_per_chunk: int = 3,
+        concurrency: int = 4,
+        cache_dir: str | Path | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        max_rate_limit_retries: int = 8,
+        max_retry_after: float = 60.0,
+        give_up_retry_after: float = 600.0,
+        backoff_base: float = 1.0,
+        min_overlap: float = DEFAULT_MIN_OVERLAP,
+        max_consecutive_failures: int = 3,
+        temperature: float = 0.3,
+        json_mode: bool = True,
+        rate_limits: RateLimits | None | Literal["auto"] = "auto",
+    ) -> None:
+        if pairs_per_chunk < 1:
+            raise ConfigError(f"Pairs per chunk must be at least 1, not {pairs_per_chunk}.")
+        if concurrency < 1:
+            raise ConfigError(f"Requests in flight must be at least 1, not {concurrency}.")
+        self._api_key = api_key.strip()
+        self.base_url = base_url.strip().rstrip("/")
+        self.url = chat_completions_url(self.base_url)
+        self.server = display_url(self.base_url)
+        self.model = model
+        self.pairs_per_chunk = pairs_per_chunk
+        self.concurrency = concurrency
+        self.cache = QACache(cache_dir)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_rate_limit_retries = max_rate_limit_retries
+        self.max_retry_after = max_retry_after
+        self.give_up_retry_after = give_up_retry_after
+        self.backoff_base = backoff_base
+        self.min_overlap = min_overlap
+        self.max_consecutive_failures = max_consecutive_failures
+        self.temperature = temperature
+        self.json_mode = json_mode
+        groq = _is_groq(self.base_url)
+        self.rate_limits = (GROQ_FREE_TIER if groq else None) if rate_limits == "auto" else rate_limits
+        host = urlsplit(self.url).netloc.rsplit("@", 1)[-1]
+        #: Shown to the user and stored with runs: provider and model, never the key.
+        self.name = f"groq:{model}" if groq else f"openai-compatible:{model}@{host}"
+        self.stats = GenerationStats()
+        #: The examples of the chunks finished before an interruption (``generate`` re-raises it).
+        self.partial_examples: list[Example] = []
+        self._lock = threading.Lock()
+        self._pause_until = 0.0  # monotonic time before which no worker sends (after a 429)
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleGenerator(name={self.name!r}, server={self.server!r})"
+
+    # -- safety ---------------------------------------------------------------------------------
+
+    def _safe(self, text: str) -> str:
+        """``text`` with this generator's key (and anything key-shaped) removed."""
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return scrub(text)
+
+    # -- prompt, keys, plan ---------------------------------------------------------------------
+
+    def messages_for(self, chunk_text: str) -> list[dict[str, str]]:
+        """The chat messages sent for one chunk."""
+        return [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": USER_PROMPT.format(n=self.pairs_per_chunk, chunk=chunk_text)}]
+
+    def cache_key(self, chunk_text: str) -> str:
+        """The cache key of one chunk: server, model, prompt version, pairs asked, text."""
+        return cache_key(self.server, self.model, PROMPT_VERSION, self.pairs_per_chunk, chunk_text)
+
+    def _max_tokens(self) -> int:
+        # Room for long answers; a cut-off reply is malformed JSON and costs a retry.
+        return self.pairs_per_chunk * 160 + 100
+
+    def plan(self, chunks: list[Chunk]) -> GenerationPlan:
+        """What ``generate(chunks)`` would send and roughly cost; sends nothing."""
+        keys = {self.cache_key(c.text): c for c in chunks}  # the same text twice is sent once
+        to_send = [c for key, c in keys.items() if self.cache.get(key) is None]
+        cached = len(keys) - len(to_send)
+        overhead = sum(estimate_tokens(m["content"]) for m in self.messages_for("")) + 10
+        tokens_in = sum(overhead + estimate_tokens(c.text) for c in to_send)
+        tokens_out = len(to_send) * (self.pairs_per_chunk * _TOKENS_PER_PAIR + 10)
+        # Time is the slowest of: the request limit, the token limit, and the server's speed.
+        speed = 250.0 if _is_groq(self.base_url) else 40.0  # output tokens/s, a rough guess
+        per_request = 0.5 + (tokens_out / max(1, len(to_send))) / speed
+        seconds = math.ceil(len(to_send) / self.concurrency) * per_request
+        warnings: list[str] = []
+        limits = self.rate_limits
+        if limits and to_send:
+            if limits.requests_per_minute:
+                seconds = max(seconds, len(to_send) / limits.requests_per_minute * 60)
+            if limits.tokens_per_minute:
+                seconds = max(seconds, (tokens_in + tokens_out) / limits.tokens_per_minute * 60)
+            over_day = (limits.requests_per_day and len(to_send) > limits.requests_per_day) or (
+                limits.tokens_per_day and tokens_in + tokens_out > limits.tokens_per_day)
+            if over_day:
+                warnings.append(
+                    f"this is more than a day's limit{' on ' + limits.label if limits.label else ''}: the run "
+                    "will stop when the server says so, and a later run continues from the cache")
+        return GenerationPlan(
+            name=self.name, server=self.server, model=self.model, chunks=len(chunks), cached=cached,
+            to_send=len(to_send), pairs_per_chunk=self.pairs_per_chunk, tokens_in=tokens_in,
+            tokens_out=tokens_out, seconds=seconds, concurrency=self.concurrency, rate_limits=limits,
+            warnings=warnings, distinct=len(keys),
+        )
+
+    # -- one chunk, in a worker thread ------------------------------------------------------------
+
+    def _body(self, chunk_text: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": self.messages_for(chunk_text),
+                                "temperature": self.temperature, "max_tokens": self._max_tokens()}
+        if self.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless the run is stopped; True when the wait ran its course."""
+        return not self._stop.wait(max(0.0, seconds))
+
+    def _wait_for_pause(self) -> bool:
+        """Hold this worker while the server has asked everyone to wait (a 429's retry-after)."""
+        while True:
+            with self._lock:
+                remaining = self._pause_until - time.monotonic()
+            if remaining <= 0:
+                return not self._stop.is_set()
+            if not self._sleep(remaining):
+                return False
+
+    def _backoff(self, attempt: int) -> float:
+        # Exponential with jitter so that workers that failed together do not retry together.
+        return min(30.0, self.backoff_base * 2 ** (attempt - 1)) * (0.75 + 0.5 * random.random())
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + n)
+
+    def _process_chunk(self, client: httpx.Client, chunk: Chunk, key: str) -> _ChunkResult:
+        """Send one chunk until it succeeds, is given up, or the run stops; cache a success."""
+        try:
+            return self._send_chunk(client, chunk, key)
+        except GeneratorError:
+            # Stop the other workers now, before they pick up another chunk: a refused key
+            # must cost one request, not one per worker per chunk.
+            self._stop.set()
+            raise
+
+    def _send_chunk(self, client: httpx.Client, chunk: Chunk, key: str) -> _ChunkResult:
+        transient = malformed = limited = 0
+        while True:
+            if not self._wait_for_pause():
+                return _ChunkResult("cancelled")
+            self._count("requests")
+            retry_wait: float | None = None
+            try:
+                response = client.post(self.url, json=self._body(chunk.text))
+            except httpx.TimeoutException:
+                reason = f"the server did not answer within {self.timeout:g} s"
+            except httpx.TransportError as exc:
+                reason = f"could not reach {self.server} ({type(exc).__name__}: {exc})"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    try:
+                        data = response.json()
+                        content = data["choices"][0]["message"]["content"]
+                        pairs, invalid = parse_pairs(content)
+                    except (ValueError, KeyError, IndexError, TypeError) as exc:
+                        malformed += 1
+                        if malformed > 1:
+                            return _ChunkResult("malformed", reason=f"the reply was not the JSON asked for ({exc})")
+                        self._count("retries")
+                        continue  # models often get it right the second time
+                    try:
+                        self.cache.put(key, pairs, {
+                            "server": self.server, "model": self.model, "prompt_version": PROMPT_VERSION,
+                            "pairs_per_chunk": self.pairs_per_chunk, "source": chunk.source,
+                        })
+                    except OSError as exc:
+                        # Without the cache an interrupted run would pay for everything again: stop.
+                        raise GeneratorError(f"Could not write the Q&A cache in {self.cache.root} "
+                                             f"({exc.strerror or exc}); free some space or fix its "
+                                             "permissions and run again.") from None
+                    return _ChunkResult("ok", pairs=pairs, invalid=invalid)
+                message = self._safe(_server_message(response))
+                if status in (401, 403):
+                    raise GeneratorError(
+                        f"The server at {self.server} answered HTTP {status}: the key was refused. Check "
+                        f"GROQ_API_KEY (in .env or the environment). The server said: {message}")
+                if status == 404:
+                    raise GeneratorError(
+                        f"The server at {self.server} has no {urlsplit(self.url).path} endpoint"
+                        f" or no model {self.model!r} (HTTP 404). Check GROQ_BASE_URL (the server's "
+                        f"root, e.g. https://api.groq.com, or http://host:port/v1 for Ollama, vLLM or "
+                        f"llama.cpp) and GROQ_MODEL. The server said: {message}")
+                low = message.lower()
+                if status == 400 and ("json_validate_failed" in low or "failed to generate json" in low):
+                    # Groq's JSON mode refuses a reply that is not JSON with a 400: the same as bad content.
+                    malformed += 1
+                    if malformed > 1:
+                        return _ChunkResult("malformed", reason=f"the reply was not the JSON asked for ({message})")
+                    self._count("retries")
+                    continue
+                if status == 400 and self.json_mode and "response_format" in low:
+                    # A server without JSON mode: ask in the prompt only (parse_pairs is lenient).
+                    self.json_mode = False
+                    log.warning(self._safe(f"{self.server} does not support JSON mode; asking for JSON in the prompt only."))
+                    continue
+                if status == 429:
+                    self._count("rate_limited")
+                    limited += 1
+                    retry_wait = _retry_after_seconds(response)
+                    if retry_wait is not None and retry_wait > self.give_up_retry_after:
+                        raise GeneratorError(
+                            f"The server at {self.server} is rate limiting this key for about "
+                            f"{math.ceil(retry_wait / 60)} min (a daily limit?). Finished chunks are cached: "
+                            f"run again later to continue. The server said: {message}")
+                    if limited > self.max_rate_limit_retries:
+                        return _ChunkResult("failed", reason=f"still rate limited after {limited} tries ({message})")
+                    wait_s = min(retry_wait if retry_wait is not None else self._backoff(limited),
+                                 self.max_retry_after)
+                    with self._lock:  # every worker waits, not only this one: the limit is shared
+                        self._pause_until = max(self._pause_until, time.monotonic() + wait_s)
+                    log.debug(f"rate limited by {self.server}; waiting {wait_s:.1f} s")
+                    self._count("retries")
+                    continue
+                if status in (408, 409) or status >= 500:
+                    reason = f"HTTP {status} ({message})"
+                    retry_wait = _retry_after_seconds(response) if status == 503 else None
+                else:
+                    return _ChunkResult("failed", reason=f"HTTP {status} ({message})")
+            # A timeout, a dropped connection or a server error: back off and try again, a few times.
+            transient += 1
+            if transient > self.max_retries:
+                return _ChunkResult("failed", reason=self._safe(reason))
+            self._count("retries")
+            delay = min(retry_wait, self.max_retry_after) if retry_wait is not None else self._backoff(transient)
+            log.debug(self._safe(f"{chunk.source}: {reason}; retrying in {delay:.1f} s"))
+            if not self._sleep(delay):
+                return _ChunkResult("cancelled")
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
+                   "User-Agent": "llmcustoms"}
+        return httpx.Client(headers=headers, timeout=timeout, limits=limits)
+
+    def _assemble(self, chunks: Iterable[Chunk], results: dict[str, list[dict[str, str]]]) -> list[Example]:
+        """Examples in chunk order: ungrounded answers dropped, repeated questions removed."""
+        examples: list[Example] = []
+        seen_keys: set[str] = set()
+        seen_questions: set[str] = set()
+        stats = self.stats
+        stats.pairs_received = stats.empty = stats.dropped_ungrounded = stats.duplicates = 0
+        for chunk in chunks:
+            key = self.cache_key(chunk.text)
+            if key in seen_keys or key not in results:
+                continue  # the same text twice yields its pairs once; failed chunks yield none
+            seen_keys.add(key)
+            pairs = results[key]
+            stats.pairs_received += len(pairs)
+            if not pairs:
+                stats.empty += 1
+                continue
+            chunk_words = content_words(chunk.text)
+            for pair in pairs:
+                if not is_grounded(pair["answer"], chunk_words, self.min_overlap):
+                    stats.dropped_ungrounded += 1
+                    continue
+                normal = normalise_question(pair["question"])
+                if not normal or normal in seen_questions:
+                    stats.duplicates += 1
+                    continue
+                seen_questions.add(normal)
+                examples.append(Example(
+                    messages=[{"role": "user", "content": pair["question"]},
+                              {"role": "assistant", "content": pair["answer"]}],
+                    source=chunk.source, kind="generated"))
+        stats.pairs_kept = len(examples)
+        return examples
+
+    def generate(self, chunks: list[Chunk], progress: ProgressCallback | None = None) -> list[Example]:
+        """Examples for ``chunks``: cached chunks are read, the rest sent, a few at a time.
+
+        ``progress(done, total)`` is called in this thread after each chunk. A refused key, a
+        missing endpoint or a run of failures raises ``GeneratorError``; ``KeyboardInterrupt``
+        (from Ctrl+C or from ``progress``) stops the run and is re-raised. Either way every finished
+        chunk is already cached, requests in flight are let finish, and ``partial_examples`` holds
+        what was made, so a rerun sends only the rest.
+        """
+        self.stats = GenerationStats(chunks=len(chunks))
+        self.partial_examples = []
+        self._stop = threading.Event()
+        self._pause_until = 0.0
+        results: dict[str, list[dict[str, str]]] = {}
+        owners: dict[str, int] = {}  # key -> how many chunks share that text
+        to_send: dict[str, Chunk] = {}
+        for chunk in chunks:
+            key = self.cache_key(chunk.text)
+            owners[key] = owners.get(key, 0) + 1
+            if key in results or key in to_send:
+                continue
+            cached = self.cache.get(key)
+            if cached is None:
+                to_send[key] = chunk
+            else:
+                results[key] = cached
+                self.stats.cached += 1
+        total = len(chunks)
+        done = total - sum(owners[key] for key in to_send)
+        if progress:
+            progress(done, total)
+        if not to_send:
+            return self._finish(chunks, results)
+
+        log.info(self._safe(f"Q&A: {len(to_send)} chunks to {self.name} at {self.server} "
+                            f"({self.stats.cached} cached, {self.concurrency} in flight)"))
+        client = self._client()
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(to_send)), thread_name_prefix="llmcustoms-qa")
+        futures: dict[Future[_ChunkResult], str] = {
+            pool.submit(self._process_chunk, client, chunk, key): key for key, chunk in to_send.items()}
+        pending = set(futures)
+        consecutive_failures = 0
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    key = futures[future]
+                    result = future.result()  # a GeneratorError from a worker stops the run here
+                    if result.status == "cancelled":
+                        continue
+                    self.stats.sent += 1
+                    source = to_send[key].source
+                    if result.status == "ok":
+                        results[key] = result.pairs
+                        self.stats.invalid_pairs += result.invalid
+                        consecutive_failures = 0
+                    else:
+                        if result.status == "malformed":
+                            self.stats.malformed_skipped += 1
+                        else:
+                            self.stats.failed += 1
+                        log.warning(self._safe(f"Q&A: skipped {source}: {result.reason}"))
+                        consecutive_failures += 1
+                        if consecutive_failures >= self.max_consecutive_failures:
+                            raise GeneratorError(self._safe(
+                                f"Stopped Q&A generation after {consecutive_failures} chunks in a row failed at "
+                                f"{self.server}; the last: {result.reason}. Finished chunks are cached: run "
+                                "again to continue."))
+                    done += owners[key]
+                    if progress:
+                        progress(done, total)
+        except BaseException as exc:
+            # Stop cleanly: nothing new starts, requests in flight finish and are cached.
+            self._stop.set()
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            client.close()
+            self.partial_examples = self._assemble(chunks, results)
+            if isinstance(exc, KeyboardInterrupt):
+                self.stats.interrupted = True
+                log.warning(f"Q&A generation interrupted: {len(results)} chunks are done and cached; "
+                            "run again to continue.")
+            raise
+        pool.shutdown(wait=True)
+        client.close()
+        return self._finish(chunks, results)
+
+    def _finish(self, chunks: list[Chunk], results: dict[str, list[dict[str, str]]]) -> list[Example]:
+        examples = self._assemble(chunks, results)
+        log.info(self._safe(f"Q&A: {self.stats.describe()}"))
+        return examples
+
+
+def generator_from_config(
+    config: dict[str, Any],
+    pairs_per_chunk: int = 3,
+    concurrency: int = 4,
+    cache_dir: str | Path | None = None,
+) -> OpenAICompatibleGenerator:
+    """The generator for resolved settings (``Config().load_env_config()``).
+
+    Raises ``ConfigError`` when ``GROQ_API_KEY`` is missing or unusable, saying where to put it.
+    """
+    key = config.get("GROQ_API_KEY")
+    key = key.strip() if isinstance(key, str) else ""
+    if not key:
+        raise ConfigError(
+            "GROQ_API_KEY is not set: put a line GROQ_API_KEY=your-key in a .env file in this folder "
+            f"(or in {home_dir() / '.env'}), or set it in the environment.")
+    if not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
+        # Checked here because httpx would fail later with a message about header encoding.
+        raise ConfigError("GROQ_API_KEY holds spaces or characters that are not plain ASCII: "
+                          "copy the key again into .env or the environment.")
+    base_url = str(config.get("GROQ_BASE_URL") or DEFAULT_BASE_URL)
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"GROQ_BASE_URL must start with http:// or https://, not {display_url(base_url)!r}.")
+    model = str(config.get("GROQ_MODEL") or DEFAULT_MODEL)
+    return OpenAICompatibleGenerator(key, base_url, model, pairs_per_chunk=pairs_per_chunk,
+                                     concurrency=concurrency, cache_dir=cache_dir)
