@@ -37,8 +37,11 @@ class FineTuner:
         self._chat = None
 
     def _request(self) -> TrainRequest:
+        from llmcustoms.utils.config import Config
+
+        max_steps = self.max_steps or Config().load_env_config()["MAX_STEPS"]
         return TrainRequest(data_path=self.data_path, model=self.model_name, preset=self.preset,
-                            max_steps=self.max_steps, output_dir=self.output_dir, qa=self.qa)
+                            max_steps=max_steps, output_dir=self.output_dir, qa=self.qa)
 
     def _resolved_model(self) -> tuple[str, str]:
         from llmcustoms.training.trainer import choose_device, resolve_model

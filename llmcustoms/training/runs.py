@@ -95,7 +95,7 @@ class RunDir:
         """The run at path ``ref``, or with id (or unique id prefix) ``ref`` in the runs folder."""
         candidate = Path(ref).expanduser()
         if (candidate / "run.json").is_file():
-            return cls(candidate)
+            return cls(candidate.resolve())
         base = Path(root) if root is not None else runs_dir()
         if (base / str(ref) / "run.json").is_file():
             return cls(base / str(ref))

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "MAX_VRAM_GB": None,
     "FORCE_CPU": False,
+    "MAX_STEPS": None,  # caps training steps when no --max-steps is given (a quick first try)
 }
 
 SECRET_KEYS = frozenset({"GROQ_API_KEY"})
@@ -52,6 +53,18 @@ def _parse_vram(value: Any) -> float | None:
         raise ConfigError(f"MAX_VRAM_GB must be a number of gigabytes or 'auto', not {value!r}.") from None
     if number <= 0:
         raise ConfigError(f"MAX_VRAM_GB must be more than 0, not {value!r}.")
+    return number
+
+
+def _parse_steps(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"MAX_STEPS must be a whole number, not {value!r}.") from None
+    if number <= 0:
+        raise ConfigError(f"MAX_STEPS must be above 0, not {value!r}.")
     return number
 
 
@@ -93,6 +106,7 @@ class Config:
         config = self.merge_configs(overrides or {}, config)
         config["FORCE_CPU"] = _parse_bool("FORCE_CPU", config["FORCE_CPU"])
         config["MAX_VRAM_GB"] = _parse_vram(config["MAX_VRAM_GB"])
+        config["MAX_STEPS"] = _parse_steps(config["MAX_STEPS"])
         config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
         config["DEFAULT_PRESET"] = str(config["DEFAULT_PRESET"]).lower()
         self.validate_config(config)
