@@ -92,3 +92,19 @@ def test_per_example_losses_are_the_same_packed_and_unpacked():
         unpacked_total += loss_fn(lg[:, :-1].reshape(-1, 300), labels[:, 1:].reshape(-1))
     assert torch.allclose(packed_total, unpacked_total, rtol=1e-5)
     assert collator.tokens_seen == sum(len(f["input_ids"]) for f in features)
+
+
+def test_collator_counts_tokens_when_the_model_trains_on_them_not_when_fetched():
+    model = _tiny_llama()
+    collator = PackedCollator(pad_token_id=0)
+    collator.attach(model)
+    first = collator(pack_examples([_example(10, 1), _example(6, 2)], 32))
+    second = collator(pack_examples([_example(9, 3)], 32))  # fetched ahead, as data loaders do
+    assert collator.tokens_seen == 25 and collator.tokens_trained == 0
+    model.train()
+    model(input_ids=first["input_ids"], position_ids=first["position_ids"])
+    assert collator.tokens_trained == 16
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=second["input_ids"], position_ids=second["position_ids"])
+    assert collator.tokens_trained == 16  # evaluation passes do not count as training throughput

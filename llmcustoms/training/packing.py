@@ -8,6 +8,7 @@ each example is labelled -100: it must not be predicted from the previous exampl
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,22 +56,40 @@ class PackedCollator:
     """Pads packed rows to the longest row of the batch; no attention mask is passed on purpose.
 
     Padding goes at the end with its own restarting positions, so no real token attends to it.
-    Counts the real (non-padding) tokens it has produced in ``tokens_seen`` for throughput.
+    Counts the real (non-padding) tokens it has produced in ``tokens_seen``. Data loaders fetch
+    ahead, so for throughput ``attach(model)`` counts a batch's tokens when the model actually trains
+    on it (``tokens_trained``): each collated batch's count waits in a queue until its forward pass.
     """
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
         self.tokens_seen = 0
+        self.tokens_trained = 0
+        self._pending: deque[int] = deque()
+
+    def attach(self, model) -> None:
+        """Count real tokens at each forward pass of ``model`` (training passes only)."""
+
+        def count(module, args, kwargs):
+            if self._pending:
+                real = self._pending.popleft()
+                if module.training:
+                    self.tokens_trained += real
+
+        model.register_forward_pre_hook(count, with_kwargs=True)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         width = max(len(r["input_ids"]) for r in rows)
+        real = 0
         batch = {"input_ids": [], "labels": [], "position_ids": []}
         for r in rows:
             gap = width - len(r["input_ids"])
             self.tokens_seen += len(r["input_ids"])
+            real += len(r["input_ids"])
             batch["input_ids"].append(list(r["input_ids"]) + [self.pad_token_id] * gap)
             batch["labels"].append(list(r["labels"]) + [IGNORE] * gap)
             batch["position_ids"].append(list(r["position_ids"]) + list(range(gap)))
+        self._pending.append(real)
         return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
