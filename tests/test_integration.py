@@ -1,0 +1,61 @@
+"""Integration on the real embedded SmolLM2-135M: a short real training run on the bundled sample
+data whose held-out loss goes down, a chat answer from it, and the seed's example as a user runs it.
+
+Run alone with ``pytest -m integration``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmcustoms.training.events import read_events
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, embedded_model_dir):
+    """One real run of the embedded model on examples/data (CPU, 12 optimizer steps)."""
+    from llmcustoms.training.trainer import TrainRequest, run_training
+
+    root = tmp_path_factory.mktemp("integration-runs")
+    request = TrainRequest(data_path=str(ROOT / "examples" / "data"), model=str(embedded_model_dir),
+                           preset="highspeed", max_steps=12, device="cpu", qa="offline", output_dir=str(root))
+    return run_training(request)
+
+
+def test_real_training_lowers_the_held_out_loss(trained_run):
+    assert trained_run.status == "done" and trained_run.steps == 12
+    assert trained_run.eval_loss_after < trained_run.eval_loss_before - 0.05
+    steps = [e for e in read_events(trained_run.run_dir.events_path) if e["kind"] == "step"]
+    assert len(steps) == 12 and all(e["tokens_per_s"] >= 0 for e in steps)
+
+
+def test_chat_with_the_trained_run_answers_about_the_material(trained_run):
+    from llmcustoms.chat.session import ChatSession
+
+    session = ChatSession(trained_run.run_dir.path).load()
+    tuned = session.answer("Who founded Velmoria?", max_new_tokens=24)
+    base = session.answer("Who founded Velmoria?", tuned=False, max_new_tokens=24)
+    assert tuned and base
+    assert tuned != base  # the adapter really changes what the model says
+    pieces = list(session.stream("What currency does Velmoria use?", max_new_tokens=12))
+    assert len(pieces) > 1  # streamed piece by piece, not in one block
+    session.close()
+
+
+def test_the_seed_example_runs_as_a_user_would(tmp_path, embedded_model_dir):
+    env = dict(os.environ, MAX_STEPS="3", OUTPUT_DIR=str(tmp_path / "runs"))
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "basic_example.py")], capture_output=True,
+                            text=True, timeout=1200, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Model saved to:" in result.stdout
+    assert "> Who founded Velmoria?" in result.stdout
+    adapter = result.stdout.split("Model saved to:")[1].split()[0]
+    assert Path(adapter, "adapter_model.safetensors").is_file()
