@@ -1,4 +1,5 @@
-"""The ``llmcustoms`` command: hardware | models | validate | prepare | train | chat | runs | export.
+"""The ``llmcustoms`` command: hardware | models | validate | prepare | train | chat | runs | attach |
+stop | resume | export.
 
 Every failure a user can cause ends with one sentence on stderr and exit code 2 (usage/input)
 or 1 (runtime); ``--debug`` shows the traceback as well.
@@ -118,28 +119,72 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 # -- train ---------------------------------------------------------------------------------------
+def _graceful_stop_signals(stop: Any) -> Any:
+    """First Ctrl+C (or SIGTERM) stops training gracefully (a checkpoint and the adapter are saved);
+    a second Ctrl+C interrupts at once. Returns a function that puts the old handlers back."""
+    import signal
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nStopping after this step (saving a checkpoint and the adapter); Ctrl+C again to abort.",
+              file=sys.stderr, flush=True)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    summary = {"run_dir": str(result.run_dir.path), "status": result.status, "steps": result.steps,
+               "adapter_path": result.adapter_path, "eval_loss_before": result.eval_loss_before,
+               "eval_loss_after": result.eval_loss_after}
+    if as_json:
+        _print_json(summary)
+        return
+    fmt = (lambda v: "?" if v is None else f"{v:.4f}")  # noqa: E731
+    print(f"\nHeld-out loss: before {fmt(result.eval_loss_before)} → after {fmt(result.eval_loss_after)}")
+    print(f"Run: {result.run_dir.path}\nAdapter: {result.adapter_path}")
+    print(f"Chat with it: llmcustoms chat {result.run_dir.path}")
+
+
+def _print_detached(run: Any, as_json: bool, verb: str) -> None:
+    data = run.read()
+    if as_json:
+        _print_json({"run_dir": str(run.path), "id": run.id, "pid": data.get("pid"), "status": data.get("status")})
+        return
+    print(f"{verb} in the background (process {data.get('pid')}): {run.path}")
+    print(f"Follow it:  llmcustoms attach {run.id}\nStop it:    llmcustoms stop {run.id}\n"
+          f"Its log:    {run.log_path}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import threading
+
     from llmcustoms.training.progress import ProgressPrinter
     from llmcustoms.training.trainer import TrainRequest, run_training
 
     request = TrainRequest(data_path=args.dir, model=args.model, preset=args.preset, max_steps=args.max_steps,
                            output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
                            device="cpu" if args.cpu else None)
+    if args.detach:
+        from llmcustoms.training.detach import start_detached
+
+        _print_detached(start_detached(request), args.json, "Training")
+        return 0
     printer = None if args.json else ProgressPrinter()
+    stop = threading.Event()
+    restore = _graceful_stop_signals(stop)
     try:
-        result = run_training(request, sink=printer)
+        result = run_training(request, sink=printer, stop=stop)
     finally:
+        restore()
         if printer is not None:
             printer.close()
-    summary = {"run_dir": str(result.run_dir.path), "status": result.status, "steps": result.steps,
-               "adapter_path": result.adapter_path, "eval_loss_before": result.eval_loss_before,
-               "eval_loss_after": result.eval_loss_after}
-    if args.json:
-        _print_json(summary)
-    else:
-        print(f"\nHeld-out loss: before {result.eval_loss_before:.4f} → after {result.eval_loss_after:.4f}")
-        print(f"Run: {result.run_dir.path}\nAdapter: {result.adapter_path}")
-        print(f"Chat with it: llmcustoms chat {result.run_dir.path}")
+    _print_result(result, args.json)
     return 0
 
 
@@ -191,7 +236,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- runs ----------------------------------------------------------------------------------------
+# -- runs, attach, stop, resume --------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
     from llmcustoms.training.status import run_summaries
 
@@ -207,6 +252,81 @@ def cmd_runs(args: argparse.Namespace) -> int:
         loss = f"{r['last_loss']:.3f}" if isinstance(r.get("last_loss"), (int, float)) else "-"
         print(f"{r['id']:<40} {str(r.get('model'))[:14]:<14} {str(r.get('preset')):<12} {r['status']:<11} "
               f"{r.get('step', 0):>4}/{r.get('max_steps') or '?':<4} {loss:>7}  {r['age']}")
+    return 0
+
+
+def _open_run(ref: str, output_dir: str | None) -> Any:
+    from llmcustoms.training.runs import RunDir
+
+    return RunDir.open(ref, root=output_dir)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from llmcustoms.training.detach import follow_run, run_state
+    from llmcustoms.training.progress import ProgressPrinter
+
+    run = _open_run(args.run, args.output_dir)
+    printer = ProgressPrinter()
+    print(f"Following {run.id} (Ctrl+C leaves it running).", file=sys.stderr, flush=True)
+    try:
+        for event in follow_run(run):
+            printer(event)
+    except KeyboardInterrupt:
+        printer.close()
+        print(f"\nLeft run {run.id}; it goes on. Follow it again: llmcustoms attach {run.id} · "
+              f"stop it: llmcustoms stop {run.id}", file=sys.stderr)
+        return 0
+    printer.close()
+    state = run_state(run)
+    if state["status"] == "interrupted":
+        print(f"The run's process is gone (interrupted): continue it with llmcustoms resume {run.id}",
+              file=sys.stderr)
+        return 1
+    print(f"Run {run.id}: {state['status']}" + (f" · adapter in {state['adapter_path']}"
+                                                if state.get("adapter_path") else ""), file=sys.stderr)
+    return 0 if state["status"] in ("done", "stopped") else 1
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from llmcustoms.training.detach import stop_run
+
+    run = _open_run(args.run, args.output_dir)
+    if not args.no_wait:
+        print(f"Stopping {run.id}: it finishes its step and saves a checkpoint and the adapter…", file=sys.stderr)
+    state = stop_run(run, wait_s=None if args.no_wait else args.timeout, force=args.force)
+    if args.no_wait:
+        print(f"Asked run {run.id} to stop.")
+    elif state["live"]:
+        print(f"Run {run.id} has not stopped yet after {args.timeout:.0f} s; it will once its step ends "
+              f"(llmcustoms attach {run.id} to watch).")
+    else:
+        print(f"Run {run.id}: {state['status']}" + (f" · adapter in {state['adapter_path']}"
+                                                    if state.get("adapter_path") else ""))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    run = _open_run(args.run, args.output_dir)
+    if args.detach:
+        from llmcustoms.training.detach import resume_run
+
+        _print_detached(resume_run(run), args.json, "Resumed")
+        return 0
+    import threading
+
+    from llmcustoms.training.progress import ProgressPrinter
+    from llmcustoms.training.trainer import resume_training
+
+    printer = None if args.json else ProgressPrinter()
+    stop = threading.Event()
+    restore = _graceful_stop_signals(stop)
+    try:
+        result = resume_training(run, sink=printer, stop=stop)
+    finally:
+        restore()
+        if printer is not None:
+            printer.close()
+    _print_result(result, args.json)
     return 0
 
 
@@ -270,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--detach", action="store_true",
+                   help="train in a background process that outlives this terminal; print the run and return")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -285,6 +407,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--output-dir")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("attach", help="follow a running training run (Ctrl+C leaves it running)")
+    p.add_argument("run", help="a run id (or unique prefix) or directory")
+    p.add_argument("--output-dir")
+    p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("stop", help="stop a running training run gracefully (it saves its adapter)")
+    p.add_argument("run")
+    p.add_argument("--output-dir")
+    p.add_argument("--no-wait", action="store_true", help="return at once instead of waiting for it to stop")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it to stop")
+    p.add_argument("--force", action="store_true", help="kill it at once (it can be resumed from a checkpoint)")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("resume", help="continue a killed, stopped or failed run from its last checkpoint")
+    p.add_argument("run")
+    p.add_argument("--output-dir")
+    p.add_argument("--detach", action="store_true", help="resume in a background process and return")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("export", help="export a run: adapter, merged weights or GGUF")
     p.add_argument("run")

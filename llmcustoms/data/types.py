@@ -18,6 +18,7 @@ class Document:
     text: str
     size_bytes: int
     encoding: str = "utf-8"
+    part: int = 0  # the piece's index when a huge file is streamed in pieces (0 otherwise)
 
 
 @dataclass

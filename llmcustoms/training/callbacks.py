@@ -1,4 +1,9 @@
-"""The bridge from transformers' Trainer to LLMCustoms events (one ``step`` event per optimizer step)."""
+"""The bridge from transformers' Trainer to LLMCustoms events (one ``step`` event per optimizer step).
+
+The callback also feeds the health rules (``health.py``) and the watchdog's ``Pulse``, and turns
+the ``stop`` event into a graceful stop that still writes a checkpoint (so a stopped run resumes
+exactly where it stopped) and, in the trainer, an adapter.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from llmcustoms.training.events import EventSink, make_event
+from llmcustoms.training.health import HealthMonitor, Pulse
 
 
 def memory_fields(device: str) -> dict[str, Any]:
@@ -30,11 +36,15 @@ def memory_fields(device: str) -> dict[str, Any]:
 class EventCallback(TrainerCallback):
     """Turns Trainer hooks into events; stops training when ``stop`` is set."""
 
-    def __init__(self, sink: EventSink, collator: Any, device: str, stop: threading.Event | None = None) -> None:
+    def __init__(self, sink: EventSink, collator: Any, device: str, stop: threading.Event | None = None,
+                 monitor: HealthMonitor | None = None, pulse: Pulse | None = None) -> None:
         self.sink = sink
         self.collator = collator
         self.device = device
         self.stop = stop
+        self.monitor = monitor
+        self.pulse = pulse or Pulse()
+        self.nonfinite_step: int | None = None  # the step whose loss was NaN/inf: the run failed there
         self.started = time.monotonic()
         self._mark_time = time.monotonic()
         self._mark_tokens = 0
@@ -47,12 +57,17 @@ class EventCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._mark_time = time.monotonic()
-        self._mark_tokens = self.collator.tokens_seen
+        self._mark_tokens = self.collator.tokens_trained
+        self.pulse.in_training = True
+        self.pulse.beat()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.pulse.in_training = False
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.monotonic()
         elapsed = max(now - self._mark_time, 1e-9)
-        tokens = self.collator.tokens_seen - self._mark_tokens
+        tokens = self.collator.tokens_trained - self._mark_tokens
         self._step_times.append(elapsed)
         recent = self._step_times[-10:]
         remaining = max(state.max_steps - state.global_step, 0)
@@ -62,11 +77,12 @@ class EventCallback(TrainerCallback):
             "epoch": round(state.epoch or 0.0, 3), **memory_fields(self.device),
         }
         self._mark_time = now
-        self._mark_tokens = self.collator.tokens_seen
-        if self.stop is not None and self.stop.is_set():
+        self._mark_tokens = self.collator.tokens_trained
+        self.pulse.stepped(state.global_step, elapsed)
+        if self.stop is not None and self.stop.is_set() and not self.stopped_by_user:
             self.stopped_by_user = True
             control.should_training_stop = True
-            control.should_save = False
+            control.should_save = True  # a checkpoint here lets `resume` continue from exactly this step
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -76,22 +92,37 @@ class EventCallback(TrainerCallback):
             self.last_eval_step = state.global_step
             self.sink(make_event("eval", step=state.global_step, max_steps=state.max_steps,
                                  eval_loss=float(logs["eval_loss"])))
+            if self.monitor is not None and math.isfinite(self.last_eval_loss):
+                self.monitor.evaluation(state.global_step, self.last_eval_loss)
         elif "loss" in logs:
             loss = float(logs["loss"])
             self.last_loss = loss
+            lr = float(logs.get("learning_rate", 0.0))
             event = make_event("step", **self._pending, loss=loss if math.isfinite(loss) else None,
-                               lr=float(logs.get("learning_rate", 0.0)),
-                               grad_norm=_finite(logs.get("grad_norm")))
+                               lr=lr, grad_norm=_finite(logs.get("grad_norm")))
             if not math.isfinite(loss):
                 event["loss_nonfinite"] = str(loss)
             self.sink(event)
+            if self.monitor is not None and self.monitor.loss(state.global_step, loss, lr):
+                # NaN/inf: stop here, and neither evaluate nor checkpoint the broken weights.
+                self.nonfinite_step = state.global_step
+                control.should_training_stop = True
+                control.should_save = False
+                control.should_evaluate = False
+        return control
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        self.pulse.beat()  # a long evaluation is progress, not a stall
 
     def on_evaluate(self, args, state, control, **kwargs):
         # Evaluation time and tokens must not count against the next step's throughput.
         self._mark_time = time.monotonic()
-        self._mark_tokens = self.collator.tokens_seen
+        self._mark_tokens = self.collator.tokens_trained
+        self.pulse.beat()
 
     def on_save(self, args, state, control, **kwargs):
+        self.pulse.beat()
+        self._mark_time = time.monotonic()  # the save is not part of the next step's time
         self.sink(make_event("checkpoint", step=state.global_step, max_steps=state.max_steps,
                              message=f"checkpoint saved at step {state.global_step}"))
 

@@ -2,6 +2,11 @@
 
 A new run always gets a new directory (created exclusively), so nothing trained is overwritten.
 ``run.json`` is rewritten atomically (temp file + rename) so a reader never sees half of it.
+
+One process at a time owns a run: it holds an exclusive ``flock`` on ``<run>/.lock`` for as
+long as it trains (``RunLock``). The kernel drops that lock the moment the process dies, even
+on ``kill -9``, so "is anybody training this run?" has an answer that a stale pid or a stale
+heartbeat can not fake; ``run_is_live`` asks it.
 """
 
 from __future__ import annotations
@@ -10,14 +15,29 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.errors import RunNotFoundError
+from llmcustoms.errors import InputError, RunNotFoundError
 from llmcustoms.paths import runs_dir
 
+try:  # POSIX; elsewhere liveness falls back to the pid alone
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 RUN_STATUSES = ("created", "running", "done", "failed", "stopped", "interrupted")
+#: Statuses after which nothing will change the run unless it is resumed.
+FINAL_STATUSES = ("done", "failed", "stopped", "interrupted")
+
+# run.json is updated from the training thread and the watchdog's heartbeat thread.
+_UPDATE_LOCK = threading.Lock()
+
+
+class RunBusyError(InputError):
+    """The run is owned by a live process (training, or being resumed) and can not be taken."""
 
 
 def _slug(text: str) -> str:
@@ -71,6 +91,16 @@ class RunDir:
         """``train.log``: stdout/stderr of a detached worker."""
         return self.path / "train.log"
 
+    @property
+    def lock_path(self) -> Path:
+        """``.lock``: flock-ed by the process that trains the run."""
+        return self.path / ".lock"
+
+    @property
+    def stop_path(self) -> Path:
+        """``stop``: its existence asks the training process to stop gracefully."""
+        return self.path / "stop"
+
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
     def create(cls, model_name: str, root: str | os.PathLike[str] | None = None, **fields: Any) -> RunDir:
@@ -119,13 +149,135 @@ class RunDir:
 
     def update(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into run.json and return the result."""
-        data = self.read() if self.run_json.exists() else {}
-        data.update(fields)
-        self.write(data)
-        return data
+        with _UPDATE_LOCK:
+            data = self.read() if self.run_json.exists() else {}
+            data.update(fields)
+            self.write(data)
+            return data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDir) and self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+
+# -- ownership ----------------------------------------------------------------------------------
+class RunLock:
+    """Exclusive ownership of a run by this process, re-entrant within it.
+
+    ``with RunLock(run): ...`` raises RunBusyError when another process holds the run. A detached
+    worker takes the lock as its first act and ``run_training`` takes it again (a no-op then).
+    """
+
+    _held: dict[str, list[Any]] = {}  # path -> [fd, depth]; only ever touched under _guard
+    _guard = threading.Lock()
+
+    def __init__(self, run: RunDir, wait_s: float = 2.0) -> None:
+        self.run = run
+        self.wait_s = wait_s  # a liveness probe holds the lock for microseconds: retry briefly
+        self._key = str(run.lock_path.resolve())
+
+    def acquire(self) -> RunLock:
+        """Take the lock or raise RunBusyError."""
+        with RunLock._guard:
+            held = RunLock._held.get(self._key)
+            if held is not None:
+                held[1] += 1
+                return self
+            fd = os.open(self.run.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            deadline = time.monotonic() + self.wait_s
+            while not _try_flock(fd):
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    pid = self.run.read().get("pid") if self.run.run_json.exists() else None
+                    raise RunBusyError(
+                        f"Run {self.run.id} is live (process {pid}): follow it with `llmcustoms attach "
+                        f"{self.run.id}` or stop it first with `llmcustoms stop {self.run.id}`."
+                    )
+                time.sleep(0.05)
+            RunLock._held[self._key] = [fd, 1]
+            return self
+
+    def release(self) -> None:
+        """Give the lock back (the last release closes it)."""
+        with RunLock._guard:
+            held = RunLock._held.get(self._key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del RunLock._held[self._key]
+                os.close(held[0])  # closing the descriptor drops the flock
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _try_flock(fd: int) -> bool:
+    if fcntl is None:  # pragma: no cover - no flock: ownership is not enforced
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def lock_is_held(run: RunDir) -> bool | None:
+    """True when some process holds the run's lock, False when none does, None when unknowable."""
+    if fcntl is None or not run.lock_path.exists():
+        return None if fcntl is None else False
+    with RunLock._guard:
+        if str(run.lock_path.resolve()) in RunLock._held:
+            return True
+    fd = os.open(run.lock_path, os.O_RDWR)
+    try:
+        if _try_flock(fd):
+            return False  # closing below releases the probe at once
+        return True
+    finally:
+        os.close(fd)
+
+
+def process_start_time(pid: int | None = None) -> float | None:
+    """When process ``pid`` (default: this one) started, to tell it from a later one with its pid."""
+    try:
+        import psutil
+
+        return round(psutil.Process(pid or os.getpid()).create_time(), 2)
+    except Exception:  # noqa: BLE001 - no psutil or no such process: unknown
+        return None
+
+
+def pid_is_alive(pid: int | None, started_at: float | None = None) -> bool:
+    """True when process ``pid`` runs (not a zombie) and, if given, started at ``started_at``."""
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        process = psutil.Process(int(pid))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_at is None or abs(process.create_time() - float(started_at)) < 1.0
+    except Exception:  # noqa: BLE001 - gone, or not ours to look at
+        return False
+
+
+def run_is_live(run: RunDir, data: dict[str, Any] | None = None) -> bool:
+    """True while a process trains ``run`` (the lock; the pid where locks can not be asked)."""
+    held = lock_is_held(run)
+    if held is not None:
+        return held
+    data = data if data is not None else run.read()  # pragma: no cover - no flock
+    return pid_is_alive(data.get("pid"), data.get("pid_started_at"))  # pragma: no cover
 
 
 def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunDir]:

@@ -1,12 +1,24 @@
-"""Summaries of runs for ``llmcustoms runs`` and the TUI: status, progress, last loss, age."""
+"""What a run is doing now, for ``llmcustoms runs``, ``attach``, ``resume`` and the TUI.
+
+``run.json`` says what the training process last wrote; a process killed with ``kill -9`` writes
+nothing more, so a recorded ``running`` is checked against reality: the run's lock (held by the
+live training process, dropped by the kernel when it dies) and, for a run written on another
+machine, the heartbeat's age. A dead one is reported as ``interrupted``.
+"""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
 from llmcustoms.training.events import read_events
-from llmcustoms.training.runs import list_runs
+from llmcustoms.training.runs import RunDir, list_runs, run_is_live
+
+#: A run from another machine whose heartbeat is older than this is taken for dead.
+STALE_HEARTBEAT_S = 120.0
+#: A run still "created" this long after creation lost its worker before it started.
+CREATED_GRACE_S = 120.0
 
 
 def _age(seconds: float) -> str:
@@ -19,23 +31,75 @@ def _age(seconds: float) -> str:
     return f"{int(seconds // 86400)}d"
 
 
+def run_state(run: RunDir | str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's status as it really is, with what a display needs.
+
+    Keys: id, path, status ('created'|'running'|'done'|'failed'|'stopped'|'interrupted'),
+    recorded_status (what run.json says), live (a process trains it now), pid, heartbeat_age_s,
+    error, adapter_path.
+    """
+    if not isinstance(run, RunDir):
+        run = RunDir.open(run)
+    data = data if data is not None else run.read()
+    now = time.time()
+    recorded = data.get("status", "created")
+    heartbeat = data.get("heartbeat")
+    heartbeat_age = round(now - float(heartbeat), 1) if heartbeat else None
+    if data.get("host") not in (None, socket.gethostname()):
+        # Locks and pids mean nothing across machines: only the heartbeat can tell.
+        live = recorded == "running" and heartbeat_age is not None and heartbeat_age < STALE_HEARTBEAT_S
+    else:
+        live = run_is_live(run, data)
+    status = recorded
+    if recorded == "running" and not live:
+        status = "interrupted"
+    elif recorded == "created" and not live and now - float(data.get("created_at", now)) > CREATED_GRACE_S:
+        status = "interrupted"
+    return {"id": run.id, "path": str(run.path), "status": status, "recorded_status": recorded, "live": live,
+            "pid": data.get("pid"), "heartbeat_age_s": heartbeat_age, "error": data.get("error"),
+            "adapter_path": data.get("adapter_path")}
+
+
+def progress_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """step, max_steps and the last training loss, honouring ``resume`` events (steps redone)."""
+    step = max_steps = 0
+    last_loss = None
+    for event in events:
+        kind = event.get("kind")
+        if kind in ("start", "resume", "step"):
+            max_steps = event.get("max_steps", max_steps)
+        if kind == "step":
+            step = event.get("step", step)
+            last_loss = event.get("loss", last_loss)
+        elif kind == "resume":
+            step = event.get("step", step)
+    return {"step": step, "max_steps": max_steps, "last_loss": last_loss}
+
+
+def loss_curve(events: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """(step, loss) of the run as it stands: steps redone after a ``resume`` replace the lost ones."""
+    curve: dict[int, float] = {}
+    for event in events:
+        if event.get("kind") == "resume":
+            resumed_at = int(event.get("step", 0))
+            curve = {s: loss for s, loss in curve.items() if s <= resumed_at}
+        elif event.get("kind") == "step" and event.get("loss") is not None:
+            curve[int(event["step"])] = float(event["loss"])
+    return sorted(curve.items())
+
+
 def run_summaries(root: str | None = None) -> list[dict[str, Any]]:
-    """One dict per run: id, model, preset, status, step, max_steps, last_loss, age, path."""
+    """One dict per run: id, model, preset, status, step, max_steps, last_loss, age, path, live, pid."""
     rows = []
     now = time.time()
     for run in list_runs(root):
-        data = run.read()
-        step = max_steps = 0
-        last_loss = None
-        for event in read_events(run.events_path):
-            if event.get("kind") == "step":
-                step = event.get("step", step)
-                max_steps = event.get("max_steps", max_steps)
-                last_loss = event.get("loss", last_loss)
-            elif event.get("kind") == "start":
-                max_steps = event.get("max_steps", max_steps)
+        try:
+            data = run.read()
+        except (OSError, ValueError):
+            continue  # a run directory being created or damaged: not worth a crash of the listing
+        state = run_state(run, data)
         rows.append({"id": run.id, "model": data.get("model"), "preset": data.get("preset"),
-                     "status": data.get("status", "?"), "step": step, "max_steps": max_steps,
-                     "last_loss": last_loss, "age": _age(now - float(data.get("created_at", now))),
-                     "path": str(run.path)})
+                     "status": state["status"], **progress_from_events(read_events(run.events_path)),
+                     "age": _age(now - float(data.get("created_at", now))), "path": str(run.path),
+                     "live": state["live"], "pid": state["pid"], "heartbeat_age_s": state["heartbeat_age_s"]})
     return rows

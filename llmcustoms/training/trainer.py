@@ -1,8 +1,14 @@
 """The training run, top to bottom: data → model → LoRA → evaluate → train → evaluate → save.
 
-``run_training(TrainRequest(...))`` is the one entry point used by the CLI, ``FineTuner`` and the
-TUI. Everything it does is reported as events (``events.py``) to ``runs/<id>/events.jsonl`` and to an
-optional extra sink; ``run.json`` holds the run's status and results.
+``run_training(TrainRequest(...))`` is the one entry point used by the CLI, ``FineTuner``, the
+detached worker (``worker.py``) and so the TUI. Everything it does is reported as events
+(``events.py``) to ``runs/<id>/events.jsonl`` and to an optional extra sink; ``run.json`` holds the
+run's status, pid, heartbeat and results.
+
+A run survives what a long run meets: the process owns its directory through a lock (two
+processes never write one run); checkpoints are crash-safe and ``resume=True`` continues from the
+newest complete one; a CUDA out-of-memory error backs off to smaller settings and goes on
+(``oom.py``); health rules and a watchdog thread send warnings (``health.py``).
 """
 
 from __future__ import annotations
@@ -10,15 +16,18 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import LLMCustomsError, OutOfMemoryError, TrainingError
 from llmcustoms.training.events import EventSink, FanoutSink, JsonlEventSink, make_event
-from llmcustoms.training.runs import RunDir
+from llmcustoms.training.oom import is_oom
+from llmcustoms.training.runs import RunDir, RunLock, process_start_time
 from llmcustoms.utils.logger import get_logger
 
 log = get_logger("llmcustoms.training")
@@ -39,11 +48,16 @@ class TrainRequest:
     save_steps: int | None = None
     eval_steps: int | None = None
     max_seq_len: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # config overrides (any preset/plan key, health_*)
+    # Extra transformers TrainerCallbacks for this process only (tests inject faults with them); never
+    # written to run.json, so a resumed or detached run does not get them.
+    callbacks: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict (without ``callbacks``)."""
+        import copy
+
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "callbacks"}
 
 
 @dataclass
@@ -95,7 +109,8 @@ def resolve_train_config(request: TrainRequest, model_name: str, device: str) ->
 
         detector = HardwareDetector()
         vram = detector.detect_gpu_memory() if device == "cuda" else 0
-        plan = detector.get_training_config(model_name, vram) or {}
+        plan = detector.get_training_config(model_name, vram, preset=request.preset,
+                                           seq_len=request.max_seq_len) or {}
     except (ImportError, AttributeError, NotImplementedError):
         plan = {}
     if device == "cpu":
@@ -194,7 +209,8 @@ def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
         output_dir=str(run.checkpoints_dir),
         max_steps=int(config["max_steps"]),
         per_device_train_batch_size=int(config["per_device_train_batch_size"]),
-        per_device_eval_batch_size=int(config["per_device_train_batch_size"]),
+        per_device_eval_batch_size=int(config.get("per_device_eval_batch_size")
+                                       or config["per_device_train_batch_size"]),
         gradient_accumulation_steps=int(config["gradient_accumulation_steps"]),
         learning_rate=float(config["learning_rate"]),
         warmup_steps=warmup,
@@ -204,7 +220,7 @@ def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
         eval_steps=int(config["eval_steps"]),
         save_strategy="steps",
         save_steps=int(config["save_steps"]),
-        save_total_limit=2,
+        save_total_limit=None,  # pruned by RunTrainer, only after the newer checkpoint is complete
         seed=int(config["seed"]),
         data_seed=int(config["seed"]),
         bf16=bf16,
@@ -226,109 +242,327 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
+    old = run.path / f".adapter.old-{os.getpid()}"
     if run.adapter_dir.exists():
-        shutil.rmtree(run.adapter_dir)
+        os.replace(run.adapter_dir, old)  # out of the way by a rename: never a moment with half an adapter
     os.replace(staging, run.adapter_dir)
+    shutil.rmtree(old, ignore_errors=True)
     return str(run.adapter_dir)
 
 
-def run_training(request: TrainRequest, sink: EventSink | None = None, stop: threading.Event | None = None,
-                 on_run: Callable[[RunDir], None] | None = None) -> TrainResult:
-    """Train a LoRA adapter on ``request.data_path``; returns when the run is done, stopped or failed."""
-    from llmcustoms.utils.config import Config
-    from llmcustoms.utils.validators import check_preset
+# -- a run from start to end -----------------------------------------------------------------------
+@dataclass
+class RunSetup:
+    """Everything decided before training starts: where, which model, on what, with which settings."""
 
-    started = time.time()
+    run: RunDir
+    model_name: str
+    model_path: str
+    device: str
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    early_events: list[dict[str, Any]] = field(default_factory=list)  # from before the run directory existed
+    resume: bool = False
+
+
+def _fresh_setup(request: TrainRequest, run_dir: RunDir | None) -> RunSetup:
+    """Resolve device, model and settings; create the run directory unless one was given (detached)."""
+    from llmcustoms.utils.config import Config
+
     settings = Config().load_env_config()
-    request.preset = check_preset(request.preset)
     device = choose_device(request.device, settings["FORCE_CPU"])
-    early: list[dict[str, Any]] = []  # events from before the run directory exists
+    early: list[dict[str, Any]] = []
     model_name, model_path = resolve_model(request.model, device, early.append)
     config, notes = resolve_train_config(request, model_name, device)
+    fields_ = {"model": model_name, "model_path": model_path, "preset": request.preset,
+               "data_path": os.path.abspath(request.data_path), "config": config, "request": request.to_dict(),
+               "device": device}
+    if run_dir is None:
+        run = RunDir.create(model_name, root=request.output_dir, status="created", **fields_)
+    else:
+        run = run_dir
+        run.update(**fields_)
+    return RunSetup(run, model_name, model_path, device, config, notes, early)
 
-    run = RunDir.create(model_name, root=request.output_dir, status="running", model_path=model_path,
-                        preset=request.preset, data_path=os.path.abspath(request.data_path), config=config,
-                        request=request.to_dict(), device=device)
-    file_sink = JsonlEventSink(run.events_path)
-    emit = FanoutSink(file_sink, sink)
-    if on_run is not None:
-        on_run(run)
-    for event in early:
-        emit(event)
-    for note in notes:
-        emit(make_event("info", message=note))
-    emit(make_event("start", step=0, max_steps=config["max_steps"], model=model_name, preset=request.preset,
-                    device=device, precision=config.get("precision"), run_dir=str(run.path),
-                    message=f"Training {model_name} with the {request.preset} preset on {device}."))
 
-    model = trainer = None
-    try:
+def check_resumable(run: RunDir) -> dict[str, Any]:
+    """run.json of a run that can be resumed; InputError with the reason otherwise (cheap: no torch)."""
+    from llmcustoms.errors import InputError
+
+    data = run.read()
+    if data.get("status") == "done":
+        raise InputError(f"Run {run.id} already finished: its adapter is in {data.get('adapter_path')}. "
+                         "Start a new run with `llmcustoms train` to train more.")
+    if not data.get("request"):
+        raise InputError(f"Run {run.id} records no training request: there is nothing to resume.")
+    return data
+
+
+def _resume_setup(run: RunDir) -> RunSetup:
+    """The settings a run was started with (a resume must not re-plan them: the checkpoint depends on them)."""
+    data = check_resumable(run)
+    if not data.get("config") or not data.get("model_path"):
+        # It died before choosing its model and settings (e.g. while downloading): start it properly.
+        request = request_from_run(run)
+        return _fresh_setup(request, run)
+    device = data.get("device", "cpu")
+    if device == "cuda":
         import torch
 
-        torch.manual_seed(request.seed)
-        from llmcustoms.training.model_loading import load_for_training
+        if not torch.cuda.is_available():
+            raise TrainingError(f"Run {run.id} trained on a CUDA GPU and none is usable here: resume it on a "
+                                "machine with a GPU.")
+    return RunSetup(run, data.get("model", "model"), data["model_path"], device, dict(data["config"]), resume=True)
 
-        model, tokenizer = load_for_training(model_path, config)
-        data = prepare_data(request, tokenizer, int(config["max_seq_len"]),
-                            lambda message: emit(make_event("info", message=message)))
-        run.update(train_examples=data.train_examples, eval_examples=data.eval_examples, qa_mode=data.qa_mode,
-                   example_prompts=data.example_prompts, train_rows=len(data.train_rows))
 
-        from transformers import PrinterCallback, Trainer
+def request_from_run(run: RunDir) -> TrainRequest:
+    """The TrainRequest recorded in run.json (unknown keys from other versions are ignored)."""
+    recorded = run.read().get("request") or {}
+    known = {f.name for f in fields(TrainRequest)} - {"callbacks"}
+    return TrainRequest(**{k: v for k, v in recorded.items() if k in known})
 
-        from llmcustoms.training.callbacks import EventCallback
-        from llmcustoms.training.packing import PackedCollator
 
-        collator = PackedCollator(tokenizer.pad_token_id)
-        callback = EventCallback(emit, collator, device, stop)
-        trainer = Trainer(model=model, args=_training_arguments(config, run, device),
-                          train_dataset=data.train_rows, eval_dataset=data.eval_rows, data_collator=collator,
-                          callbacks=[callback])
-        trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
-        eval_before = float(trainer.evaluate()["eval_loss"])
-        run.update(eval_loss_before=eval_before)
-        trainer.train()
-        steps = trainer.state.global_step
-        if callback.last_loss is not None and not math.isfinite(callback.last_loss):
-            raise TrainingError("The loss became NaN or infinite: try a lower learning rate or the "
-                                "bestaccuracy preset.")
-        if callback.last_eval_step == steps and callback.last_eval_loss is not None:
-            eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
-        else:
-            eval_after = float(trainer.evaluate()["eval_loss"])
-        adapter = save_adapter(trainer.model, tokenizer, run)
-        status = "stopped" if callback.stopped_by_user else "done"
-        run.update(status=status, eval_loss_after=eval_after, adapter_path=adapter, steps=steps,
-                   finished_at=time.time(), timings={"total_s": round(time.time() - started, 2)})
-        emit(make_event("done", step=steps, max_steps=config["max_steps"], eval_loss_before=eval_before,
-                        eval_loss_after=eval_after, adapter_path=adapter,
-                        message=f"{'Stopped' if status == 'stopped' else 'Done'}: held-out loss "
-                                f"{eval_before:.3f} → {eval_after:.3f}; adapter in {adapter}"))
-        return TrainResult(run, adapter, eval_before, eval_after, steps, status, notes)
+def run_training(request: TrainRequest, sink: EventSink | None = None, stop: threading.Event | None = None,
+                 on_run: Callable[[RunDir], None] | None = None, *, run_dir: RunDir | None = None,
+                 resume: bool = False) -> TrainResult:
+    """Train a LoRA adapter on ``request.data_path``; returns when the run is done, stopped or failed.
+
+    ``run_dir``: train into this existing run directory (a detached worker's) instead of a new one.
+    ``resume``: continue ``run_dir`` from its newest complete checkpoint to the same final step, with
+    the settings it was started with; refused (RunBusyError) while another process trains it.
+    """
+    from llmcustoms.utils.validators import check_preset
+
+    request.preset = check_preset(request.preset)
+    stop = stop if stop is not None else threading.Event()
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir to resume")
+    setup = None if resume else _fresh_setup(request, run_dir)
+    run = run_dir if setup is None else setup.run
+    with RunLock(run):  # from here on this process alone writes the run
+        if setup is None:
+            setup = _resume_setup(run)
+        return _owned_run(request, setup, sink, stop, on_run)
+
+
+def resume_training(run_ref: str | os.PathLike[str] | RunDir, sink: EventSink | None = None,
+                    stop: threading.Event | None = None, callbacks: list[Any] | None = None) -> TrainResult:
+    """Resume run ``run_ref`` in this process (``llmcustoms resume RUN``; detached: ``detach.resume_run``)."""
+    run = run_ref if isinstance(run_ref, RunDir) else RunDir.open(run_ref)
+    request = request_from_run(run)
+    request.callbacks = list(callbacks or [])
+    return run_training(request, sink=sink, stop=stop, run_dir=run, resume=True)
+
+
+def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, stop: threading.Event,
+               on_run: Callable[[RunDir], None] | None) -> TrainResult:
+    """The run, with its lock held: events, heartbeat and health watch around ``_train``."""
+    from llmcustoms.training.health import HealthLimits, HealthMonitor, Pulse, Watchdog
+
+    started = time.time()
+    run = setup.run
+    file_sink = JsonlEventSink(run.events_path)
+    emit = FanoutSink(file_sink, sink)
+    run.stop_path.unlink(missing_ok=True)  # a stop asked of an earlier process is not meant for this one
+    previous = run.read()
+    run.update(status="running", pid=os.getpid(), pid_started_at=process_start_time(), host=socket.gethostname(),
+               heartbeat=round(time.time(), 3), error=None, finished_at=None,
+               resumes=int(previous.get("resumes", 0)) + (1 if setup.resume else 0))
+    if on_run is not None:
+        on_run(run)
+    for event in setup.early_events:
+        emit(event)
+    for note in setup.notes:
+        emit(make_event("info", message=note))
+    if not setup.resume:
+        emit(make_event("start", step=0, max_steps=setup.config["max_steps"], model=setup.model_name,
+                        preset=request.preset, device=setup.device, precision=setup.config.get("precision"),
+                        run_dir=str(run.path), pid=os.getpid(),
+                        message=f"Training {setup.model_name} with the {request.preset} preset on {setup.device}."))
+    pulse = Pulse()
+    monitor = HealthMonitor(emit, HealthLimits.from_config(setup.config), run.id)
+    watchdog = Watchdog(run, pulse, monitor, stop, on_stop_file=lambda: emit(make_event(
+        "info", message="Stop requested: finishing this step, then saving a checkpoint and the adapter."))).start()
+    try:
+        result = _train(request, setup, emit, stop, monitor, pulse)
+        run.update(timings={**(run.read().get("timings") or {}), "total_s": round(time.time() - started, 2)})
+        return result
+    except KeyboardInterrupt:
+        step = pulse.step
+        run.update(status="interrupted", finished_at=time.time())
+        emit(make_event("error", step=step, message=f"Interrupted at step {step}: `llmcustoms resume {run.id}` "
+                                                    "continues from the last checkpoint."))
+        raise
     except Exception as error:
         friendly = _friendly_error(error)
         run.update(status="failed", error=str(friendly), finished_at=time.time())
-        emit(make_event("error", message=str(friendly)))
+        emit(make_event("error", step=pulse.step, message=str(friendly)))
         if friendly is error:
             raise
         raise friendly from error
     finally:
+        watchdog.close()
         file_sink.close()
-        del trainer, model
+        _free_memory(setup.device)
+
+
+def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: threading.Event, monitor, pulse
+           ) -> TrainResult:
+    """Load, prepare, evaluate, train (backing off on out-of-memory), evaluate, save the adapter."""
+    import torch
+
+    from llmcustoms.training import checkpoints
+    from llmcustoms.training.callbacks import EventCallback
+    from llmcustoms.training.model_loading import load_for_training
+    from llmcustoms.training.packing import PackedCollator
+    from llmcustoms.utils.config import Config
+
+    run, config, device = setup.run, setup.config, setup.device
+    info: Callable[[str], None] = lambda message: emit(make_event("info", message=message))  # noqa: E731
+    torch.manual_seed(request.seed)
+    settings = Config().load_env_config()
+    if device == "cuda" and settings["MAX_VRAM_GB"]:
+        # MAX_VRAM_GB: behave like a smaller card, so the plan for that budget is what really runs.
+        from llmcustoms.core.memory import allocator_cap_fraction
+
+        total_mb = torch.cuda.get_device_properties(0).total_memory / 2**20
+        torch.cuda.set_per_process_memory_fraction(allocator_cap_fraction(settings["MAX_VRAM_GB"], total_mb))
+
+    model, tokenizer = load_for_training(setup.model_path, config)
+    data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info)
+    recorded = run.read()
+    if setup.resume and recorded.get("train_rows") not in (None, len(data.train_rows)):
+        emit(make_event("warning", health="data_changed", message=(
+            f"The data folder changed since the run started ({recorded.get('train_rows')} → "
+            f"{len(data.train_rows)} training rows): the resumed run continues on the new data.")))
+    run.update(train_examples=data.train_examples, eval_examples=data.eval_examples, qa_mode=data.qa_mode,
+               example_prompts=data.example_prompts, train_rows=len(data.train_rows))
+
+    collator = PackedCollator(tokenizer.pad_token_id)
+    collator.attach(model)
+    callback = EventCallback(emit, collator, device, stop, monitor=monitor, pulse=pulse)
+    initial_adapter = _adapter_snapshot(model)  # to start over cleanly after an OOM before any checkpoint
+
+    checkpoint: Path | None = None
+    if setup.resume:
+        checkpoint = checkpoints.latest_complete(run.checkpoints_dir)
+        checkpoints.discard_incomplete(run.checkpoints_dir)
+        resumed_at = (checkpoints.checkpoint_step(checkpoint) or 0) if checkpoint else 0
+        emit(make_event("resume", step=resumed_at, max_steps=config["max_steps"], pid=os.getpid(),
+                        checkpoint=str(checkpoint) if checkpoint else None,
+                        message=(f"Resuming from the checkpoint at step {resumed_at}." if checkpoint else
+                                 "No complete checkpoint yet: training again from step 0.")))
+    else:
+        checkpoints.discard_incomplete(run.checkpoints_dir)
+
+    trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
+    eval_before = recorded.get("eval_loss_before") if setup.resume else None
+    if eval_before is None:
+        eval_before = _eval_loss(trainer)
+        run.update(eval_loss_before=eval_before)
+
+    while True:
+        out_of_memory = False
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except Exception as error:  # noqa: BLE001 - only OOM is handled here, the rest re-raised
+            if not is_oom(error):
+                raise
+            out_of_memory = True
+        if not out_of_memory:
+            break
+        # Outside the except block, so the traceback no longer pins the failed step's tensors.
+        trainer = None
+        model.zero_grad(set_to_none=True)
         _free_memory(device)
+        checkpoint, data = _back_off(request, setup, data, tokenizer, model, initial_adapter, pulse, emit, info)
+        trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
+
+    steps = trainer.state.global_step
+    if callback.nonfinite_step is not None:
+        raise TrainingError(f"The loss became NaN or infinite at step {callback.nonfinite_step}, so training "
+                            f"stopped: try a lower learning rate (it was {float(config['learning_rate']):g}) or "
+                            "the bestaccuracy preset.")
+    if callback.last_eval_step == steps and callback.last_eval_loss is not None:
+        eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
+    else:
+        eval_after = _eval_loss(trainer)
+    adapter = save_adapter(trainer.model, tokenizer, run)
+    status = "stopped" if callback.stopped_by_user else "done"
+    run.update(status=status, eval_loss_after=eval_after, adapter_path=adapter, steps=steps,
+               finished_at=time.time())
+    emit(make_event("done", step=steps, max_steps=config["max_steps"], status=status, eval_loss_before=eval_before,
+                    eval_loss_after=eval_after, adapter_path=adapter,
+                    message=f"{'Stopped' if status == 'stopped' else 'Done'}: held-out loss "
+                            f"{_fmt(eval_before)} → {_fmt(eval_after)}; adapter in {adapter}"))
+    return TrainResult(run, adapter, eval_before, eval_after, steps, status, setup.notes)
+
+
+def _build_trainer(model, data: PreparedData, collator, callback, config: dict[str, Any], run: RunDir,
+                   device: str, emit: EventSink, extra_callbacks: list[Any]):
+    from transformers import PrinterCallback
+
+    from llmcustoms.training.run_trainer import RunTrainer
+
+    trainer = RunTrainer(model=model, args=_training_arguments(config, run, device), train_dataset=data.train_rows,
+                         eval_dataset=data.eval_rows, data_collator=collator,
+                         callbacks=[callback, *extra_callbacks], emit=emit)
+    trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
+    return trainer
+
+
+def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokenizer, model, initial_adapter,
+              pulse, emit: EventSink, info: Callable[[str], None]) -> tuple[Path | None, PreparedData]:
+    """After a training OOM: smaller settings, the checkpoint to go on from, and the data re-packed if needed."""
+    from llmcustoms.training import checkpoints
+    from llmcustoms.training.oom import give_up_message, next_backoff
+
+    run, config = setup.run, setup.config
+    backoff = next_backoff(config)
+    if backoff is None:
+        raise OutOfMemoryError(give_up_message(config, setup.model_name))
+    config.update(backoff.after)
+    run.update(config=config)
+    if backoff.after["max_seq_len"] != backoff.before["max_seq_len"]:
+        data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info)
+    checkpoint = checkpoints.latest_complete(run.checkpoints_dir)
+    checkpoints.discard_incomplete(run.checkpoints_dir)
+    if checkpoint is None:
+        _restore_adapter(model, initial_adapter)  # no checkpoint yet: start over from the untrained adapter
+    resumed_at = (checkpoints.checkpoint_step(checkpoint) or 0) if checkpoint else 0
+    emit(make_event("oom_retry", step=pulse.step, phase="train", resume_step=resumed_at, **backoff.event_fields(),
+                    message=f"Out of memory at step {pulse.step + 1}: {backoff.message}; going on from "
+                            f"{'the checkpoint at step ' + str(resumed_at) if checkpoint else 'the start'}."))
+    return checkpoint, data
+
+
+def _eval_loss(trainer) -> float | None:
+    loss = trainer.evaluate().get("eval_loss")
+    return float(loss) if loss is not None else None
+
+
+def _fmt(value: float | None) -> str:
+    return "?" if value is None else f"{value:.3f}"
+
+
+def _adapter_snapshot(model) -> dict[str, Any]:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
+
+
+def _restore_adapter(model, snapshot: dict[str, Any]) -> None:
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, snapshot)
 
 
 def _friendly_error(error: Exception) -> Exception:
     if isinstance(error, LLMCustomsError):
         return error
-    try:
-        import torch
-
-        if isinstance(error, torch.cuda.OutOfMemoryError):
-            return OutOfMemoryError("The GPU ran out of memory: choose the highspeed preset, a smaller model, "
-                                    "or 4-bit training.")
-    except ImportError:  # pragma: no cover
-        pass
+    if is_oom(error):
+        return OutOfMemoryError("The GPU ran out of memory: choose the highspeed preset, a smaller model, "
+                                "or 4-bit training.")
     return error
 
 

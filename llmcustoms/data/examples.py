@@ -1,0 +1,178 @@
+"""From a validated folder to chat examples: explicit Q&A from the text plus generated ones from prose.
+
+``build_examples`` streams the documents, takes the explicit pairs out (``qa_extract``), chunks
+the remaining prose (``chunking``) and hands the chunks to a generator: Groq (or any
+OpenAI-compatible server) when asked for or when ``GROQ_API_KEY`` is set, the offline generator
+otherwise. Duplicates are removed. Nothing is sent to a server before ``confirm(plan)`` says yes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from llmcustoms.data.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_text
+from llmcustoms.data.generator import QAGenerator
+from llmcustoms.data.offline import OfflineGenerator
+from llmcustoms.data.qa_extract import extract_qa
+from llmcustoms.data.reader import iter_documents
+from llmcustoms.data.report import DataReport
+from llmcustoms.data.types import Chunk, Example
+from llmcustoms.errors import ConfigError, DataError, GeneratorError
+
+QAMode = Literal["auto", "offline", "groq"]
+QA_MODES = ("auto", "offline", "groq")
+
+
+@dataclass
+class ExampleSet:
+    """The examples built from a folder and how they were made.
+
+    ``qa_mode`` is the generator actually used ('offline' or 'groq'); ``message`` one sentence
+    for the user; ``counts`` has 'explicit', 'generated', 'offline', 'duplicates', 'chunks', 'documents'.
+    """
+
+    examples: list[Example]
+    qa_mode: str
+    message: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def dedupe_examples(examples: list[Example]) -> list[Example]:
+    """Examples without repeats (same prompt and answer, ignoring case and spacing); first one kept."""
+    seen: set[tuple[str, str]] = set()
+    unique: list[Example] = []
+    for example in examples:
+        key = (_norm(example.prompt), _norm(example.answer))
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(example)
+    return unique
+
+
+def _say(on_message: Callable[[str], None] | None, text: str) -> None:
+    if on_message is not None:
+        on_message(text)
+
+
+def _groq_generator(config: dict[str, Any], pairs_per_chunk: int) -> QAGenerator:
+    try:
+        from llmcustoms.data.groq import generator_from_config
+    except ImportError as exc:
+        raise ConfigError(f"Groq generation is not available in this installation ({exc}); use --qa offline.") from None
+    return generator_from_config(config, pairs_per_chunk)
+
+
+def choose_generator(
+    qa: str, pairs_per_chunk: int = 3, on_message: Callable[[str], None] | None = None
+) -> QAGenerator:
+    """The generator for ``qa``: 'offline', 'groq' (needs GROQ_API_KEY) or 'auto' (Groq when the key is set)."""
+    if qa not in QA_MODES:
+        raise ConfigError(f"The Q&A mode must be one of {', '.join(QA_MODES)}, not {qa!r}.")
+    if qa == "offline":
+        return OfflineGenerator(pairs_per_chunk)
+    from llmcustoms.utils.config import Config
+
+    config = Config().load_env_config()
+    if not config.get("GROQ_API_KEY"):
+        if qa == "groq":
+            raise ConfigError("Groq generation needs GROQ_API_KEY; put GROQ_API_KEY=... in .env or the environment, "
+                              "or use --qa offline.")
+        _say(on_message, "No GROQ_API_KEY: using offline examples built from your text "
+                         "(set GROQ_API_KEY in .env for generated Q&A).")
+        return OfflineGenerator(pairs_per_chunk)
+    return _groq_generator(config, pairs_per_chunk)
+
+
+def build_examples(
+    report: DataReport,
+    qa: QAMode = "auto",
+    generator: QAGenerator | None = None,
+    pairs_per_chunk: int = 3,
+    confirm: Callable[[Any], bool] | None = None,
+    on_message: Callable[[str], None] | None = None,
+    max_chunk_chars: int = DEFAULT_MAX_CHARS,
+    overlap_chars: int = DEFAULT_OVERLAP_CHARS,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExampleSet:
+    """Examples from every usable file of ``report`` (raises DataError if the report is blocked).
+
+    Explicit Q&A pairs become examples directly (kind 'explicit'); the rest of the text is cut
+    into chunks for ``generator`` (chosen from ``qa`` when not given). A generator with a
+    ``plan(chunks)`` method (a server) is only used after ``confirm(plan)`` returns True; when it
+    returns False the offline generator is used instead, and ``on_message`` says so.
+    """
+    report.raise_if_blocked()
+    if generator is None:
+        generator = choose_generator(qa, pairs_per_chunk, on_message)
+
+    explicit: list[Example] = []
+    chunks: list[Chunk] = []
+    documents = 0
+    counters: dict[str, int] = {}
+    for document in iter_documents(report):
+        documents += 1
+        pairs, prose = extract_qa(document.text)
+        qa_key = f"{document.relpath}#qa"  # numbering continues across the pieces of a huge file
+        for pair in pairs:
+            number = counters.get(qa_key, 0)
+            counters[qa_key] = number + 1
+            explicit.append(Example(
+                messages=[{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
+                source=f"{document.relpath}:qa{number}", kind="explicit",
+            ))
+        index = counters.get(document.relpath, 0)
+        for piece in chunk_text(prose, max_chunk_chars, overlap_chars):
+            chunks.append(Chunk(text=piece, source=f"{document.relpath}:{index}"))
+            index += 1
+        counters[document.relpath] = index
+
+    generated: list[Example] = []
+    if chunks:
+        plan_of = getattr(generator, "plan", None)
+        if callable(plan_of) and confirm is not None and generator.name != "offline":
+            plan = plan_of(chunks)
+            if not confirm(plan):
+                _say(on_message, "Generation not confirmed: using offline examples built from your text instead.")
+                generator = OfflineGenerator(pairs_per_chunk)
+        try:
+            generated = generator.generate(chunks, progress=progress)
+        except GeneratorError as exc:
+            if qa != "auto" or generator.name == "offline":
+                raise
+            # 'auto' promises a result: say what went wrong and build offline examples instead.
+            _say(on_message, f"{exc} Using offline examples built from your text instead.")
+            generator = OfflineGenerator(pairs_per_chunk)
+            generated = generator.generate(chunks, progress=progress)
+
+    before = len(explicit) + len(generated)
+    examples = dedupe_examples(explicit + generated)
+    duplicates = before - len(examples)
+    mode = "offline" if generator.name == "offline" else "groq"
+    made = sum(1 for e in examples if e.kind != "explicit")
+    counts = {
+        "explicit": sum(1 for e in examples if e.kind == "explicit"),
+        "generated": sum(1 for e in examples if e.kind == "generated"),
+        "offline": sum(1 for e in examples if e.kind == "offline"),
+        "duplicates": duplicates,
+        "chunks": len(chunks),
+        "documents": documents,
+    }
+    if not examples:
+        raise DataError(f"No training examples could be built from '{report.root}'; add more text "
+                        f"(whole sentences, or Question:/Answer: pairs).")
+    how = "offline" if mode == "offline" else f"by {generator.name}"
+    message = (f"Built {len(examples)} examples: {counts['explicit']} from Q&A in your text and {made} "
+               f"generated {how} from {len(chunks)} chunks" + (f" ({duplicates} duplicates removed)." if duplicates
+                                                               else "."))
+    _say(on_message, message)
+    return ExampleSet(examples=examples, qa_mode=mode, message=message, counts=counts)

@@ -1,0 +1,500 @@
+"""Reading and validating a folder of .txt files, safely and in constant memory.
+
+``validate_folder`` walks the folder once, streaming every ``.txt`` file in 1 MiB blocks, and
+reports per file (size, encoding, characters, problems) and overall (verdict, errors, warnings).
+``iter_documents`` then streams the usable files' text, one document (or one piece of a huge
+file) at a time. Nothing here writes anywhere: the user's files are only ever opened read-only.
+
+Safety rules: no link is followed out of the folder, links that loop are detected, special files
+(FIFOs, sockets, devices) are skipped after an ``lstat``/``stat`` check, and every open uses
+``O_NONBLOCK`` and is re-checked with ``fstat`` so a FIFO swapped in cannot hang us.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmcustoms.data.report import DataReport, human_size
+from llmcustoms.data.types import Document, FileReport
+
+#: Files larger than this are still read, but streamed in pieces, with a note.
+DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
+#: Less text than this (in all usable files together) is too little to train on.
+MIN_TRAIN_CHARS = 200
+#: Bytes read per os.read call.
+BLOCK_BYTES = 1 << 20
+#: Characters per Document piece when a huge file is streamed.
+PIECE_CHARS = 1 << 20
+#: Used for the example estimate only (matches the default chunk size in examples.py).
+ESTIMATE_CHUNK_CHARS = 1500
+ESTIMATE_PAIRS_PER_CHUNK = 3
+#: Rough characters per token of English text for BPE tokenizers.
+CHARS_PER_TOKEN = 4
+
+_QA_MARKER = re.compile(rb"(?im)^[ \t]*(?:question|q)[ \t]*\d*[ \t]*:")
+#: Hidden folders that tools make; skipped without a note.
+_TOOL_FOLDERS = frozenset({".git", ".hg", ".svn", ".venv", ".idea", ".vscode", ".ipynb_checkpoints", ".cache"})
+_FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+# --------------------------------------------------------------------------- walking the folder
+
+
+@dataclass
+class _Entry:
+    """A .txt candidate found by the walk: a readable regular file, or a problem to report."""
+
+    relpath: str
+    path: str
+    size: int = 0
+    problem: str | None = None
+
+
+def _describe_special(mode: int) -> str:
+    return _FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _inside(path: str, root_real: str) -> bool:
+    return path == root_real or path.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+class _Walker:
+    """Walks ``root`` depth-first in sorted order, following links only while they stay inside."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root_real = os.path.realpath(root)
+        self.entries: list[_Entry] = []
+        self.other_files: list[str] = []
+        self.hidden: list[str] = []
+        self.notes: list[str] = []  # folder-level warnings (link loops, links out, unreadable folders)
+        self.seen_dirs: set[tuple[int, int]] = set()
+        self.seen_files: dict[tuple[int, int], str] = {}
+        # Links to files are settled after the walk, so the real file wins over a link to it.
+        self.linked_files: list[tuple[_Entry, tuple[int, int]]] = []
+
+    def walk(self) -> None:
+        st = os.stat(self.root)
+        self.seen_dirs.add((st.st_dev, st.st_ino))
+        stack: list[tuple[str, str]] = [(str(self.root), "")]
+        while stack:
+            path, rel = stack.pop()
+            try:
+                with os.scandir(path) as it:
+                    children = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self.notes.append(f"The folder '{rel or '.'}' cannot be read ({exc.strerror}); skipped it.")
+                continue
+            subdirs: list[tuple[str, str]] = []
+            for child in children:
+                child_rel = f"{rel}/{child.name}" if rel else child.name
+                result = self._visit(child.path, child_rel, child.name)
+                if result is not None:
+                    subdirs.append(result)
+            stack.extend(reversed(subdirs))  # keep sorted order when popping
+        for entry, key in self.linked_files:
+            if key in self.seen_files:
+                entry.problem = f"'{entry.relpath}' is the same file as '{self.seen_files[key]}'; read it only once."
+                entry.size = 0
+            else:
+                self.seen_files[key] = entry.relpath
+        self.entries.sort(key=lambda e: e.relpath)
+
+    def _visit(self, path: str, rel: str, name: str) -> tuple[str, str] | None:
+        """Handle one directory entry; return (path, rel) when it is a folder to descend into."""
+        is_txt = name.lower().endswith(".txt")
+        if name.startswith("."):
+            # Hidden entries are never read; only those a person might expect to be are mentioned.
+            if is_txt or (name not in _TOOL_FOLDERS and os.path.isdir(path)):
+                self.hidden.append(rel)
+            return None
+        try:
+            lst = os.lstat(path)
+        except OSError as exc:
+            if is_txt:
+                self.entries.append(_Entry(rel, path, problem=f"'{rel}' cannot be read ({exc.strerror}); skipped it."))
+            return None
+        is_link = stat.S_ISLNK(lst.st_mode)
+        st = lst
+        if is_link:
+            target = os.readlink(path)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    msg = f"'{rel}' is a symbolic link that loops back on itself; skipped it."
+                else:
+                    msg = f"'{rel}' is a broken link (it points to '{target}', which does not exist); skipped it."
+                if is_txt:
+                    self.entries.append(_Entry(rel, path, problem=msg))
+                return None
+            real = os.path.realpath(path)
+            if not _inside(real, self.root_real):
+                msg = (f"'{rel}' is a link to '{target}', outside the data folder; skipped it "
+                       f"(links out of the folder are not followed).")
+                if is_txt or stat.S_ISDIR(st.st_mode):
+                    self.notes.append(msg)
+                return None
+        key = (st.st_dev, st.st_ino)
+        if stat.S_ISDIR(st.st_mode):
+            # A folder (even one named x.txt) is walked, never read as a file.
+            if key in self.seen_dirs:
+                real = os.path.realpath(path)
+                if is_link and _inside(os.path.realpath(os.path.dirname(path)), real):
+                    self.notes.append(f"'{rel}' is a link back to a folder that contains it (a loop); skipped it.")
+                else:
+                    self.notes.append(f"'{rel}' is a link to a folder that is already read; skipped it.")
+                return None
+            self.seen_dirs.add(key)
+            return path, rel
+        if not is_txt:
+            self.other_files.append(rel)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            self.entries.append(_Entry(rel, path, problem=f"'{rel}' is {_describe_special(st.st_mode)}, "
+                                                         f"not a regular file; skipped it."))
+            return None
+        entry = _Entry(rel, path, size=st.st_size)
+        self.entries.append(entry)
+        if is_link:
+            self.linked_files.append((entry, key))
+        elif key in self.seen_files:  # a hard link to a file already read
+            entry.problem = f"'{rel}' is the same file as '{self.seen_files[key]}'; read it only once."
+        else:
+            self.seen_files[key] = rel
+        return None
+
+
+# --------------------------------------------------------------------------- reading one file
+
+
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """Open ``path`` read-only without ever blocking; raise OSError(EINVAL) unless it is a regular file.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once; ``fstat`` on the open descriptor closes the
+    race between an earlier ``stat`` and the open.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _bom_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark announces (UTF-32 is tested before UTF-16: its BOM starts alike)."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith(b"\xff\xfe\x00\x00"):
+        return "UTF-32 (little-endian)"
+    if head.startswith(b"\x00\x00\xfe\xff"):
+        return "UTF-32 (big-endian)"
+    if head.startswith(b"\xff\xfe"):
+        return "UTF-16 (little-endian)"
+    if head.startswith(b"\xfe\xff"):
+        return "UTF-16 (big-endian)"
+    return None
+
+
+def _looks_utf16_without_bom(head: bytes) -> str | None:
+    sample = head[:4096]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "UTF-16 (little-endian)"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "UTF-16 (big-endian)"
+    return None
+
+
+def _looks_binary(sample: bytes) -> bool:
+    """True when more than 10 % of the bytes are control characters other than tab/newline/CR/FF."""
+    if not sample:
+        return False
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13)) + sample.count(127)
+    return controls > 0.1 * len(sample)
+
+
+def _scan_file(entry: _Entry, max_file_bytes: int) -> tuple[FileReport, int]:
+    """Stream one file once: encoding, characters, problems. Returns (report, Q&A marker count)."""
+    rel = entry.relpath
+    report = FileReport(relpath=rel, size_bytes=entry.size)
+    try:
+        fd = open_regular(entry.path)
+    except OSError as exc:
+        reason = "it is not a regular file" if exc.errno == errno.EINVAL else exc.strerror
+        return _skip(report, f"'{rel}' cannot be read ({reason}); skipped it — check its permissions."), 0
+    qa_markers = 0
+    try:
+        base = 0          # absolute byte offset of data[0]
+        carry = b""       # an incomplete UTF-8 sequence left from the previous block
+        prev_cr = False
+        has_text = False
+        first = True
+        encoding = "utf-8"
+        head = b""
+        while True:
+            block = os.read(fd, BLOCK_BYTES)
+            if first:
+                first = False
+                head = block[:65536]
+                if not block:
+                    return _skip(report, f"'{rel}' is empty (0 bytes); skipped it."), 0
+                bom = _bom_encoding(block)
+                if bom and bom != "utf-8-sig":
+                    report.encoding = bom
+                    return _skip(report, f"'{rel}' is encoded as {bom} (it starts with a byte-order mark), "
+                                         f"not UTF-8; skipped it — save it as UTF-8 to use it."), 0
+                if bom == "utf-8-sig":
+                    encoding = "utf-8-sig"
+                    block = block[3:]
+                    base = 3
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                offset = base + len(carry) + nul
+                guess = _looks_utf16_without_bom(head) if offset < 4096 else None
+                if guess:
+                    report.encoding = guess
+                    return _skip(report, f"'{rel}' looks like {guess} text without a byte-order mark, not UTF-8 "
+                                         f"(a NUL byte at offset {offset}); skipped it — save it as UTF-8 to use "
+                                         f"it."), 0
+                if _looks_binary(head):
+                    report.encoding = "binary"
+                    return _skip(report, f"'{rel}' contains binary data, not text (a NUL byte at offset "
+                                         f"{offset}); skipped it."), 0
+                return _skip(report, f"'{rel}' contains a NUL byte at offset {offset}, so it is not plain "
+                                     f"text; skipped it — remove that byte or save the file again as UTF-8."), 0
+            final = not block
+            data = carry + block
+            try:
+                text = data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as exc:
+                if not final and exc.reason == "unexpected end of data" and exc.end == len(data):
+                    text = data[: exc.start].decode("utf-8")
+                    carry = data[exc.start:]
+                else:
+                    offset = base + exc.start
+                    byte = data[exc.start]
+                    if _looks_binary(head):
+                        report.encoding = "binary"
+                        return _skip(report, f"'{rel}' contains binary data, not text (byte 0x{byte:02X} at "
+                                             f"offset {offset}); skipped it."), 0
+                    report.encoding = "latin-1"
+                    return _skip(report, f"'{rel}' is not UTF-8 (byte 0x{byte:02X} at offset {offset}; it looks "
+                                         f"like Latin-1 / Windows-1252); skipped it — save it as UTF-8 to use "
+                                         f"it."), 0
+            qa_markers += len(_QA_MARKER.findall(block))
+            # Characters after CRLF → LF normalisation (a CR at the end of one block may pair with
+            # an LF at the start of the next).
+            chars = len(text) - text.count("\r\n")
+            if prev_cr and text.startswith("\n"):
+                chars -= 1
+            prev_cr = text.endswith("\r")
+            report.chars += chars
+            if not has_text and text.strip():
+                has_text = True
+            base += len(data) - len(carry)
+            if final:
+                break
+    finally:
+        os.close(fd)
+    report.encoding = encoding
+    if not has_text:
+        return _skip(report, f"'{rel}' holds only whitespace ({human_size(report.size_bytes)}); skipped it."), 0
+    if report.size_bytes > max_file_bytes:
+        report.status = "warning"
+        report.problems.append(
+            f"'{rel}' is {human_size(report.size_bytes)}, over the {human_size(max_file_bytes)} per-file size; "
+            f"it will be read in pieces (streaming) rather than all at once."
+        )
+    return report, qa_markers
+
+
+def _skip(report: FileReport, problem: str) -> FileReport:
+    report.status = "skipped"
+    report.problems.append(problem)
+    return report
+
+
+# --------------------------------------------------------------------------- the folder
+
+
+def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> DataReport:
+    """Check every .txt under ``path`` and return a DataReport; never raises for content problems.
+
+    Folder-level problems (missing, not a folder, empty, no .txt, nothing usable, too little text)
+    become ``errors`` and make the verdict 'blocked'. Problems with single files are listed on the
+    file's report and as warnings; those files are skipped (or, when huge, streamed).
+    """
+    root = Path(os.path.expanduser(os.fspath(path)))
+    report = DataReport(root=root, max_file_bytes=max_file_bytes)
+    shown = os.fspath(path)
+    if not os.path.lexists(root):
+        report.errors.append(f"The folder '{shown}' does not exist; check the path and try again.")
+        return report
+    if not root.is_dir():
+        if root.is_file():
+            report.errors.append(f"'{shown}' is a file, not a folder; give the folder that holds your .txt files.")
+        elif root.is_symlink() and not root.exists():
+            report.errors.append(f"'{shown}' is a broken link; give the folder that holds your .txt files.")
+        else:
+            report.errors.append(f"'{shown}' is not a folder; give the folder that holds your .txt files.")
+        return report
+    walker = _Walker(root)
+    try:
+        walker.walk()
+    except OSError as exc:
+        report.errors.append(f"The folder '{shown}' cannot be read ({exc.strerror}); check its permissions.")
+        return report
+    report.warnings.extend(walker.notes)
+    if walker.hidden:
+        names = ", ".join(walker.hidden[:3]) + (" …" if len(walker.hidden) > 3 else "")
+        report.warnings.append(f"Skipped {len(walker.hidden)} hidden file(s) or folder(s) in '{shown}' ({names}); "
+                               f"rename them without the leading dot to include them.")
+
+    qa_markers = 0
+    for entry in walker.entries:
+        if entry.problem:
+            file_report = _skip(FileReport(relpath=entry.relpath, size_bytes=0), entry.problem)
+        else:
+            file_report, markers = _scan_file(entry, max_file_bytes)
+            qa_markers += markers
+        report.files.append(file_report)
+        report.warnings.extend(file_report.problems)
+        if file_report.status != "skipped":
+            report.total_chars += file_report.chars
+
+    _folder_errors(report, walker, shown)
+    explicit = qa_markers
+    prose_chars = max(0, report.total_chars - 160 * explicit)  # ~160 characters per explicit pair
+    chunks = math.ceil(prose_chars / ESTIMATE_CHUNK_CHARS)
+    report.estimated_examples = explicit + chunks * ESTIMATE_PAIRS_PER_CHUNK
+    report.estimated_tokens = report.total_chars // CHARS_PER_TOKEN
+    return report
+
+
+def _folder_errors(report: DataReport, walker: _Walker, shown: str) -> None:
+    """Turn an unusable folder into one error sentence (the first one wins in raise_if_blocked)."""
+    if not report.files:
+        if not walker.other_files and not walker.seen_dirs - {_root_key(report.root)} and not walker.hidden \
+                and not walker.notes:
+            report.errors.append(f"The folder '{shown}' is empty; put some .txt files in it.")
+        elif walker.other_files:
+            examples = ", ".join(f"'{n}'" for n in walker.other_files[:3])
+            report.errors.append(
+                f"The folder '{shown}' has no .txt files (found {len(walker.other_files)} other file(s), such as "
+                f"{examples}); save your text as UTF-8 .txt files in it."
+            )
+        else:
+            report.errors.append(f"The folder '{shown}' has no .txt files; save your text as UTF-8 .txt files in it.")
+        return
+    usable = [f for f in report.files if f.status != "skipped"]
+    if not usable:
+        first = report.files[0].problems[0].rstrip(".")
+        more = len(report.files) - 1
+        tail = f", and {more} more .txt file(s) cannot be used either" if more else ""
+        report.errors.append(f"No .txt file in '{shown}' can be used: {first}{tail}.")
+        return
+    if report.total_chars < MIN_TRAIN_CHARS:
+        report.errors.append(
+            f"The folder '{shown}' has only {report.total_chars} characters of text; at least {MIN_TRAIN_CHARS} "
+            f"are needed to train on, so add more text."
+        )
+
+
+def _root_key(root: Path) -> tuple[int, int]:
+    st = os.stat(root)
+    return st.st_dev, st.st_ino
+
+
+# --------------------------------------------------------------------------- streaming documents
+
+
+def _decode_pieces(fd: int, encoding: str) -> Iterator[str]:
+    """Decoded text in blocks, newlines normalised to LF, never splitting a CRLF pair."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    pending_cr = False
+    while True:
+        block = os.read(fd, BLOCK_BYTES)
+        text = decoder.decode(block, final=not block)
+        if pending_cr:
+            text = "\r" + text
+            pending_cr = False
+        if block and text.endswith("\r"):
+            text, pending_cr = text[:-1], True
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if text:
+            yield text
+        if not block:
+            return
+
+
+def _cut_point(text: str, limit: int) -> int:
+    """Where to end a piece of at most ``limit`` characters: after a blank line, a newline or a space."""
+    for sep in ("\n\n", "\n", " "):
+        at = text.rfind(sep, limit // 2, limit)
+        if at >= 0:
+            return at + len(sep)
+    return limit
+
+
+def iter_documents(report: DataReport, piece_chars: int = PIECE_CHARS) -> Iterator[Document]:
+    """Stream the usable files' text, one Document at a time.
+
+    Files above ``report.max_file_bytes`` are yielded in pieces of about ``piece_chars`` characters,
+    cut at paragraph (else line, else word) boundaries; their Documents carry ``part`` 0, 1, 2, …
+    Memory stays at about one piece however large the folder is.
+    """
+    for file_report in report.files:
+        if file_report.status == "skipped":
+            continue
+        path = report.root / file_report.relpath
+        encoding = file_report.encoding or "utf-8"
+        try:
+            fd = open_regular(path)
+        except OSError:
+            continue  # it vanished or changed since validation; validation already read it once
+        try:
+            streaming = file_report.size_bytes > report.max_file_bytes
+            if not streaming:
+                text = "".join(_decode_pieces(fd, encoding))
+                yield Document(path=path, relpath=file_report.relpath, text=text,
+                               size_bytes=file_report.size_bytes, encoding=encoding)
+                continue
+            buffer = ""
+            part = 0
+            for text in _decode_pieces(fd, encoding):
+                buffer += text
+                while len(buffer) >= piece_chars:
+                    cut = _cut_point(buffer, piece_chars)
+                    yield Document(path=path, relpath=file_report.relpath, text=buffer[:cut],
+                                   size_bytes=file_report.size_bytes, encoding=encoding, part=part)
+                    buffer = buffer[cut:]
+                    part += 1
+            if buffer.strip():
+                yield Document(path=path, relpath=file_report.relpath, text=buffer,
+                               size_bytes=file_report.size_bytes, encoding=encoding, part=part)
+        finally:
+            os.close(fd)

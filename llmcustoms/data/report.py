@@ -1,0 +1,101 @@
+"""DataReport: what validation found about a whole folder, with a verdict and ready-made sentences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmcustoms.data.types import FileReport, Verdict
+from llmcustoms.errors import DataError
+
+
+def human_size(num_bytes: int) -> str:
+    """'512 B', '3.4 KB', '12.0 MB', '1.0 GB' (powers of 1024, as file managers show them)."""
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"  # pragma: no cover - the loop always returns
+
+
+@dataclass
+class DataReport:
+    """The validation of one data folder.
+
+    ``errors`` block training (``verdict == 'blocked'``); ``warnings`` and per-file problems do not.
+    Every message is one sentence a person can act on, naming the file or folder concerned.
+    """
+
+    root: Path
+    files: list[FileReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    total_chars: int = 0
+    estimated_examples: int = 0
+    estimated_tokens: int = 0
+    max_file_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def usable_files(self) -> int:
+        """How many files will be read (status 'ok' or 'warning')."""
+        return sum(1 for f in self.files if f.status != "skipped")
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes in the usable files."""
+        return sum(f.size_bytes for f in self.files if f.status != "skipped")
+
+    @property
+    def verdict(self) -> Verdict:
+        """'blocked' when anything in ``errors``; 'warnings' when any warning or file problem; else 'ok'."""
+        if self.errors:
+            return "blocked"
+        if self.warnings or any(f.problems for f in self.files):
+            return "warnings"
+        return "ok"
+
+    @property
+    def ok(self) -> bool:
+        """True unless the folder cannot be trained on."""
+        return self.verdict != "blocked"
+
+    def raise_if_blocked(self) -> None:
+        """Raise DataError with the first error sentence when the verdict is 'blocked'."""
+        if self.errors:
+            raise DataError(self.errors[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``llmcustoms validate --json``)."""
+        return {
+            "root": str(self.root),
+            "verdict": self.verdict,
+            "ok": self.ok,
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "total_chars": self.total_chars,
+            "total_bytes": self.total_bytes,
+            "usable_files": self.usable_files,
+            "estimated_examples": self.estimated_examples,
+            "estimated_tokens": self.estimated_tokens,
+            "max_file_bytes": self.max_file_bytes,
+            "files": [f.to_dict() for f in self.files],
+        }
+
+    def summary_lines(self) -> list[str]:
+        """Short human lines: totals, then each error and warning, then each file with problems."""
+        lines = [
+            f"Folder: {self.root}",
+            f"Files: {self.usable_files} usable of {len(self.files)} .txt "
+            f"({human_size(self.total_bytes)}, {self.total_chars:,} characters)",
+            f"Estimated: ~{self.estimated_examples:,} examples, ~{self.estimated_tokens:,} tokens",
+            f"Verdict: {self.verdict}",
+        ]
+        lines += [f"error: {e}" for e in self.errors]
+        lines += [f"warning: {w}" for w in self.warnings]
+        for report in self.files:
+            for problem in report.problems:
+                if problem not in self.warnings and problem not in self.errors:
+                    lines.append(f"{report.status}: {problem}")
+        return lines

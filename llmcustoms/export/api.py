@@ -1,0 +1,176 @@
+"""``export_run``: one call from a finished run to an adapter copy, a merged model or a verified GGUF.
+
+Order of work: resolve and check the run (refusals come before anything heavy), check the target
+(never overwritten without ``force``) and the free disk space, then write into a staging folder
+that is renamed into place only after the export verified.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmcustoms.errors import InputError
+from llmcustoms.export.source import ExportSource, attach_base_model, estimate_bytes, open_run
+from llmcustoms.export.staging import StagedFolder, refuse_existing
+from llmcustoms.utils.validators import check_disk_space
+
+FORMATS = ("adapter", "merged", "gguf")
+QUANTS = ("f16", "q8_0")
+
+
+@dataclass
+class ExportResult:
+    """What an export produced.
+
+    ``path`` is the export folder for ``adapter`` and ``merged``, and the ``.gguf`` file for ``gguf``
+    (its folder, holding the Modelfile too, is ``folder``). ``verification`` is the sentence to show;
+    ``metrics`` holds its numbers (``rel_error``, ``argmax_agreement``, …).
+    """
+
+    path: Path
+    format: str
+    verification: str
+    ollama_command: str | None = None
+    folder: Path | None = None
+    quant: str | None = None
+    modelfile: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def default_target(source: ExportSource, fmt: str, quant: str) -> Path:
+    """``<run>/export/<fmt>`` (``gguf-<quant>`` for GGUF)."""
+    return source.run.path / "export" / (f"gguf-{quant}" if fmt == "gguf" else fmt)
+
+
+def _check_arguments(fmt: str, quant: str, out: str | os.PathLike[str] | None) -> None:
+    if fmt not in FORMATS:
+        raise InputError(f"Unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
+    if quant not in QUANTS:
+        raise InputError(f"Unknown GGUF quantization {quant!r}: use one of {', '.join(QUANTS)}.")
+    if out is not None and str(out).endswith(".gguf"):
+        raise InputError(
+            f"--out names a folder for the export ({out} looks like a file); the GGUF is written inside it "
+            f"as model-{quant}.gguf next to its Modelfile."
+        )
+
+
+def _check_target_is_safe(target: Path, source: ExportSource) -> None:
+    """InputError when writing ``target`` would replace or nest inside what the export reads from."""
+    protected = [source.run.path, source.adapter_dir] + ([source.model_path] if source.model_path else [])
+    for path in protected:
+        path = path.absolute()
+        inside = path != source.run.path.absolute() and target.is_relative_to(path)
+        if target == path or path.is_relative_to(target) or inside:
+            raise InputError(f"{target} would overwrite or sit inside {path}, which the export reads; choose another --out.")
+
+
+def _write_readme(folder: Path, text: str) -> None:
+    """README.md with ``text`` first (an existing README, like PEFT's model card, follows it)."""
+    readme = folder / "README.md"
+    existing = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    readme.write_text(text + ("\n" + existing if existing else ""), encoding="utf-8")
+
+
+def _adapter_readme(source: ExportSource, final: Path) -> str:
+    base = source.info.get("model_path") or source.model_name
+    return (
+        f"# LoRA adapter: {source.model_name}, LLMCustoms run {source.run_id}\n\n"
+        f"Load it on top of its base model ({base}):\n\n"
+        "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        f"base = AutoModelForCausalLM.from_pretrained({str(base)!r})\n"
+        f"model = PeftModel.from_pretrained(base, {str(final)!r})\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({str(final)!r})\n```\n"
+    )
+
+
+def _merged_readme(source: ExportSource, final: Path) -> str:
+    return (
+        f"# {source.model_name} + LoRA merged (LLMCustoms run {source.run_id})\n\n"
+        "A standard transformers folder:\n\n"
+        "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        f"model = AutoModelForCausalLM.from_pretrained({str(final)!r})\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({str(final)!r})\n```\n"
+    )
+
+
+def _gguf_readme(source: ExportSource, gguf_name: str, command: str) -> str:
+    return (
+        f"# {source.model_name} fine-tuned (LLMCustoms run {source.run_id}) as GGUF\n\n"
+        f"- Ollama: `{command}`, then `ollama run {command.split()[2]}`\n"
+        f"- llama.cpp: `llama-cli -m {gguf_name} -cnv`\n"
+    )
+
+
+def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str | os.PathLike[str] | None = None,
+               quant: str = "f16", force: bool = False, progress: Callable[[str], None] | None = None,
+               runs_root: str | os.PathLike[str] | None = None) -> ExportResult:
+    """Export a finished run as ``adapter``, ``merged`` or ``gguf`` (``quant`` f16 or q8_0).
+
+    ``run_ref`` is a run directory or id (looked up in ``runs_root``, default the runs folder).
+    ``out`` is the export folder (default ``<run>/export/<fmt>[-<quant>]``); an existing one is
+    refused unless ``force``. ``progress(message)`` receives progress lines. Raises an
+    ``LLMCustomsError`` subclass with one sentence for every refusal and for a failed verification.
+    """
+    say = progress or (lambda message: None)
+    started = time.time()
+    _check_arguments(fmt, quant, out)
+    source = open_run(run_ref, runs_root)
+    if fmt != "adapter":
+        attach_base_model(source, require_architecture=fmt == "gguf")
+    target = Path(out).expanduser() if out is not None else default_target(source, fmt, quant)
+    target = target.absolute()
+    _check_target_is_safe(target, source)
+    refuse_existing(target, force)
+    needed = estimate_bytes(source, fmt, quant)
+    check_disk_space(target.parent, needed, f"the {fmt} export")
+    say(f"Exporting run {source.run_id} as {fmt}{f' ({quant})' if fmt == 'gguf' else ''} to {target}…")
+
+    with StagedFolder(target, force=force) as stage:
+        if fmt == "adapter":
+            from llmcustoms.export.adapter import export_adapter
+
+            info = export_adapter(source, stage.path)
+            _write_readme(stage.path, _adapter_readme(source, target))
+            stage.commit()
+            verification = (f"adapter copied: {info['files']} files, {info['bytes'] / 1e6:.1f} MB, "
+                            "checksums identical")
+            return ExportResult(path=target, format=fmt, verification=verification, folder=target,
+                                metrics=info, seconds=time.time() - started)
+
+        if fmt == "merged":
+            from llmcustoms.export.merge import export_merged
+
+            info = export_merged(source, stage.path, say)
+            _write_readme(stage.path, _merged_readme(source, target))
+            stage.commit()
+            comparison = info["comparison"]
+            verification = f"merged model ({info['dtype']}) vs base + adapter: {comparison.describe()}"
+            say(f"Verified: {verification}")
+            return ExportResult(path=target, format=fmt, verification=verification, folder=target,
+                                metrics={**comparison.as_dict(), "dtype": info["dtype"]},
+                                seconds=time.time() - started)
+
+        from llmcustoms.export.gguf_export import export_gguf
+
+        info = export_gguf(source, stage.path, quant, say)
+        gguf_final = stage.final(info["gguf_path"])
+        modelfile_final = stage.final(info["modelfile"])
+        command = f"ollama create {info['ollama_name']} -f {shlex.quote(str(modelfile_final))}"
+        _write_readme(stage.path, _gguf_readme(source, gguf_final.name, command))
+        stage.commit()
+        comparison = info["comparison"]
+        verification = (f"GGUF {quant} read back vs merged model: {comparison.describe()}; {info['tokenizer']}; "
+                        f"Modelfile template {info['template']}")
+        say(f"Verified: {verification}")
+        return ExportResult(path=gguf_final, format=fmt, verification=verification, ollama_command=command,
+                            folder=target, quant=quant, modelfile=modelfile_final,
+                            metrics={**comparison.as_dict(), "tensors": info["written"]["tensors"],
+                                     "bytes": info["written"]["bytes"]},
+                            seconds=time.time() - started)

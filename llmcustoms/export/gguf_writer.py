@@ -1,0 +1,167 @@
+"""A merged Llama model written as GGUF with the ``gguf`` package alone (no converter, nothing to compile).
+
+Tensor layout follows llama.cpp's ``convert_hf_to_gguf.py`` for ``LlamaForCausalLM``:
+``token_embd``, ``blk.N.attn_{norm,q,k,v,output}``, ``blk.N.ffn_{norm,gate,up,down}``,
+``output_norm`` and ``output`` (left out when the embeddings are tied). q_proj and k_proj rows are
+permuted for llama.cpp's rotary embedding (k with the KV head count); readers undo it.
+1-D tensors (norms) stay F32; matrices are F16, or Q8_0 when every row splits into 32-value blocks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmcustoms.errors import InputError
+from llmcustoms.export.gguf_vocab import GGUFVocab
+
+QUANTS = ("f16", "q8_0")
+F16_MAX = 65504.0
+
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+_LAYER_NAMES = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+_TOP_NAMES = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+}
+
+
+def gguf_tensor_name(hf_name: str) -> str | None:
+    """The llama.cpp name of a Hugging Face Llama tensor; None for buffers that are not written."""
+    if hf_name in _TOP_NAMES:
+        return _TOP_NAMES[hf_name]
+    match = _LAYER.match(hf_name)
+    if match and match.group(2) in _LAYER_NAMES:
+        return f"blk.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}"
+    if hf_name.endswith("rotary_emb.inv_freq"):
+        return None
+    raise InputError(f"GGUF export does not know where the tensor {hf_name!r} goes; export 'merged' instead.")
+
+
+def permute_for_rope(weights: np.ndarray, n_head: int, n_head_kv: int | None = None) -> np.ndarray:
+    """llama.cpp's q/k row permutation (interleaved rotary halves), exactly as its converter does it."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+            .swapaxes(1, 2)
+            .reshape(weights.shape))
+
+
+def _config_value(config: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+def llama_hparams(config: Any) -> dict[str, Any]:
+    """The hyper-parameters GGUF stores under ``llama.*``, from a transformers LlamaConfig."""
+    heads = int(config.num_attention_heads)
+    hidden = int(config.hidden_size)
+    head_dim = int(_config_value(config, "head_dim", default=hidden // heads))
+    rope = _config_value(config, "rope_parameters", "rope_scaling", default={}) or {}
+    theta = rope.get("rope_theta") if isinstance(rope, dict) else None
+    return {
+        "context_length": int(config.max_position_embeddings),
+        "embedding_length": hidden,
+        "block_count": int(config.num_hidden_layers),
+        "feed_forward_length": int(config.intermediate_size),
+        "head_count": heads,
+        "head_count_kv": int(_config_value(config, "num_key_value_heads", default=heads)),
+        "head_dim": head_dim,
+        "rope_freq_base": float(theta if theta is not None else _config_value(config, "rope_theta", default=10000.0)),
+        "rms_norm_eps": float(config.rms_norm_eps),
+        "vocab_size": int(config.vocab_size),
+        "tied": bool(_config_value(config, "tie_word_embeddings", default=False)),
+    }
+
+
+def iter_gguf_tensors(state_dict: dict[str, Any], hp: dict[str, Any]) -> Iterator[tuple[str, np.ndarray]]:
+    """(llama.cpp name, float32 array) for every tensor to write, q/k permuted, tied output left out."""
+    for hf_name, tensor in state_dict.items():
+        name = gguf_tensor_name(hf_name)
+        if name is None or (name == "output.weight" and hp["tied"]):
+            continue
+        data = tensor.detach().float().cpu().numpy()
+        if name.endswith("attn_q.weight"):
+            data = permute_for_rope(data, hp["head_count"], hp["head_count"])
+        elif name.endswith("attn_k.weight"):
+            data = permute_for_rope(data, hp["head_count"], hp["head_count_kv"])
+        yield name, np.ascontiguousarray(data)
+
+
+def encode_tensor(data: np.ndarray, quant: str):
+    """(array to write, raw GGML type or None): F32 for vectors, F16 or Q8_0 for matrices."""
+    import gguf
+
+    if data.ndim <= 1 or not np.isfinite(data).all() or np.abs(data).max() > F16_MAX:
+        return data.astype(np.float32), None  # vectors, and matrices half precision cannot hold
+    if quant == "q8_0" and data.shape[-1] % gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0] == 0:
+        return gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0), gguf.GGMLQuantizationType.Q8_0
+    return data.astype(np.float16), None
+
+
+def write_gguf(path: Path, model, vocab: GGUFVocab, quant: str, name: str, description: str = "",
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Write ``model`` (a merged LlamaForCausalLM) and ``vocab`` to ``path``; returns what was written."""
+    import gguf
+
+    if quant not in QUANTS:
+        raise InputError(f"Unknown GGUF quantization {quant!r}: use one of {', '.join(QUANTS)}.")
+    hp = llama_hparams(model.config)
+    if len(vocab.tokens) != hp["vocab_size"]:
+        raise InputError(f"The vocabulary has {len(vocab.tokens)} tokens for {hp['vocab_size']} embedding rows.")
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_type("model")
+    writer.add_name(name)
+    if description:
+        writer.add_description(description)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if quant == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    writer.add_context_length(hp["context_length"])
+    writer.add_embedding_length(hp["embedding_length"])
+    writer.add_block_count(hp["block_count"])
+    writer.add_feed_forward_length(hp["feed_forward_length"])
+    writer.add_head_count(hp["head_count"])
+    writer.add_head_count_kv(hp["head_count_kv"])
+    writer.add_rope_dimension_count(hp["head_dim"])
+    if hp["head_dim"] * hp["head_count"] != hp["embedding_length"]:
+        writer.add_key_length(hp["head_dim"])
+        writer.add_value_length(hp["head_dim"])
+    writer.add_rope_freq_base(hp["rope_freq_base"])
+    writer.add_layer_norm_rms_eps(hp["rms_norm_eps"])
+    writer.add_vocab_size(hp["vocab_size"])
+    vocab.add_to(writer)
+
+    counts: dict[str, int] = {}
+    state = model.state_dict()
+    for tensor_name, data in iter_gguf_tensors(state, hp):
+        encoded, raw_type = encode_tensor(data, quant)
+        writer.add_tensor(tensor_name, encoded, raw_dtype=raw_type)
+        kind = raw_type.name if raw_type is not None else ("F16" if encoded.dtype == np.float16 else "F32")
+        counts[kind] = counts.get(kind, 0) + 1
+    if progress:
+        progress(f"Writing {sum(counts.values())} tensors to {path.name}…")
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    finally:
+        writer.close()
+    return {"tensors": counts, "hparams": hp, "bytes": path.stat().st_size}

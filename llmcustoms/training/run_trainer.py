@@ -1,0 +1,80 @@
+"""transformers' Trainer with two changes a long run needs.
+
+- Checkpoints are declared complete only after every file is written (``checkpoints.py``), then
+  older ones are pruned; so a kill in the middle of a save never leaves a checkpoint to resume from
+  that is missing its optimizer or data position.
+- An out-of-memory error during *evaluation* halves the evaluation batch and tries again (at batch 1
+  it skips that evaluation with a warning); it never reaches the training loop's back-off, so it can
+  not shrink training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer
+
+from llmcustoms.training import checkpoints
+from llmcustoms.training.events import EventSink, make_event
+from llmcustoms.training.oom import is_oom
+
+
+def free_device_memory() -> None:
+    """Collect garbage and hand cached CUDA blocks back, so the next try starts clean."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class RunTrainer(Trainer):
+    """A Trainer whose checkpoints are crash-safe and whose evaluation survives OOM."""
+
+    def __init__(self, *args: Any, emit: EventSink | None = None, keep_checkpoints: int = checkpoints.KEEP,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.emit = emit or (lambda event: None)
+        self.keep_checkpoints = keep_checkpoints
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if not self.args.should_save:
+            return  # not the saving process (multi-GPU ranks other than 0)
+        root = Path(self._get_output_dir(trial=trial))
+        folder = root / f"checkpoint-{self.state.global_step}"
+        checkpoints.mark_complete(folder)
+        checkpoints.prune(root, self.keep_checkpoints)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        while True:
+            failed = False
+            try:
+                return super().evaluate(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+                if not is_oom(error):
+                    raise
+                failed = True
+            # Outside the except block: the traceback (and the activations it pins) is gone now.
+            if failed:
+                self.model.zero_grad(set_to_none=True)
+                free_device_memory()
+                if not self._shrink_eval_batch():
+                    return {}
+
+    def _shrink_eval_batch(self) -> bool:
+        batch = int(self.args.per_device_eval_batch_size)
+        step = self.state.global_step
+        if batch <= 1:
+            self.emit(make_event("warning", step=step, health="eval_oom",
+                                 message=f"Out of memory during evaluation at step {step} even with batch 1: "
+                                         "this evaluation is skipped; training goes on unchanged."))
+            return False
+        self.args.per_device_eval_batch_size = batch // 2
+        self.emit(make_event("oom_retry", step=step, phase="eval", per_device_eval_batch_size=batch // 2,
+                             message=f"Out of memory during evaluation: evaluation batch {batch} → {batch // 2} "
+                                     "(training is not changed)."))
+        return True

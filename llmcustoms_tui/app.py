@@ -1,0 +1,338 @@
+"""``llmcustoms-tui``: the wizard app — hardware → data → plan → train → chat.
+
+The app holds the shared choices (``WizardState``), knows the screen order, owns the training
+worker (so leaving the dashboard does not stop a run), and is the one place where a worker's
+failure becomes a readable message. Everything heavy is imported by the worker that needs it:
+``import llmcustoms_tui.app`` loads no torch, transformers, peft or datasets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.widgets import Input
+from textual.worker import Worker, WorkerState
+
+from llmcustoms_tui import backend
+from llmcustoms_tui.format import describe_error
+from llmcustoms_tui.launcher import TRAINING_WORKER, Launcher, RunHandle, ThreadLauncher
+from llmcustoms_tui.messages import LiveRunsFound
+from llmcustoms_tui.screens.base import WizardScreen
+from llmcustoms_tui.screens.confirm import ConfirmScreen
+from llmcustoms_tui.state import WizardState
+from llmcustoms_tui.widgets.stepbar import STEPS
+
+#: What a failed worker was doing, for the notification's title.
+WORKER_TITLES = {
+    "detect-hardware": "Hardware probe failed",
+    "validate-data": "Data check failed",
+    "build-preview": "Example preview failed",
+    "make-plan": "Planning failed",
+    "follow-run": "Following the run failed",
+    TRAINING_WORKER: "Training failed",
+    "load-chat": "Loading the model failed",
+    "answer": "Answering failed",
+    "find-live-runs": "Looking for running trainings failed",
+}
+
+STEP_HELP = {
+    "hardware": "GPUs, VRAM, CPU, RAM, disk and the torch/CUDA build",
+    "data": "Choose and check the folder of .txt files",
+    "plan": "Model, preset, memory estimate and time",
+    "train": "The live training dashboard",
+    "chat": "Chat with the trained model",
+}
+
+
+class StepCommands(Provider):
+    """Command palette entries for the five screens."""
+
+    def _entries(self) -> list[tuple[str, str, Callable[[], None]]]:
+        app: LLMCustomsApp = self.app  # type: ignore[assignment]
+        return [(f"Go to {title}", STEP_HELP[step], partial(app.goto, step)) for step, title in STEPS]
+
+    async def discover(self) -> Hits:
+        for text, help_text, callback in self._entries():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, help_text, callback in self._entries():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+class LLMCustomsApp(App[None]):
+    """The LLMCustoms wizard."""
+
+    TITLE = "LLMCustoms"
+    SUB_TITLE = "fine-tune a small chat model on your text"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {StepCommands}
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit-now"),
+    ]
+
+    def __init__(
+        self,
+        data: str | None = None,
+        model: str | None = None,
+        preset: str | None = None,
+        *,
+        max_steps: int | None = None,
+        qa: str = "auto",
+        hardware: dict[str, Any] | None = None,
+        hardware_probe: Callable[[], dict[str, Any]] | None = None,
+        launcher: Launcher | None = None,
+        chat_factory: Callable[[str], Any] | None = None,
+        check_live_runs: bool = True,
+        cursor_blink: bool = True,
+    ) -> None:
+        """Options are the command line's; the keyword-only ones let tests and scripts inject parts.
+
+        Args:
+            hardware: a fixed hardware report (skips probing; snapshots use it).
+            hardware_probe: called in a worker instead of the core's HardwareDetector.
+            launcher: starts training runs (default: a thread in this process).
+            chat_factory: ``run_dir -> loaded ChatSession`` (default: the core's ChatSession).
+            check_live_runs: offer to re-open a run still going on from an earlier session.
+            cursor_blink: False freezes text cursors (deterministic screenshots).
+        """
+        super().__init__()
+        self.state = WizardState(data_path=data, model=model or "auto", preset=preset or "quality",
+                                 max_steps=max_steps, qa=qa, hardware=hardware)
+        self._hardware_probe = hardware_probe
+        self.launcher: Launcher = launcher or ThreadLauncher()
+        self._chat_factory = chat_factory
+        self._check_live_runs = check_live_runs
+        self._cursor_blink = cursor_blink
+
+    # -- screens -------------------------------------------------------------------------------
+    def get_default_screen(self) -> WizardScreen:
+        from llmcustoms_tui.screens.hardware import HardwareScreen
+
+        return HardwareScreen()
+
+    def on_mount(self) -> None:
+        if self._check_live_runs:
+            self.find_live_runs()
+
+    def goto(self, step: str) -> None:
+        """Show the screen of ``step``: back down the stack if it is open, else open it on top."""
+        for index, screen in enumerate(self.screen_stack):
+            if isinstance(screen, WizardScreen) and screen.STEP == step:
+                while len(self.screen_stack) > index + 1:
+                    self.pop_screen()
+                return
+        screen = self._make_screen(step)
+        if screen is not None:
+            self.push_screen(screen)
+
+    def _make_screen(self, step: str) -> WizardScreen | None:
+        """A new screen for ``step``, or None (with a notification) when its step is not reachable yet."""
+        if step == "hardware":
+            return self.get_default_screen()
+        if step == "data":
+            from llmcustoms_tui.screens.data import DataScreen
+
+            return DataScreen()
+        if step == "plan":
+            report = self.state.report
+            if report is None or not getattr(report, "ok", False):
+                self.notify("Choose a data folder that passes the check first.", severity="warning")
+                return None if any(getattr(s, "STEP", "") == "data" for s in self.screen_stack) else \
+                    self._make_screen("data")
+            from llmcustoms_tui.screens.plan import PlanScreen
+
+            return PlanScreen()
+        if step == "train":
+            if self.state.run is None:
+                self.notify("No run yet: start one from the plan (n).", severity="warning")
+                return None
+            from llmcustoms_tui.screens.train import TrainScreen
+
+            return TrainScreen(self.state.run)
+        if step == "chat":
+            run_dir = self._chat_run_dir()
+            if run_dir is None:
+                self.notify("No trained run yet: train one first.", severity="warning")
+                return None
+            from llmcustoms_tui.screens.chat import ChatScreen
+
+            return ChatScreen(run_dir)
+        raise ValueError(f"unknown step {step!r}")
+
+    def _chat_run_dir(self) -> str | None:
+        run = self.state.run
+        if run is not None and run.run_dir is not None and (run.run_dir / "adapter").is_dir():
+            return str(run.run_dir)
+        return self.state.chat_run_dir or backend.latest_finished_run()
+
+    # -- what screens call ---------------------------------------------------------------------
+    def probe_hardware(self) -> dict[str, Any]:
+        """The hardware report (blocking: call from a worker)."""
+        return (self._hardware_probe or backend.detect_hardware)()
+
+    def open_chat(self, run_dir: str) -> Any:
+        """A loaded chat session on ``run_dir`` (blocking: call from a worker)."""
+        return (self._chat_factory or backend.open_chat_session)(run_dir)
+
+    def freeze_cursor(self, widget: Input) -> None:
+        """Stop a text cursor blinking when the app was asked to (screenshots, snapshots)."""
+        if not self._cursor_blink:
+            widget.cursor_blink = False
+
+    def start_run(self) -> RunHandle | None:
+        """Start training with the wizard's choices and show the dashboard."""
+        run = self.state.run
+        if run is not None and run.alive:
+            self.notify("A run is already going on: here is its dashboard.", severity="warning")
+            self.goto("train")
+            return run
+        plan = self.state.plan
+        model = self.state.model
+        if model in ("", "auto") and plan is not None:
+            model = str(getattr(plan, "model", None) or (plan.get("model") if isinstance(plan, dict) else "auto"))
+        fields = {"data_path": self.state.data_path, "model": model, "preset": self.state.preset,
+                  "max_steps": self.state.max_steps, "qa": self.state.qa}
+        self.state.run = self.launcher.start(self, fields)
+        self.state.chat_run_dir = None
+        self.goto("train")
+        return self.state.run
+
+    def ask_from_thread(self, title: str, body: str, *, yes: str = "Yes", no: str = "No") -> bool:
+        """Ask the user a yes/no question from a worker thread and wait for the answer."""
+        answered = threading.Event()
+        answer = [False]
+
+        def done(result: bool | None) -> None:
+            answer[0] = bool(result)
+            answered.set()
+
+        self.call_from_thread(self.push_screen, ConfirmScreen(title, body, yes=yes, no=no), done)
+        while not answered.wait(0.2):
+            if not self.is_running:
+                return False
+        return answer[0]
+
+    # -- runs from an earlier session ----------------------------------------------------------
+    @work(thread=True, exclusive=True, name="find-live-runs", group="runs", exit_on_error=False)
+    def find_live_runs(self) -> None:
+        """Look for runs still going on (started by an earlier session or the CLI)."""
+        found = backend.find_live_runs()
+        if found:
+            self.post_message(LiveRunsFound(found))
+
+    @on(LiveRunsFound)
+    def _live_runs_found(self, message: LiveRunsFound) -> None:
+        run_dir = message.run_dirs[0]
+        more = f" ({len(message.run_dirs) - 1} more running)" if len(message.run_dirs) > 1 else ""
+        self.push_screen(
+            ConfirmScreen("A training run is still going on",
+                          f"{run_dir}{more}\n\nOpen its dashboard?", yes="Open", no="Not now"),
+            partial(self._attach_confirmed, run_dir))
+
+    def _attach_confirmed(self, run_dir: str, attach: bool | None) -> None:
+        if attach:
+            self.state.run = RunHandle.attach(run_dir)
+            self.goto("train")
+
+    # -- the one place worker failures turn into messages -------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Workers owned by the app itself (training, the live-run check)."""
+        self.handle_worker_state(event.worker, event.state)
+
+    def handle_worker_state(self, worker: Worker[Any], state: WorkerState) -> None:
+        """Every worker's state change ends here: failures become a readable notification and a
+        message on the screen that owns the worker; the end of training may close the app."""
+        if state == WorkerState.ERROR:
+            text = describe_error(worker.error)
+            node = worker.node
+            if isinstance(node, WizardScreen) and node.is_attached:
+                node.show_worker_error(worker.name, text)
+            self.notify(text, title=WORKER_TITLES.get(worker.name, "Something failed"), severity="error",
+                        timeout=12)
+
+    # -- quitting ------------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        """q / ctrl+q: quit, asking first when that would stop a run or leave its dashboard."""
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        run = self.state.run
+        from llmcustoms_tui.screens.train import TrainScreen
+
+        if run is not None and run.alive and (run.in_process or isinstance(self.screen, TrainScreen)):
+            if run.in_process:
+                body = ("Training runs inside this app: quitting stops it after the current step and "
+                        "saves the adapter trained so far.")
+            else:
+                body = "The run goes on in its own process; re-open its dashboard when you come back."
+            self.push_screen(ConfirmScreen("Quit while training?", body, yes="Quit", no="Stay",
+                                           danger=run.in_process), self._quit_confirmed)
+            return
+        self.exit()
+
+    def _quit_confirmed(self, quit_: bool | None) -> None:
+        if not quit_:
+            return
+        run = self.state.run
+        if run is not None and run.in_process and run.alive:
+            self.notify(run.request_stop() + " LLMCustoms closes when it is saved.", title="Quitting", timeout=60)
+            # Whatever launcher runs it, the handle says when it has ended: then close.
+            self.set_interval(0.2, partial(self._exit_when_ended, run), name="exit-when-run-ended")
+            return
+        self.exit()
+
+    def _exit_when_ended(self, run: RunHandle) -> None:
+        if not run.alive:
+            self.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``llmcustoms-tui``."""
+    parser = argparse.ArgumentParser(
+        prog="llmcustoms-tui",
+        description="A keyboard-driven wizard: hardware → data folder → plan → training → chat.",
+    )
+    parser.add_argument("--data", metavar="DIR", help="the folder of .txt files to train on")
+    parser.add_argument("--model", metavar="NAME",
+                        help="a model name (see `llmcustoms models`), a Hub id or a local folder (default: auto)")
+    parser.add_argument("--preset", metavar="NAME", help="highspeed, quality (default) or bestaccuracy")
+    parser.add_argument("--qa", choices=("auto", "offline", "groq"), default="auto",
+                        help="how Q&A pairs are made (default: auto)")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="stop training after N steps (quick tries)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``llmcustoms-tui``."""
+    args = build_parser().parse_args(argv)
+    preset = None
+    if args.preset:
+        try:
+            preset = backend.check_preset(args.preset)
+        except Exception as error:  # noqa: BLE001 - the core's sentence, then exit 2
+            print(f"llmcustoms-tui: {describe_error(error)}", file=sys.stderr)
+            return 2
+    if args.max_steps is not None and args.max_steps < 1:
+        print("llmcustoms-tui: --max-steps must be 1 or more.", file=sys.stderr)
+        return 2
+    app = LLMCustomsApp(data=args.data, model=args.model, preset=preset, qa=args.qa, max_steps=args.max_steps)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The one place the TUI calls the headless core (``docs/CONTRACTS.md``).
+
+Every import of ``llmcustoms`` happens inside a function so that importing the app stays light:
+torch, transformers, peft and datasets are loaded by the worker that first needs them, never at
+start. These functions block; screens call them from thread workers only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llmcustoms_tui.messages import PreviewSample
+
+#: How many examples the data screen previews.
+PREVIEW_EXAMPLES = 3
+#: How much source text is shown next to each previewed pair.
+SOURCE_EXCERPT_CHARS = 360
+
+
+# -- hardware -------------------------------------------------------------------------------------
+def detect_hardware() -> dict[str, Any]:
+    """The core's hardware report (imports torch: seconds on first call)."""
+    from llmcustoms.core.hardware_detector import HardwareDetector
+
+    return HardwareDetector().detect()
+
+
+# -- data -----------------------------------------------------------------------------------------
+def validate_folder(path: str) -> Any:
+    """The core's DataReport for ``path`` (never raises for content problems)."""
+    from llmcustoms.data.reader import validate_folder as _validate
+
+    return _validate(Path(path).expanduser())
+
+
+def _source_excerpt(report: Any, example: Any) -> str:
+    """The text an example came from: the core's own field if it has one, else the file around the answer."""
+    for attr in ("source_text", "chunk_text", "context"):
+        text = getattr(example, attr, None)
+        if isinstance(text, str) and text.strip():
+            return _clip(text)
+    relpath = str(getattr(example, "source", "")).rsplit(":", 1)[0]
+    root = getattr(report, "root", None)
+    if not relpath or root is None:
+        return ""
+    try:
+        text = (Path(root) / relpath).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    answer = str(getattr(example, "answer", ""))
+    probe = answer[:40].strip()
+    at = text.find(probe) if probe else -1
+    start = max(0, at - SOURCE_EXCERPT_CHARS // 3) if at >= 0 else 0
+    return _clip(text[start:])
+
+
+def _clip(text: str, limit: int = SOURCE_EXCERPT_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def load_preview_tokenizer(model: str) -> tuple[Any, str]:
+    """The chosen model's tokenizer when the model is already on disk, and a note saying which.
+
+    Returns ``(None, note)`` when the model would have to be downloaded or converted first: the
+    preview is not worth gigabytes; training fetches the model anyway.
+    """
+    from llmcustoms.core.model_manager import ModelManager, is_model_folder
+    from llmcustoms.core.registry import EMBEDDED_MODEL
+
+    name = EMBEDDED_MODEL if model in ("", "auto", None) else model
+    manager = ModelManager()
+    folder: str | None = None
+    candidate = Path(name).expanduser()
+    if candidate.is_dir() and is_model_folder(candidate):
+        folder = str(candidate)
+    elif manager.check_local_model(name):
+        folder = str(manager.cache_path(name))
+    if folder is None:
+        return None, f"{name} is not downloaded yet: showing the plain messages; training applies its chat template."
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    label = candidate.name if candidate.is_dir() else name
+    return tokenizer, f"As {label} sees it (its chat template):"
+
+
+def build_preview(
+    report: Any,
+    qa: str,
+    model: str,
+    confirm: Callable[[Any], bool] | None = None,
+    on_message: Callable[[str], None] | None = None,
+    limit: int = PREVIEW_EXAMPLES,
+) -> dict[str, Any]:
+    """Build the examples the run would train on and render the first few for the data screen."""
+    from llmcustoms.data.examples import build_examples
+
+    example_set = build_examples(report, qa=qa, confirm=confirm, on_message=on_message)
+    examples = list(getattr(example_set, "examples", example_set) or [])
+    picked = _spread(examples, limit)
+    tokenizer, note = (None, "")
+    if picked:
+        try:
+            tokenizer, note = load_preview_tokenizer(model)
+        except Exception as error:  # noqa: BLE001 - the preview must not fail on a tokenizer problem
+            from llmcustoms_tui.format import describe_error
+
+            tokenizer, note = None, f"Could not load the tokenizer for the preview ({describe_error(error)})."
+    samples = []
+    for example in picked:
+        rendered = None
+        if tokenizer is not None:
+            from llmcustoms.data.tokenize import render_example
+
+            rendered = render_example(example, tokenizer)
+        samples.append(PreviewSample(
+            source=str(getattr(example, "source", "")),
+            source_text=_source_excerpt(report, example),
+            question=str(getattr(example, "prompt", "")),
+            answer=str(getattr(example, "answer", "")),
+            kind=str(getattr(example, "kind", "")),
+            rendered=rendered,
+        ))
+    return {
+        "qa_mode": str(getattr(example_set, "qa_mode", qa)),
+        "message": str(getattr(example_set, "message", "") or ""),
+        "total": len(examples),
+        "samples": samples,
+        "template_note": note,
+    }
+
+
+def _spread(items: list[Any], limit: int) -> list[Any]:
+    """Up to ``limit`` items spread over the list (first, middle, last…) so several files show."""
+    if len(items) <= limit:
+        return list(items)
+    step = (len(items) - 1) / max(1, limit - 1)
+    return [items[round(i * step)] for i in range(limit)]
+
+
+def groq_key_present() -> bool:
+    """Whether the resolved configuration has a Groq key (the value itself is never returned)."""
+    try:
+        from llmcustoms.utils.config import Config
+
+        return bool(Config().load_env_config().get("GROQ_API_KEY"))
+    except Exception:  # noqa: BLE001 - a bad .env is reported by the core where it matters
+        return bool(os.environ.get("GROQ_API_KEY"))
+
+
+# -- plan -----------------------------------------------------------------------------------------
+def make_plan(model: str, preset: str, report: Any, hardware: dict[str, Any] | None) -> Any:
+    """The core's Plan (model, preset, config, reason, estimate_mb, free_mb, fits, estimated_minutes)."""
+    from llmcustoms.core.planner import make_plan as _make_plan
+
+    return _make_plan(model, preset, data_report=report, hardware=hardware)
+
+
+def model_choices(extra: str | None = None) -> list[tuple[str, str]]:
+    """(label, value) for the model selector: auto, every registry model, and a user's own path or id."""
+    from llmcustoms.core.registry import MODELS
+
+    choices = [("auto — recommended for this machine", "auto")]
+    for spec in MODELS.values():
+        size = f"{spec.params_m / 1000:.1f}B" if spec.params_m >= 1000 else f"{spec.params_m:.0f}M"
+        tags = [size]
+        if spec.embedded:
+            tags.append("embedded, offline")
+        if spec.gated:
+            tags.append("gated")
+        choices.append((f"{spec.name} ({', '.join(tags)})", spec.name))
+    if extra and extra != "auto" and extra not in MODELS:
+        label = Path(extra).name if Path(extra).expanduser().exists() else extra
+        choices.append((f"{label} (yours)", extra))
+    return choices
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    """(name, what it means) for the three presets, in speed order."""
+    from llmcustoms.training.presets import PRESET_DESCRIPTIONS, PRESETS
+
+    return [(name, PRESET_DESCRIPTIONS.get(name, "")) for name in PRESETS]
+
+
+def check_preset(name: str) -> str:
+    """The preset's canonical name, or the core's ConfigError with a sentence."""
+    from llmcustoms.utils.validators import check_preset as _check
+
+    return _check(name)
+
+
+# -- runs -----------------------------------------------------------------------------------------
+def _pid_alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_is_live(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether a run is still going on (the core's own check when it has one)."""
+    from llmcustoms.training import runs
+
+    checker = getattr(runs, "is_live", None) or getattr(runs.RunDir, "is_alive", None)
+    run = runs.RunDir(run_dir)
+    if checker is not None:
+        try:
+            return bool(checker(run))
+        except Exception:  # noqa: BLE001 - fall back to run.json
+            pass
+    try:
+        data = run.read()
+    except Exception:  # noqa: BLE001 - a broken run.json is not a live run
+        return False
+    if data.get("status") not in ("running", "created"):
+        return False
+    # A run started by a TUI that was closed (thread launcher) died with it: its pid is gone.
+    return _pid_alive(data.get("pid")) and int(data.get("pid") or 0) != os.getpid()
+
+
+def find_live_runs() -> list[str]:
+    """Run directories of runs still going on, newest first."""
+    from llmcustoms.training.runs import list_runs
+
+    return [str(run.path) for run in reversed(list_runs()) if run_is_live(run.path)]
+
+
+def run_status(run_dir: str | os.PathLike[str]) -> str:
+    """The status recorded in run.json (``unknown`` when unreadable)."""
+    from llmcustoms.training.runs import RunDir
+
+    try:
+        return str(RunDir(run_dir).read().get("status", "unknown"))
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def latest_finished_run() -> str | None:
+    """The newest run with an adapter (what the chat screen opens by default)."""
+    from llmcustoms.training.runs import list_runs
+
+    for run in reversed(list_runs()):
+        if run.adapter_dir.is_dir():
+            return str(run.path)
+    return None
+
+
+def read_new_events(path: str | os.PathLike[str], offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The core's incremental reader of events.jsonl."""
+    from llmcustoms.training.events import read_new_events as _read
+
+    return _read(path, offset)
+
+
+def request_detached_stop(run_dir: str | os.PathLike[str]) -> bool:
+    """Ask a run in another process to stop gracefully, through the core. False: no way to ask yet."""
+    from llmcustoms.training import runs
+
+    for name in ("request_stop", "stop_run"):
+        stopper = getattr(runs, name, None)
+        if stopper is not None:
+            stopper(runs.RunDir(run_dir))
+            return True
+    return False
+
+
+def describe_run(run_dir: str | os.PathLike[str]) -> str:
+    """``<id> · <model> · <preset>`` for a status line."""
+    from llmcustoms.training.runs import RunDir
+
+    run = RunDir(run_dir)
+    try:
+        data = run.read()
+    except Exception:  # noqa: BLE001
+        return run.id
+    return " · ".join(str(part) for part in (run.id, data.get("model"), data.get("preset")) if part)
+
+
+# -- chat -----------------------------------------------------------------------------------------
+def open_chat_session(run_dir: str) -> Any:
+    """A loaded ChatSession on ``run_dir`` (loads the base model and the adapter: seconds)."""
+    from llmcustoms.chat.session import ChatSession
+
+    session = ChatSession(run_dir)
+    session.load()
+    return session

@@ -1,0 +1,116 @@
+"""Messages that workers post back to the screens (one dataclass each).
+
+Workers run in threads; ``post_message`` is thread-safe, and these messages carry plain values so
+the UI thread never touches the core's objects while a worker is still changing them. Messages
+that arrive in bursts (progress, streamed text) implement ``can_replace`` so Textual drops the
+stale ones when the UI is busy: the newest snapshot always carries everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from llmcustoms_tui.state import RunState
+
+
+@dataclass
+class HardwareDetected(Message):
+    """The hardware probe finished."""
+
+    info: dict[str, Any]
+
+
+@dataclass
+class LiveRunsFound(Message):
+    """Runs still going on from an earlier session (run directories)."""
+
+    run_dirs: list[str]
+
+
+@dataclass
+class DataValidated(Message):
+    """A folder was validated; ``report`` is the core's DataReport."""
+
+    path: str
+    report: Any
+
+
+@dataclass
+class PreviewSample:
+    """One example shown on the data screen: where it came from, the pair, and the rendered text."""
+
+    source: str
+    source_text: str
+    question: str
+    answer: str
+    kind: str = "offline"
+    rendered: str | None = None
+
+
+@dataclass
+class PreviewReady(Message):
+    """Examples were built for the preview."""
+
+    path: str
+    qa_mode: str
+    message: str
+    total: int
+    samples: list[PreviewSample] = field(default_factory=list)
+    template_note: str = ""
+
+
+@dataclass
+class PreviewProgress(Message):
+    """A line about the example build (which generator, how far)."""
+
+    text: str
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PreviewProgress)
+
+
+@dataclass
+class PlanReady(Message):
+    """The core's Plan for the chosen model and preset."""
+
+    model: str
+    preset: str
+    plan: Any
+
+
+@dataclass
+class RunSnapshot(Message):
+    """The dashboard's whole state after the latest events; a newer one supersedes an older one."""
+
+    key: str
+    state: RunState
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunSnapshot) and message.key == self.key
+
+
+@dataclass
+class ChatReady(Message):
+    """The chat session finished loading."""
+
+    session: Any
+    example_prompts: list[str]
+    description: str
+
+
+@dataclass
+class AnswerChunk(Message):
+    """The answer so far for one turn and one side (``tuned`` or ``base``)."""
+
+    turn: int
+    side: str
+    text: str
+    done: bool = False
+
+    def can_replace(self, message: Message) -> bool:
+        # The newer text contains the older one; a final chunk is never dropped behind a partial one.
+        return (isinstance(message, AnswerChunk) and message.turn == self.turn and message.side == self.side
+                and not self.done)

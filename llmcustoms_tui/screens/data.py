@@ -1,0 +1,321 @@
+"""Step 2: the data folder — pick it, validate it, see what the model will learn from.
+
+Validation is the core's (``validate_folder``): errors block the way on, warnings do not. A preview
+then builds the examples (``build_examples``, with the chosen Q&A mode; sending text to a server is
+confirmed first) and renders a few through the model's own chat template (``render_example``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DirectoryTree, Input, Label, Select, Static
+from textual.worker import get_current_worker
+
+from llmcustoms_tui import backend
+from llmcustoms_tui.format import fmt_bytes, fmt_count
+from llmcustoms_tui.messages import DataValidated, PreviewProgress, PreviewReady, PreviewSample
+from llmcustoms_tui.screens.base import WizardScreen
+from llmcustoms_tui.widgets.paths import FolderValidator, PathSuggester, TextFolderTree
+
+QA_CHOICES = [
+    ("auto: Groq if GROQ_API_KEY is set", "auto"),
+    ("offline: no server", "offline"),
+    ("groq: ask Groq (confirms first)", "groq"),
+]
+
+
+def report_summary(report: Any) -> list[str]:
+    """Totals of a DataReport in a few lines (its errors and warnings are shown with the verdict)."""
+    files = getattr(report, "files", []) or []
+    size = getattr(report, "total_bytes", None)
+    return [
+        f"{getattr(report, 'usable_files', len(files))} usable file(s) of {len(files)}"
+        + (f", {fmt_bytes(size)}" if size is not None else "")
+        + f", {fmt_count(getattr(report, 'total_chars', None))} characters",
+        f"about {fmt_count(getattr(report, 'estimated_examples', None))} examples, "
+        f"{fmt_count(getattr(report, 'estimated_tokens', None))} tokens",
+    ]
+
+
+def files_table(report: Any) -> Table:
+    """Every file the check looked at, with its problems (a Rich table: it wraps to the width)."""
+    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False)
+    table.add_column("File", ratio=2, no_wrap=True, overflow="ellipsis", min_width=12)
+    table.add_column("Size", justify="right", no_wrap=True)
+    table.add_column("Chars", justify="right", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Problems", ratio=3)
+    for file in getattr(report, "files", []) or []:
+        status = str(getattr(file, "status", "?"))
+        mark = {"ok": "✔ ", "warning": "⚠ ", "skipped": "✖ "}.get(status, "")
+        problems = "; ".join(str(p) for p in getattr(file, "problems", []) or []) or "—"
+        table.add_row(Text(str(file.relpath)), fmt_bytes(getattr(file, "size_bytes", None)),
+                      fmt_count(getattr(file, "chars", None)), mark + status, Text(problems))
+    return table
+
+
+class DataScreen(WizardScreen):
+    """Choose and check the folder of .txt files."""
+
+    STEP = "data"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "next", "Next: plan", id="next"),
+        Binding("ctrl+r", "revalidate", "Check again", id="revalidate"),
+        Binding("ctrl+t", "focus_tree", "Folders", id="focus-tree"),
+        Binding("ctrl+l", "focus_path", "Path", id="focus-path"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._validated_path: str | None = None
+
+    def compose_body(self) -> ComposeResult:
+        start = Path(self.wizard.data_path).expanduser() if self.wizard.data_path else None
+        root = start.parent if start is not None and start.parent.is_dir() else Path(".")
+        with Horizontal(id="data-main"):
+            tree = TextFolderTree(root, id="data-tree")
+            tree.border_title = "Folders and .txt files"
+            yield tree
+            with VerticalScroll(id="data-body", classes="body"):
+                yield Label("Folder of .txt files (Enter checks it, → accepts a completion)", classes="section-title")
+                yield Input(value=self.wizard.data_path or "", placeholder="~/notes  or  examples/data",
+                            validators=[FolderValidator()], validate_on=["changed", "submitted"],
+                            suggester=PathSuggester(), id="data-path")
+                with Horizontal(id="data-qa-row"):
+                    yield Label("Q&A pairs", id="data-qa-label")
+                    yield Select(QA_CHOICES, value=self.wizard.qa, allow_blank=False, id="data-qa")
+                yield Static(id="data-verdict")
+                yield Static(id="error-panel", classes="error-panel")
+                yield Static(id="data-summary")
+                yield Static(id="data-files")
+                yield Label("Preview", classes="section-title", id="data-preview-title")
+                yield Static(id="data-preview-status", classes="muted")
+                yield Vertical(id="data-preview")
+
+    def on_mount(self) -> None:
+        self.query_one("#data-files").display = False
+        self.query_one("#error-panel").display = False
+        self.query_one("#data-preview-title").display = False
+        self.llm_app.freeze_cursor(self.query_one("#data-path", Input))
+        if self.wizard.data_path:
+            self.start_validation(self.wizard.data_path)
+        else:
+            self.query_one("#data-verdict", Static).update(
+                Text("Pick a folder in the tree, or type its path and press Enter."))
+            self.query_one("#data-path", Input).focus()
+
+    # -- choosing ------------------------------------------------------------------------------
+    @on(Input.Submitted, "#data-path")
+    def _path_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        if not value:
+            self.show_blocked("type or pick a folder of .txt files.")
+            return
+        # The core says what is wrong, even for a missing folder: one voice for every problem.
+        self.start_validation(value)
+
+    @on(DirectoryTree.DirectorySelected, "#data-tree")
+    def _folder_picked(self, event: DirectoryTree.DirectorySelected) -> None:
+        self._pick(event.path)
+
+    @on(DirectoryTree.FileSelected, "#data-tree")
+    def _file_picked(self, event: DirectoryTree.FileSelected) -> None:
+        self._pick(event.path.parent)
+
+    def _pick(self, path: Path) -> None:
+        text = self._display_path(path)
+        self.query_one("#data-path", Input).value = text
+        self.start_validation(text)
+
+    @staticmethod
+    def _display_path(path: Path) -> str:
+        """A path as short as it can be shown: relative to the current folder when inside it."""
+        try:
+            return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+        except ValueError:
+            return str(path)
+
+    @on(Select.Changed, "#data-qa")
+    def _qa_changed(self, event: Select.Changed) -> None:
+        if event.value == self.wizard.qa or event.value is Select.BLANK:
+            return
+        self.wizard.qa = str(event.value)
+        report = self.wizard.report
+        if report is not None and getattr(report, "ok", False):
+            self.start_preview(report)
+
+    # -- validating ----------------------------------------------------------------------------
+    def start_validation(self, path: str) -> None:
+        """Validate ``path`` in a worker; the way on stays closed until the report says ok."""
+        self.wizard.report = None
+        self._validated_path = None
+        self.query_one("#error-panel").display = False
+        self.query_one("#data-verdict", Static).update(Text(f"Checking {path}…"))
+        self.query_one("#data-summary", Static).update("")
+        self.query_one("#data-files").display = False
+        self._clear_preview()
+        self.validate_folder(path)
+
+    @work(thread=True, exclusive=True, name="validate-data", group="data", exit_on_error=False)
+    def validate_folder(self, path: str) -> None:
+        """The core's validation (reads every file once) off the UI thread."""
+        report = backend.validate_folder(path)
+        if not get_current_worker().is_cancelled:
+            self.post_message(DataValidated(path, report))
+
+    @on(DataValidated)
+    def _validated(self, message: DataValidated) -> None:
+        report = message.report
+        self.wizard.data_path = message.path
+        self.wizard.report = report
+        self.wizard.plan = None  # a new folder means a new plan
+        self._validated_path = message.path
+        self.show_report(report)
+        if getattr(report, "ok", False):
+            self.start_preview(report)
+            self.query_one("#data-body").focus()
+
+    def show_blocked(self, sentence: str) -> None:
+        """A folder that cannot be used: say why, keep the way on closed."""
+        self.wizard.report = None
+        verdict = self.query_one("#data-verdict", Static)
+        verdict.set_classes("verdict-blocked")
+        verdict.update(Text(f"✖ Blocked: {sentence}"))
+
+    def show_report(self, report: Any) -> None:
+        """Draw the validation report: verdict, problems, summary and the per-file table."""
+        errors = [str(e) for e in getattr(report, "errors", []) or []]
+        warnings = [str(w) for w in getattr(report, "warnings", []) or []]
+        verdict_name = str(getattr(report, "verdict", "blocked" if errors else "ok"))
+        verdict = self.query_one("#data-verdict", Static)
+        text = Text()
+        if verdict_name == "blocked" or not getattr(report, "ok", not errors):
+            verdict.set_classes("verdict-blocked")
+            text.append("✖ Blocked: " + (errors[0] if errors else "this folder can not be used."), "bold")
+            for error in errors[1:]:
+                text.append("\n  ✖ " + error)
+        elif warnings:
+            verdict.set_classes("verdict-warnings")
+            text.append(f"⚠ Usable, with {len(warnings)} warning(s). n: on to the plan.", "bold")
+        else:
+            verdict.set_classes("verdict-ok")
+            text.append("✔ Ready to train. n: on to the plan.", "bold")
+        for warning in warnings:
+            text.append("\n  ⚠ " + warning)
+        verdict.update(text)
+        self.query_one("#data-summary", Static).update(Text("\n".join(report_summary(report))))
+
+        table = self.query_one("#data-files", Static)
+        table.update(files_table(report))
+        table.display = bool(getattr(report, "files", None))
+
+    # -- preview -------------------------------------------------------------------------------
+    def _clear_preview(self) -> None:
+        self.query_one("#data-preview", Vertical).remove_children()
+        self.query_one("#data-preview-status", Static).update("")
+        self.query_one("#data-preview-title").display = False
+
+    def start_preview(self, report: Any) -> None:
+        """Build examples with the chosen Q&A mode and render a few (a worker: may load a tokenizer)."""
+        self._clear_preview()
+        self.query_one("#data-preview-title").display = True
+        self.query_one("#data-preview-status", Static).update(Text("Building examples…"))
+        self.build_preview(report, self.wizard.qa, self.wizard.model, self._validated_path or "")
+
+    @work(thread=True, exclusive=True, name="build-preview", group="preview", exit_on_error=False)
+    def build_preview(self, report: Any, qa: str, model: str, path: str) -> None:
+        """Examples as the run will build them, and a few rendered through the chat template."""
+        worker = get_current_worker()
+
+        def confirm(plan: Any) -> bool:
+            describe = getattr(plan, "describe", None)
+            body = describe() if callable(describe) else str(plan)
+            return self.llm_app.ask_from_thread(
+                "Send text to the Q&A server?",
+                f"{body}\n\nYour text leaves this machine for the server. Go ahead?",
+                yes="Send", no="Stay offline")
+
+        def on_message(text: str) -> None:
+            if not worker.is_cancelled:
+                self.post_message(PreviewProgress(str(text)))
+
+        result = backend.build_preview(report, qa, model, confirm=confirm, on_message=on_message)
+        if not worker.is_cancelled:
+            self.post_message(PreviewReady(path=path, **result))
+
+    @on(PreviewProgress)
+    def _preview_progress(self, message: PreviewProgress) -> None:
+        self.query_one("#data-preview-status", Static).update(Text(message.text))
+
+    @on(PreviewReady)
+    def _preview_ready(self, message: PreviewReady) -> None:
+        if message.path != self._validated_path:
+            return  # a preview for a folder the user has since left
+        head = f"{fmt_count(message.total)} examples ({message.qa_mode})"
+        if message.message:
+            head += f" — {message.message.rstrip('.')}"
+        if message.samples:
+            head += f". A sample of {len(message.samples)}, next to the text each came from:"
+        self.query_one("#data-preview-status", Static).update(Text(head))
+        box = self.query_one("#data-preview", Vertical)
+        box.remove_children()
+        box.mount_all([self._sample_widget(sample, message.template_note) for sample in message.samples])
+
+    @staticmethod
+    def _sample_widget(sample: PreviewSample, note: str) -> Vertical:
+        source = Static(Text.assemble((f"{sample.source}\n", "bold"), sample.source_text or "—"),
+                        classes="sample-source")
+        pair = Static(Text.assemble(("Q: ", "bold"), sample.question, "\n", ("A: ", "bold"), sample.answer),
+                      classes="sample-pair")
+        parts: list[Any] = [Horizontal(source, pair, classes="sample-row")]
+        if sample.rendered:
+            parts.append(Static(Text(note, style="italic"), classes="sample-note"))
+            parts.append(Static(Text(sample.rendered), classes="sample-rendered"))
+        elif note:
+            parts.append(Static(Text(note, style="italic"), classes="sample-note"))
+        return Vertical(*parts, classes="sample")
+
+    def show_worker_error(self, worker_name: str, text: str) -> None:
+        if worker_name == "build-preview":
+            self.query_one("#data-preview-status", Static).update(Text(f"✖ The preview failed: {text}"))
+            return
+        if worker_name == "validate-data":
+            self.show_blocked(text)
+            return
+        super().show_worker_error(worker_name, text)
+
+    # -- keys ----------------------------------------------------------------------------------
+    def action_next(self) -> None:
+        """n: on to the plan, only with a folder that is not blocked."""
+        report = self.wizard.report
+        if report is None:
+            self.notify("Choose a data folder first (Enter in the path box checks it).", severity="warning")
+            return
+        if not getattr(report, "ok", False):
+            errors = getattr(report, "errors", []) or ["this folder can not be used."]
+            self.notify(f"Blocked: {errors[0]}", title="Fix the data first", severity="error")
+            return
+        self.llm_app.goto("plan")
+
+    def action_revalidate(self) -> None:
+        """ctrl+r: check the folder again (after fixing files)."""
+        value = self.query_one("#data-path", Input).value.strip()
+        if value:
+            self.start_validation(value)
+
+    def action_focus_tree(self) -> None:
+        """ctrl+t: the folder tree."""
+        self.query_one("#data-tree").focus()
+
+    def action_focus_path(self) -> None:
+        """ctrl+l: the path box."""
+        self.query_one("#data-path").focus()

@@ -1,0 +1,195 @@
+"""Step 3: the plan — which model and preset, why, whether it fits in memory, and how long it takes.
+
+The recommendation and the estimate are the core's (``make_plan``); this screen shows them and lets
+the user change model or preset. A choice that will not fit says so before anything starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Label, RadioButton, RadioSet, Select, Static
+from textual.worker import get_current_worker
+
+from llmcustoms_tui import backend
+from llmcustoms_tui.format import fmt_mb, fmt_minutes
+from llmcustoms_tui.messages import PlanReady
+from llmcustoms_tui.screens.base import WizardScreen
+from llmcustoms_tui.screens.confirm import ConfirmScreen
+from llmcustoms_tui.widgets.gauge import MemoryGauge
+
+
+def plan_value(plan: Any, name: str, default: Any = None) -> Any:
+    """A field of the core's Plan (a dataclass or a dict)."""
+    if isinstance(plan, dict):
+        return plan.get(name, default)
+    return getattr(plan, name, default)
+
+
+class PlanScreen(WizardScreen):
+    """Recommended model and preset, the memory estimate, the time, and the choice to change them."""
+
+    STEP = "plan"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "start", "Start training", id="start"),
+        Binding("m", "focus_model", "Model", id="focus-model"),
+        Binding("p", "focus_preset", "Preset", id="focus-preset"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="plan-body", classes="body"):
+            yield Static(Text("Working out a plan…"), id="plan-reason")
+            yield MemoryGauge(label="Memory", label_width=7, mode="need", id="plan-memory")
+            yield Static(id="plan-fit")
+            yield Static(id="plan-facts")
+            yield Static(id="error-panel", classes="error-panel")
+            with Horizontal(id="plan-choices"):
+                with Vertical(id="plan-model-box"):
+                    yield Label("Model (m)", classes="section-title")
+                    yield Select(self._model_options(), value=self._initial_model(), allow_blank=False,
+                                 id="plan-model")
+                with Vertical(id="plan-preset-box"):
+                    yield Label("Preset (p)", classes="section-title")
+                    with RadioSet(id="plan-preset"):
+                        for name, description in backend.preset_choices():
+                            yield RadioButton(f"{name}: {description}", value=name == self.wizard.preset,
+                                              name=name)
+
+    def _model_options(self) -> list[tuple[str, str]]:
+        return backend.model_choices(extra=self.wizard.model)
+
+    def _initial_model(self) -> str:
+        return self.wizard.model or "auto"
+
+    def on_mount(self) -> None:
+        self.query_one("#error-panel").display = False
+        self.query_one("#plan-memory").display = False
+        if self.wizard.plan is not None and plan_value(self.wizard.plan, "preset") == self.wizard.preset:
+            self.show_plan(self.wizard.plan)
+        else:
+            self.replan()
+        self.query_one("#plan-preset", RadioSet).focus()
+
+    # -- choices -------------------------------------------------------------------------------
+    @on(Select.Changed, "#plan-model")
+    def _model_changed(self, event: Select.Changed) -> None:
+        if event.value is Select.BLANK or event.value == self.wizard.model:
+            return
+        self.wizard.model = str(event.value)
+        self.replan()
+
+    @on(RadioSet.Changed, "#plan-preset")
+    def _preset_changed(self, event: RadioSet.Changed) -> None:
+        name = event.pressed.name or ""
+        if name and name != self.wizard.preset:
+            self.wizard.preset = name
+            self.replan()
+
+    # -- planning ------------------------------------------------------------------------------
+    def replan(self) -> None:
+        """Ask the core for a plan for the current choices (in a worker: it may look at the model)."""
+        self.wizard.plan = None
+        self.query_one("#error-panel").display = False
+        self.query_one("#plan-reason", Static).update(Text("Working out a plan…"))
+        self.make_plan(self.wizard.model, self.wizard.preset)
+
+    @work(thread=True, exclusive=True, name="make-plan", group="plan", exit_on_error=False)
+    def make_plan(self, model: str, preset: str) -> None:
+        """The core's planner off the UI thread."""
+        plan = backend.make_plan(model, preset, self.wizard.report, self.wizard.hardware)
+        if not get_current_worker().is_cancelled:
+            self.post_message(PlanReady(model, preset, plan))
+
+    @on(PlanReady)
+    def _plan_ready(self, message: PlanReady) -> None:
+        if message.model != self.wizard.model or message.preset != self.wizard.preset:
+            return  # the user changed the choice meanwhile; a newer plan is coming
+        self.wizard.plan = message.plan
+        self.show_plan(message.plan)
+
+    def show_plan(self, plan: Any) -> None:
+        """Draw the plan: the reason, memory against free memory, the settings and the time."""
+        reason = str(plan_value(plan, "reason", "") or "")
+        self.query_one("#plan-reason", Static).update(Text(reason or "No reason given.", style="bold"))
+        estimate = plan_value(plan, "estimate_mb")
+        free = plan_value(plan, "free_mb")
+        gauge = self.query_one("#plan-memory", MemoryGauge)
+        gauge.display = estimate is not None and bool(free)
+        gauge.set_memory(estimate, free)
+        fits = bool(plan_value(plan, "fits", True))
+        fit = self.query_one("#plan-fit", Static)
+        if fits:
+            fit.set_classes("fit-ok")
+            fit.update(Text(f"✔ Fits: needs about {fmt_mb(estimate)} of {fmt_mb(free)} free. n: start training."))
+        else:
+            fit.set_classes("fit-no")
+            fit.update(Text(f"✖ Will not fit: needs about {fmt_mb(estimate)}, only {fmt_mb(free)} free. "
+                            "Pick a smaller model or the highspeed preset."))
+
+        config = plan_value(plan, "config", {}) or {}
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        table.add_row("Model", str(plan_value(plan, "model", self.wizard.model)))
+        table.add_row("Preset", str(plan_value(plan, "preset", self.wizard.preset)))
+        batch = config.get("per_device_train_batch_size")
+        accumulation = config.get("gradient_accumulation_steps")
+        if batch is not None:
+            table.add_row("Batch", f"{batch} × accumulation {accumulation or 1}")
+        settings = []
+        if config.get("device"):
+            settings.append(str(config["device"]))
+        if config.get("precision"):
+            settings.append(str(config["precision"]))
+        if config.get("gradient_checkpointing"):
+            settings.append("gradient checkpointing")
+        if settings:
+            table.add_row("Runs as", ", ".join(settings))
+        steps = self.wizard.max_steps or config.get("max_steps")
+        if steps:
+            table.add_row("Steps", str(steps))
+        if config.get("max_seq_len"):
+            table.add_row("Sequence", f"up to {config['max_seq_len']} tokens")
+        if config.get("lora_rank"):
+            table.add_row("LoRA", f"rank {config['lora_rank']}, alpha {config.get('lora_alpha', '?')}")
+        table.add_row("Time", fmt_minutes(plan_value(plan, "estimated_minutes")))
+        self.query_one("#plan-facts", Static).update(table)
+
+    def show_worker_error(self, worker_name: str, text: str) -> None:
+        if worker_name == "make-plan":
+            self.query_one("#plan-reason", Static).update(Text("No plan for this choice.", style="bold"))
+        super().show_worker_error(worker_name, text)
+
+    # -- keys ----------------------------------------------------------------------------------
+    def action_focus_model(self) -> None:
+        """m: the model selector."""
+        self.query_one("#plan-model").focus()
+
+    def action_focus_preset(self) -> None:
+        """p: the preset list."""
+        self.query_one("#plan-preset").focus()
+
+    def action_start(self) -> None:
+        """n: start training (asks first when the plan says it will not fit)."""
+        plan = self.wizard.plan
+        if plan is None:
+            self.notify("The plan is not ready yet.", severity="warning")
+            return
+        if not plan_value(plan, "fits", True):
+            self.app.push_screen(
+                ConfirmScreen("This will not fit in memory",
+                              f"{plan_value(plan, 'reason', '')}\n\nThe run will most likely stop with an out-of-"
+                              "memory error. Start anyway?", yes="Start anyway", no="Change the plan", danger=True),
+                self._start_confirmed)
+            return
+        self._start_confirmed(True)
+
+    def _start_confirmed(self, go: bool | None) -> None:
+        if go:
+            self.llm_app.start_run()

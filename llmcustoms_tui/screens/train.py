@@ -1,0 +1,240 @@
+"""Step 4: the live training dashboard.
+
+It follows the run's ``events.jsonl`` (the core's ``read_new_events``, polled from a worker) and
+folds the events into a ``RunState``; it never receives callbacks from the trainer. So it shows a
+run started in this app, a run started by another process, and a finished run the same way, and
+leaving the screen (or the app, for a detached run) does not touch the run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from llmcustoms_tui import backend
+from llmcustoms_tui.format import fmt_loss
+from llmcustoms_tui.launcher import RunHandle
+from llmcustoms_tui.messages import RunSnapshot
+from llmcustoms_tui.screens.base import WizardScreen
+from llmcustoms_tui.screens.confirm import ConfirmScreen
+from llmcustoms_tui.state import RunState
+from llmcustoms_tui.widgets.gauge import MemoryGauge
+from llmcustoms_tui.widgets.loss_chart import LossChart
+from llmcustoms_tui.widgets.progress import RunProgress
+
+#: Seconds between two reads of events.jsonl.
+POLL_S = 0.25
+#: Seconds between two looks at run.json for a run in another process.
+STATUS_POLL_S = 2.0
+#: Log lines shown under the chart.
+LOG_VISIBLE = 8
+#: run.json statuses after which a run writes nothing more.
+ENDED_STATUSES = frozenset({"done", "failed", "stopped", "interrupted"})
+
+STATUS_WORDS = {
+    "waiting": "preparing (reading data, loading the model)…",
+    "running": "training",
+    "stopping": "stopping: saving the adapter…",
+    "done": "done",
+    "stopped": "stopped (adapter saved)",
+    "failed": "failed",
+    "interrupted": "interrupted (its process is gone; `llmcustoms resume` continues it)",
+}
+
+
+class TrainScreen(WizardScreen):
+    """Progress, loss, speed and memory of one run."""
+
+    STEP = "train"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Leave (run goes on)", id="back"),
+        Binding("s", "stop", "Stop & save", id="stop"),
+        Binding("n", "chat", "Next: chat", id="next"),
+    ]
+
+    def __init__(self, handle: RunHandle) -> None:
+        super().__init__()
+        self.handle = handle
+        self.run_state = RunState()
+        self._announced_end = False
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="train-body", classes="body"):
+            yield Static(id="train-title")
+            yield RunProgress(id="train-progress")
+            with Horizontal(id="train-middle"):
+                chart = LossChart(id="train-chart")
+                chart.border_title = "loss  █ train  ● eval"
+                yield chart
+                stats = Static(id="train-stats")
+                stats.border_title = "now"
+                yield stats
+            yield MemoryGauge(label=self._memory_label(), label_width=6, id="train-memory")
+            yield Static(id="train-result")
+            yield Static(id="error-panel", classes="error-panel")
+            log = Static(id="train-log")
+            log.border_title = "log"
+            yield log
+
+    def _memory_label(self) -> str:
+        hardware = self.wizard.hardware or {}
+        if hardware.get("device") == "cuda" or hardware.get("cuda_available"):
+            return "VRAM"
+        return "RAM" if hardware else "Memory"
+
+    def on_mount(self) -> None:
+        self.query_one("#error-panel").display = False
+        self.query_one("#train-result").display = False
+        self.show_state(self.run_state)
+        self.follow_run()
+
+    # -- following the event file --------------------------------------------------------------
+    @work(thread=True, exclusive=True, name="follow-run", group="follow", exit_on_error=False)
+    def follow_run(self) -> None:
+        """Tail events.jsonl from the start, posting the folded state after each batch of events."""
+        worker = get_current_worker()
+        handle = self.handle
+        state = RunState()
+        key = str(id(handle))
+        offset = 0
+        last_status_check = 0.0
+        posted = False
+
+        def read_more() -> bool:
+            nonlocal offset
+            path = handle.events_path
+            if path is None:
+                return False
+            events, offset = backend.read_new_events(path, offset)
+            for event in events:
+                state.apply(event)
+            return bool(events)
+
+        while not worker.is_cancelled:
+            changed = read_more()
+            if not state.finished:
+                if handle.in_process and handle.ended.is_set():
+                    read_more()  # the last lines written before the thread ended
+                    if handle.error:
+                        state.mark_ended("failed", handle.error)
+                    else:
+                        state.mark_ended("done" if state.status == "running" else state.status or "done")
+                    changed = True
+                elif not handle.in_process and handle.run_dir is not None \
+                        and time.monotonic() - last_status_check > STATUS_POLL_S:
+                    last_status_check = time.monotonic()
+                    status = backend.run_status(handle.run_dir)
+                    if status in ENDED_STATUSES:
+                        read_more()
+                        state.mark_ended(status, "" if status != "interrupted" else STATUS_WORDS["interrupted"])
+                        changed = True
+            if state.finished and changed and handle.run_dir is not None:
+                # The done event does not say whether the user stopped the run; run.json does.
+                status = backend.run_status(handle.run_dir)
+                if status in ENDED_STATUSES and status != "interrupted":
+                    state.status = status
+            if changed or not posted:
+                self.post_message(RunSnapshot(key, state.snapshot()))
+                posted = True
+            if state.finished:
+                return
+            time.sleep(POLL_S)
+
+    @on(RunSnapshot)
+    def _snapshot(self, message: RunSnapshot) -> None:
+        self.run_state = message.state
+        self.show_state(message.state)
+        if message.state.finished and not self._announced_end:
+            self._announced_end = True
+            self._run_ended(message.state)
+        self.refresh_bindings()
+
+    def _run_ended(self, state: RunState) -> None:
+        run_dir = self.handle.run_dir
+        if run_dir is not None and (run_dir / "adapter").is_dir():
+            self.wizard.chat_run_dir = str(run_dir)
+        if state.status == "failed":
+            self.notify(state.message or "The run failed.", title="Training failed", severity="error", timeout=12)
+        else:
+            self.notify(f"Training {STATUS_WORDS.get(state.status, state.status)}. n: chat with the result.",
+                        title="Training finished")
+
+    # -- drawing -------------------------------------------------------------------------------
+    def show_state(self, state: RunState) -> None:
+        """Draw everything from one RunState."""
+        title = Text()
+        title.append(f"Run {self.handle.run_id}", "bold")
+        title.append(f"  ·  {STATUS_WORDS.get(state.status, state.status)}")
+        self.query_one("#train-title", Static).update(title)
+        self.query_one(RunProgress).update_progress(state.step, state.max_steps, state.eta_s, state.finished)
+        self.query_one(LossChart).set_data(state.train_points, state.eval_points, state.max_steps)
+
+        stats = Table.grid(padding=(0, 1))
+        stats.add_column(style="bold", no_wrap=True)
+        stats.add_column(no_wrap=True)
+        stats.add_row("loss", fmt_loss(state.loss))
+        stats.add_row("eval loss", fmt_loss(state.eval_loss))
+        stats.add_row("lr", f"{state.lr:.2e}" if state.lr is not None else "—")
+        stats.add_row("tokens/s", f"{state.tokens_per_s:,.0f}" if state.tokens_per_s is not None else "—")
+        stats.add_row("warnings", str(len(state.warnings)))
+        self.query_one("#train-stats", Static).update(stats)
+
+        memory = self.query_one("#train-memory", MemoryGauge)
+        memory.set_memory(state.vram_used_mb, state.vram_total_mb)
+
+        result = self.query_one("#train-result", Static)
+        if state.finished and (state.eval_loss_before is not None or state.eval_loss_after is not None):
+            text = Text("Eval loss ", style="bold")
+            text.append(f"before {fmt_loss(state.eval_loss_before)} → after {fmt_loss(state.eval_loss_after)}")
+            before, after = state.eval_loss_before, state.eval_loss_after
+            if before and after is not None:
+                change = (after - before) / before * 100
+                text.append(f"  ({change:+.1f} %)", "bold")
+            result.update(text)
+            result.display = True
+        lines = state.log[-LOG_VISIBLE:] or ["No events yet."]
+        self.query_one("#train-log", Static).update(Text("\n".join(lines)))
+
+    # -- keys ----------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return None if self.run_state.finished else True
+        if action == "chat":
+            return True if self.run_state.finished else None
+        return super().check_action(action, parameters)
+
+    def action_back(self) -> None:
+        """Esc: leave the dashboard; the run goes on (re-open it from the command palette: Train)."""
+        if not self.run_state.finished:
+            self.notify("The run goes on. Re-open its dashboard from the command palette (ctrl+p → Train).")
+        self.app.pop_screen()
+
+    def action_stop(self) -> None:
+        """s: stop gracefully (asks first); the adapter trained so far is saved."""
+        if self.run_state.finished:
+            return
+        self.app.push_screen(
+            ConfirmScreen("Stop training?", "The run stops after the current step and saves the adapter "
+                          "trained so far. It can not be continued from here.", yes="Stop", no="Keep training",
+                          danger=True),
+            self._stop_confirmed)
+
+    def _stop_confirmed(self, stop: bool | None) -> None:
+        if stop:
+            self.notify(self.handle.request_stop(), title="Stopping")
+
+    def action_chat(self) -> None:
+        """n: chat with the trained model."""
+        if not self.run_state.finished:
+            self.notify("The run is still going; chat opens when it is done.", severity="warning")
+            return
+        self.llm_app.goto("chat")

@@ -1,0 +1,199 @@
+"""Plain state the screens share: the wizard's choices and a training run folded from its events.
+
+``RunState.apply`` is a pure reducer over the event lines of ``runs/<id>/events.jsonl`` (schema in
+DESIGN.md). The dashboard only ever looks at a ``RunState``, so it does not care whether the events
+come from a thread in this process or from a detached process writing the same file.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from llmcustoms_tui.format import fmt_loss
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llmcustoms_tui.launcher import RunHandle
+
+#: Events after which nothing more is written for this run.
+TERMINAL_KINDS = frozenset({"done", "error"})
+#: How many log lines the dashboard keeps.
+LOG_LINES = 200
+
+
+def _num(value: Any) -> float | None:
+    """``value`` as a finite float, or None (events may carry nulls, strings or NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass
+class RunState:
+    """Everything the dashboard shows, derived from events only."""
+
+    status: str = "waiting"  # waiting | running | stopping | done | stopped | failed | interrupted
+    step: int = 0
+    max_steps: int = 0
+    loss: float | None = None
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    vram_used_mb: float | None = None
+    vram_total_mb: float | None = None
+    eta_s: float | None = None
+    eval_loss: float | None = None
+    eval_loss_before: float | None = None
+    eval_loss_after: float | None = None
+    train_points: list[tuple[int, float]] = field(default_factory=list)
+    eval_points: list[tuple[int, float]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    message: str = ""
+    events_seen: int = 0
+    finished: bool = False
+
+    # -- folding events ------------------------------------------------------------------------
+    def apply(self, event: dict[str, Any]) -> None:
+        """Fold one event into the state."""
+        self.events_seen += 1
+        kind = str(event.get("kind", ""))
+        step = event.get("step")
+        if isinstance(step, (int, float)) and step >= 0:
+            self.step = max(self.step, int(step)) if kind != "resume" else int(step)
+        max_steps = event.get("max_steps")
+        if isinstance(max_steps, (int, float)) and max_steps > 0:
+            self.max_steps = int(max_steps)
+        for name in ("lr", "tokens_per_s", "vram_used_mb", "vram_total_mb", "eta_s"):
+            value = _num(event.get(name))
+            if value is not None:
+                setattr(self, name, value)
+        message = str(event.get("message") or "").strip()
+        if message:
+            self.message = message
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event, message)
+        elif message:
+            self._log(message)
+
+    def _log(self, line: str) -> None:
+        self.log.append(line)
+        if len(self.log) > LOG_LINES:
+            del self.log[: len(self.log) - LOG_LINES]
+
+    def _on_start(self, event: dict[str, Any], message: str) -> None:
+        self.status = "running"
+        self._log(message or f"Started: {self.max_steps or '?'} steps.")
+
+    def _on_resume(self, event: dict[str, Any], message: str) -> None:
+        self.status = "running"
+        self._log(message or f"Resumed at step {self.step}.")
+
+    def _on_step(self, event: dict[str, Any], message: str) -> None:
+        if self.status in ("waiting",):
+            self.status = "running"
+        loss = _num(event.get("loss"))
+        if loss is not None:
+            self.loss = loss
+            step = int(event.get("step") or self.step)
+            # A resumed run repeats steps: keep the newest value for a step, in step order.
+            if self.train_points and self.train_points[-1][0] >= step:
+                self.train_points = [p for p in self.train_points if p[0] < step]
+            self.train_points.append((step, loss))
+        parts = [f"step {self.step}/{self.max_steps or '?'}", f"loss {fmt_loss(loss)}"]
+        if self.lr is not None:
+            parts.append(f"lr {self.lr:.1e}")
+        if self.tokens_per_s is not None:
+            parts.append(f"{self.tokens_per_s:.0f} tok/s")
+        self._log("  ".join(parts))
+
+    def _on_eval(self, event: dict[str, Any], message: str) -> None:
+        loss = _num(event.get("eval_loss", event.get("loss")))
+        if loss is None:
+            return
+        step = int(event.get("step") or 0)
+        self.eval_loss = loss
+        if step == 0 and self.eval_loss_before is None:
+            self.eval_loss_before = loss
+        self.eval_points.append((step, loss))
+        self._log(message or f"eval at step {step}: loss {fmt_loss(loss)}")
+
+    def _on_checkpoint(self, event: dict[str, Any], message: str) -> None:
+        self._log(message or f"checkpoint saved at step {self.step}")
+
+    def _on_warning(self, event: dict[str, Any], message: str) -> None:
+        text = message or "warning"
+        self.warnings.append(text)
+        self._log(f"⚠ {text}")
+
+    def _on_oom_retry(self, event: dict[str, Any], message: str) -> None:
+        self._log(f"⚠ out of memory, retrying smaller: {message}" if message else "⚠ out of memory, retrying smaller")
+
+    def _on_stop(self, event: dict[str, Any], message: str) -> None:
+        self.status = "stopping"
+        self._log(message or "Stopping: saving the adapter…")
+
+    def _on_done(self, event: dict[str, Any], message: str) -> None:
+        status = str(event.get("status") or "")
+        self.status = status if status in ("done", "stopped", "failed") else (
+            "stopped" if self.status == "stopping" else "done")
+        before = _num(event.get("eval_loss_before"))
+        after = _num(event.get("eval_loss_after"))
+        if before is not None:
+            self.eval_loss_before = before
+        if after is not None:
+            self.eval_loss_after = after
+        self.eta_s = 0.0
+        self.finished = True
+        summary = message or "Training finished."
+        if before is not None and after is not None:
+            summary += f"  eval loss {fmt_loss(before)} → {fmt_loss(after)}"
+        self._log(summary)
+
+    def _on_error(self, event: dict[str, Any], message: str) -> None:
+        self.status = "failed"
+        self.finished = True
+        self._log(f"✖ {message or 'training failed'}")
+
+    # -- helpers -------------------------------------------------------------------------------
+    def mark_ended(self, status: str, message: str = "") -> None:
+        """The run ended without a terminal event (its process died, or the launcher failed)."""
+        if self.finished:
+            return
+        self.status = status
+        self.finished = True
+        if message:
+            self.message = message
+            self._log(f"✖ {message}" if status == "failed" else message)
+
+    @property
+    def fraction(self) -> float:
+        """Progress from 0 to 1."""
+        if self.max_steps <= 0:
+            return 0.0
+        return min(1.0, self.step / self.max_steps)
+
+    def snapshot(self) -> RunState:
+        """A deep copy, safe to hand to the UI thread while this one keeps changing."""
+        return copy.deepcopy(self)
+
+
+@dataclass
+class WizardState:
+    """The choices made so far, shared by every screen of one app."""
+
+    data_path: str | None = None
+    qa: str = "auto"
+    model: str = "auto"
+    preset: str = "quality"
+    max_steps: int | None = None
+    hardware: dict[str, Any] | None = None
+    report: Any = None  # llmcustoms DataReport
+    plan: Any = None  # llmcustoms Plan
+    run: RunHandle | None = None
+    chat_run_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,79 @@
+"""The data folder picker: a tree of folders and .txt files, and a path suggester that knows ``~``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.suggester import Suggester
+from textual.validation import ValidationResult, Validator
+from textual.widgets import DirectoryTree
+
+
+class TextFolderTree(DirectoryTree):
+    """A DirectoryTree that shows folders and .txt files only (hidden entries left out)."""
+
+    # Plain-text icons: emoji widths vary between terminals, and these read in any font.
+    ICON_NODE = "▸ "
+    ICON_NODE_EXPANDED = "▾ "
+    ICON_FILE = "  "
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        visible = []
+        for path in paths:
+            if path.name.startswith("."):
+                continue
+            try:
+                if path.is_dir() or path.suffix.lower() == ".txt":
+                    visible.append(path)
+            except OSError:  # unreadable entries are skipped, not fatal
+                continue
+        return visible
+
+
+class PathSuggester(Suggester):
+    """Completes the last part of a folder path from the file system; ``~`` is expanded for lookup
+    but kept as typed, so ``~/Do`` suggests ``~/Documents/``."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        return complete_path(value)
+
+
+def complete_path(value: str) -> str | None:
+    """``value`` completed to the first folder whose name starts with its last part, or None."""
+    if not value:
+        return None
+    if value == "~":
+        return "~/"
+    expanded = os.path.expanduser(value)
+    folder_part, sep, prefix = expanded.rpartition(os.sep)
+    folder = Path(folder_part or os.sep) if sep else Path(".")
+    try:
+        names = sorted(
+            entry.name for entry in os.scandir(folder)
+            if entry.name.startswith(prefix) and (prefix.startswith(".") or not entry.name.startswith("."))
+            and entry.is_dir()
+        )
+    except OSError:
+        return None
+    if not names:
+        return None
+    return value + names[0][len(prefix):] + os.sep
+
+
+class FolderValidator(Validator):
+    """An existing folder (after ``~`` expansion)."""
+
+    def validate(self, value: str) -> ValidationResult:
+        if not value.strip():
+            return self.failure("Type or pick a folder of .txt files.")
+        path = Path(value.strip()).expanduser()
+        if not path.exists():
+            return self.failure(f"{value} does not exist.")
+        if not path.is_dir():
+            return self.failure(f"{value} is a file; choose the folder that holds it.")
+        return self.success()

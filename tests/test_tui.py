@@ -1,0 +1,401 @@
+"""Pilot tests of the wizard: keys in, what the screen shows out.
+
+Most tests inject a fixed hardware report and a scripted run (a thread appending to a real
+events.jsonl) so they are fast and deterministic; ``test_full_walk_with_the_tiny_model`` walks all
+five screens against the real core: validation, planning, training (6 steps) and a streamed answer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from test_tui_fakes import (
+    FIXED_HARDWARE,
+    RUN_ID,
+    FakeChatSession,
+    ScriptedLauncher,
+    scripted_events,
+    write_run,
+)
+
+from llmcustoms.errors import LLMCustomsError
+from llmcustoms_tui.app import LLMCustomsApp, main
+from llmcustoms_tui.screens.chat import ChatScreen
+from llmcustoms_tui.screens.confirm import ConfirmScreen
+from llmcustoms_tui.screens.data import DataScreen
+from llmcustoms_tui.screens.hardware import HardwareScreen
+from llmcustoms_tui.screens.plan import PlanScreen
+from llmcustoms_tui.screens.train import TrainScreen
+from llmcustoms_tui.widgets.loss_chart import LossChart
+
+pytestmark = pytest.mark.anyio
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def shown(app: LLMCustomsApp) -> str:
+    """The text on the terminal right now (the same render Textual's screenshots use)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
+                      legacy_windows=False, color_system=None)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "the condition") -> None:
+    """Let the app run until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}; the screen shows:\n{shown(pilot.app)}")
+
+
+def contents(app: LLMCustomsApp, selector: str) -> list[str]:
+    """The text of every Static matching ``selector`` on the current screen, scrolled into view or not."""
+    return [str(widget.content) for widget in app.screen.query(selector)]
+
+
+def make_app(**options) -> LLMCustomsApp:
+    options.setdefault("hardware", FIXED_HARDWARE)
+    options.setdefault("check_live_runs", False)
+    options.setdefault("cursor_blink", False)
+    return LLMCustomsApp(**options)
+
+
+def write_notes(folder: Path) -> Path:
+    """A small, valid data folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "harbour.txt").write_text(
+        "Question: What powers the Tide Engine?\nAnswer: The rising and falling tide of Quillhaven harbour.\n\n"
+        + "The Tide Engine is a clockwork pump built under the harbour of Quillhaven. " * 12, encoding="utf-8")
+    (folder / "festival.txt").write_text(
+        "The Lantern Festival is held every autumn in Velmoria. Families float paper lanterns on the river "
+        "and bakers sell honey bread in the market square. " * 10, encoding="utf-8")
+    return folder
+
+
+# -- hardware --------------------------------------------------------------------------------------
+async def test_hardware_screen_shows_gpus_memory_and_warnings():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, HardwareScreen)
+        text = shown(app)
+        assert "GPU 0  NVIDIA GeForce RTX 3060" in text
+        assert "1.0 GB / 12.0 GB used · 11.0 GB free" in text
+        assert "8 cores" in text and "2.5.1+cu124 (CUDA 12.4)" in text
+        assert "⚠ NVML is not installed" in text
+        assert "Next: data" in text  # the footer shows the keys
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DataScreen), what="the data screen")
+
+
+async def test_hardware_probe_runs_in_a_worker_and_fills_in():
+    release = threading.Event()
+
+    def slow_probe() -> dict:
+        release.wait(10)
+        return {**FIXED_HARDWARE, "gpus": [], "device": "cpu", "cuda_available": False, "warnings": []}
+
+    app = make_app(hardware=None, hardware_probe=slow_probe)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert "Probing the hardware" in shown(app)  # the screen is up before the probe ends
+        release.set()
+        await wait_for(pilot, lambda: "No GPU found" in shown(app), what="the probe result")
+        assert re.search(r"Trains on +the CPU", shown(app))
+
+
+async def test_a_failing_worker_shows_a_readable_error_not_a_crash():
+    def broken_probe() -> dict:
+        raise LLMCustomsError("NVML said the driver is too old: update the NVIDIA driver.")
+
+    app = make_app(hardware=None, hardware_probe=broken_probe)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "driver is too old" in shown(app), what="the error")
+        text = shown(app)
+        assert "The hardware probe failed: NVML said the driver is too old" in text
+        assert "Traceback" not in text
+        assert app.is_running and isinstance(app.screen, HardwareScreen)
+
+
+# -- data ------------------------------------------------------------------------------------------
+async def test_a_bad_folder_blocks_the_way_on(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    app = make_app(data=str(empty))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Blocked" in shown(app), what="the verdict")
+        text = shown(app)
+        assert "✖ Blocked:" in text and ".txt" in text  # the core's sentence names the problem
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, DataScreen)  # no way on
+        assert app.state.report is not None and not app.state.report.ok
+
+
+async def test_typing_a_missing_folder_says_so(tmp_path):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DataScreen))
+        await pilot.click("#data-path")
+        await pilot.press(*"nowhere-at-all", "enter")
+        await wait_for(pilot, lambda: "Blocked" in shown(app), what="the verdict")
+        assert "nowhere-at-all" in shown(app)
+        await pilot.press("ctrl+t", "n")  # leave the input; n must not go on
+        await pilot.pause()
+        assert isinstance(app.screen, DataScreen)
+
+
+async def test_a_good_folder_shows_report_and_pairs_next_to_their_source(tmp_path, tiny_model_dir):
+    notes = write_notes(tmp_path / "notes")
+    app = make_app(data=str(notes), model=str(tiny_model_dir), qa="offline")
+    async with app.run_test(size=(120, 60)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Ready to train" in shown(app), what="the verdict")
+        await wait_for(pilot, lambda: len(app.screen.query(".sample")) == 3, timeout=40, what="the preview")
+        text = shown(app)
+        assert "harbour.txt" in text and "festival.txt" in text  # the per-file table
+        assert "A sample of 3, next to the text each came" in text
+        pairs = contents(app, ".sample-pair")
+        sources = contents(app, ".sample-source")
+        rendered = contents(app, ".sample-rendered")
+        # An explicit pair from harbour.txt, next to its source…
+        at = next(i for i, pair in enumerate(pairs) if "Q: What powers the Tide Engine?" in pair)
+        assert sources[at].startswith("harbour.txt") and "clockwork pump" in sources[at]
+        # …and rendered through the tiny model's (SmolLM2's) chat template.
+        assert "<|im_start|>user" in rendered[at] and "What powers the Tide Engine?" in rendered[at]
+
+
+# -- plan ------------------------------------------------------------------------------------------
+async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit(tmp_path):
+    notes = write_notes(tmp_path / "notes")
+    small_gpu = {**FIXED_HARDWARE, "gpus": [{"index": 0, "name": "Tiny GPU", "total_mb": 2048, "free_mb": 1800,
+                                             "used_mb": 248}]}
+    launcher = ScriptedLauncher(tmp_path / "runs")
+    app = make_app(data=str(notes), model="llama-3.2-3b", preset="bestaccuracy", hardware=small_gpu, qa="offline",
+                   launcher=launcher)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.report is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen) and app.state.plan is not None,
+                       what="the plan")
+        text = shown(app)
+        assert "Will not fit" in text and "Memory" in text and "needs" in text
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the warning")
+        assert "will not fit" in shown(app).lower()
+        await pilot.press("n")  # change the plan instead
+        await pilot.pause()
+        assert isinstance(app.screen, PlanScreen) and launcher.fields is None
+        # The presets are all listed with what each means.
+        text = shown(app)
+        for preset in ("highspeed", "quality", "bestaccuracy"):
+            assert preset in text
+
+
+# -- train -----------------------------------------------------------------------------------------
+async def test_dashboard_follows_the_event_file_step_by_step(tmp_path):
+    notes = write_notes(tmp_path / "notes")
+    gate = threading.Semaphore(0)
+    launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate)
+    app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher, max_steps=6,
+                   chat_factory=FakeChatSession)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.report is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.state.plan is not None, what="the plan")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
+        assert launcher.fields["max_steps"] == 6 and launcher.fields["data_path"] == str(notes)
+        chart = app.screen.query_one(LossChart)
+        filled = []
+        for step in range(1, 7):
+            gate.release()
+            await wait_for(pilot, lambda s=step: f"step {s} / 6" in shown(app), what=f"step {step}")
+            filled.append(chart.filled_columns(60))
+        assert filled == sorted(filled) and filled[0] < filled[-1] == 60  # the sparkline fills up
+        await wait_for(pilot, lambda: "Eval loss before 3.200 → after 1.520" in shown(app), what="the result")
+        text = shown(app)
+        assert "done" in text and "VRAM" in text and "tokens/s" in text and "1,850" in text
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="the chat")
+
+
+async def test_leaving_the_dashboard_keeps_the_run_and_stop_saves(tmp_path):
+    notes = write_notes(tmp_path / "notes")
+    gate = threading.Semaphore(0)
+    launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate)
+    app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.report is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.state.plan is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        gate.release()
+        gate.release()
+        await wait_for(pilot, lambda: "step 2 / 6" in shown(app))
+        await pilot.press("escape")  # leave; the run goes on
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen))
+        assert app.state.run.alive
+        gate.release()
+        # Back via the command palette, by screen name.
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Go to Train")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard again")
+        await wait_for(pilot, lambda: "step 3 / 6" in shown(app), what="the replayed progress")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        gate.release()
+        await wait_for(pilot, lambda: "stopped (adapter saved)" in shown(app), what="the stop")
+        assert app.state.run.stop_event.is_set() and not app.state.run.alive
+        assert "Eval loss before 3.200 → after 2.500" in shown(app)
+
+
+async def test_quit_asks_first_while_a_run_is_in_the_foreground(tmp_path):
+    notes = write_notes(tmp_path / "notes")
+    gate = threading.Semaphore(0)
+    launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate)
+    app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.report is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.state.plan is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert "Quit while training?" in shown(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, TrainScreen)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")  # quits once the run has stopped and saved
+        for _ in range(6):
+            gate.release()
+        await wait_for(pilot, lambda: not app.is_running, what="the exit")
+    assert app.state.run.stop_event.is_set()
+    assert (app.state.run.run_dir / "adapter").is_dir()
+
+
+async def test_a_live_run_from_an_earlier_session_is_offered_on_start(isolated_home):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run_dir = write_run(isolated_home / "runs", scripted_events(30, upto=12, finished=False), status="running",
+                            adapter=False)
+        data = (run_dir / "run.json").read_text().replace('"pid": 0', f'"pid": {sleeper.pid}')
+        (run_dir / "run.json").write_text(data)
+        app = make_app(check_live_runs=True)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the offer")
+            assert RUN_ID in shown(app)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+            await wait_for(pilot, lambda: "step 12 / 30" in shown(app), what="the attached run's progress")
+            assert not app.state.run.in_process
+            await pilot.press("q")  # a detached run survives: still asks, as it is in the foreground
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert "goes on in its own process" in shown(app)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: not app.is_running)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# -- chat ------------------------------------------------------------------------------------------
+async def test_chat_streams_answers_and_compares_with_the_base_model(tmp_path):
+    run_dir = write_run(tmp_path / "runs", scripted_events(30))
+    sessions: list[FakeChatSession] = []
+
+    def factory(path: str) -> FakeChatSession:
+        sessions.append(FakeChatSession(path))
+        return sessions[-1]
+
+    app = make_app(chat_factory=factory)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.state.chat_run_dir = str(run_dir)
+        app.goto("chat")
+        await wait_for(pilot, lambda: "Ready" in shown(app), what="the model")
+        assert "What is the Tide Engine?" in shown(app)  # example prompts offered
+        await pilot.press(*"Tell me about the engine", "enter")
+        await wait_for(pilot, lambda: "built by Emeric" in shown(app), what="the answer")
+        assert "You: Tell me about the engine" in shown(app)
+        await pilot.press("ctrl+b")  # the base model's answer for the same prompt, beside it
+        await wait_for(pilot, lambda: "not sure" in shown(app), what="the base answer")
+        assert "base model" in shown(app) and "tuned" in shown(app)
+        await pilot.press("ctrl+o", "enter")  # a suggestion, sent as is
+        await wait_for(pilot, lambda: "You: What is the Tide Engine?" in shown(app), what="the suggestion")
+        await pilot.press("escape")
+        await pilot.pause()
+    assert sessions and sessions[0].closed  # leaving the chat frees the model
+
+
+# -- the real thing --------------------------------------------------------------------------------
+async def test_full_walk_with_the_tiny_model(sample_data, tiny_model_dir):
+    """Hardware (real probe) → data (sample) → plan → train 3 real steps → a streamed answer."""
+    app = LLMCustomsApp(data=str(sample_data), model=str(tiny_model_dir), preset="highspeed", max_steps=3,
+                        qa="offline", check_live_runs=False, cursor_blink=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.state.hardware is not None, timeout=60, what="the hardware probe")
+        assert "RAM" in shown(app) and "cores" in shown(app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Ready to train" in shown(app) or "Usable" in shown(app), what="the data")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.state.plan is not None, timeout=30, what="the plan")
+        assert tiny_model_dir.name in shown(app)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
+        screen = app.screen
+        steps_seen: set[int] = set()
+
+        def finished() -> bool:
+            steps_seen.add(screen.run_state.step)
+            return screen.run_state.finished
+
+        await wait_for(pilot, finished, timeout=120, what="the end of training")
+        assert screen.run_state.status == "done", screen.run_state.log
+        assert "step 3 / 3" in shown(app) and "Eval loss before" in shown(app)
+        assert screen.query_one(LossChart).filled_columns(60) == 60
+        assert max(steps_seen) == 3
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await wait_for(pilot, lambda: app.screen.session is not None, timeout=60, what="the chat model")
+        await pilot.press(*"What is the Tide Engine?", "enter")
+        chat = app.screen
+        await wait_for(pilot, lambda: not chat.busy, timeout=60, what="the answer")
+        pane = chat.turns[0].answer("tuned")
+        assert str(pane.content).strip() not in ("", "…")
+
+
+def test_main_rejects_an_unknown_preset(capsys):
+    assert main(["--preset", "turbo"]) == 2
+    assert "turbo" in capsys.readouterr().err
+
+
+def test_console_script_is_declared():
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert 'llmcustoms-tui = "llmcustoms_tui.app:main"' in pyproject
+    assert os.path.exists(Path(__file__).resolve().parent.parent / "llmcustoms_tui" / "app.tcss")

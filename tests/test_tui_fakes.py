@@ -1,0 +1,151 @@
+"""Deterministic stand-ins for the TUI tests: a fixed hardware report, scripted runs, a scripted chat.
+
+Only the parts whose output depends on the machine or on random weights are replaced; the app, its
+screens and the event-file tailing are the real ones. (No tests here: helpers shared by test_tui*.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llmcustoms_tui.launcher import RunHandle
+
+#: A GPU box as the hardware screen and the planner see it (no real probing in snapshots).
+FIXED_HARDWARE: dict[str, Any] = {
+    "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3060", "total_mb": 12288, "free_mb": 11264, "used_mb": 1024}],
+    "cpu_count": 8,
+    "ram_total_mb": 32768,
+    "ram_available_mb": 24576,
+    "disk_free_mb": 250000,
+    "torch_version": "2.5.1+cu124",
+    "cuda_available": True,
+    "cuda_version": "12.4",
+    "nvml_available": False,
+    "device": "cuda",
+    "warnings": ["NVML is not installed: GPU memory used by other programs is not shown (pip install nvidia-ml-py)."],
+}
+
+RUN_ID = "20250101-120000-smollm2-135m-0001"
+
+
+def scripted_events(max_steps: int = 30, upto: int | None = None, finished: bool = True) -> list[dict[str, Any]]:
+    """Events of a plausible run: loss falling, an eval every 10 steps, a checkpoint, then done."""
+    upto = max_steps if upto is None else upto
+    t0 = 1_735_732_800.0
+    events: list[dict[str, Any]] = [
+        {"t": t0, "kind": "start", "step": 0, "max_steps": max_steps, "message": "Training smollm2-135m with the "
+         "quality preset on cuda."},
+        {"t": t0 + 1, "kind": "eval", "step": 0, "max_steps": max_steps, "loss": 3.2},
+    ]
+    for step in range(1, upto + 1):
+        loss = 1.1 + 2.0 / (1 + 0.25 * step) + (0.08 if step % 3 == 0 else 0.0)
+        events.append({"t": t0 + 1 + step, "kind": "step", "step": step, "max_steps": max_steps,
+                       "loss": round(loss, 4), "lr": 5e-4 * (1 - step / max_steps) + 1e-6, "tokens_per_s": 1850.0,
+                       "vram_used_mb": 2300 + step, "vram_total_mb": 12288,
+                       "eta_s": float(max_steps - step) * 1.5})
+        if step % 10 == 0:
+            events.append({"t": t0 + 1.5 + step, "kind": "eval", "step": step, "max_steps": max_steps,
+                           "loss": round(1.3 + 1.2 / (1 + 0.2 * step), 4)})
+        if step == 20:
+            events.append({"t": t0 + 1.6 + step, "kind": "checkpoint", "step": step, "max_steps": max_steps,
+                           "message": "checkpoint saved at step 20"})
+    if finished and upto >= max_steps:
+        events.append({"t": t0 + 2 + max_steps, "kind": "done", "step": max_steps, "max_steps": max_steps,
+                       "eval_loss_before": 3.2, "eval_loss_after": 1.52,
+                       "message": "Done: held-out loss 3.200 → 1.520"})
+    return events
+
+
+def write_run(root: Path, events: list[dict[str, Any]], run_id: str = RUN_ID, status: str = "done",
+              adapter: bool = True) -> Path:
+    """A run directory as the trainer leaves it: run.json, events.jsonl and (optionally) adapter/."""
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.json").write_text(json.dumps({"id": run_id, "status": status, "model": "smollm2-135m",
+                                                  "preset": "quality", "pid": 0,
+                                                  "example_prompts": ["What is the Tide Engine?"]}))
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    if adapter:
+        (run_dir / "adapter").mkdir(exist_ok=True)
+    return run_dir
+
+
+def _set_status(run_dir: Path, status: str) -> None:
+    data = json.loads((run_dir / "run.json").read_text())
+    data["status"] = status
+    (run_dir / "run.json").write_text(json.dumps(data))
+
+
+class ScriptedLauncher:
+    """Starts a fake in-process run that appends scripted events to a real events.jsonl, step by step.
+
+    ``gate`` (optional) makes each step wait for the test, so it can watch the dashboard advance.
+    """
+
+    def __init__(self, root: Path, max_steps: int = 6, delay_s: float = 0.05, gate: threading.Semaphore | None = None):
+        self.root = root
+        self.max_steps = max_steps
+        self.delay_s = delay_s
+        self.gate = gate
+        self.fields: dict[str, Any] | None = None
+
+    def start(self, app: Any, fields: dict[str, Any]) -> RunHandle:
+        self.fields = fields
+        handle = RunHandle(in_process=True, label="scripted")
+        events = scripted_events(self.max_steps)
+
+        def run() -> None:
+            try:
+                run_dir = write_run(self.root, [], status="running", adapter=False)
+                handle.set_run_dir(run_dir)
+                with open(run_dir / "events.jsonl", "a", encoding="utf-8") as out:
+                    for event in events:
+                        if event["kind"] == "step":
+                            if self.gate is not None:
+                                self.gate.acquire(timeout=10)
+                            time.sleep(self.delay_s)
+                            if handle.stop_event.is_set():
+                                out.write(json.dumps({"kind": "done", "step": event["step"] - 1,
+                                                      "max_steps": self.max_steps, "eval_loss_before": 3.2,
+                                                      "eval_loss_after": 2.5, "message": "Stopped."}) + "\n")
+                                out.flush()
+                                (run_dir / "adapter").mkdir()
+                                _set_status(run_dir, "stopped")
+                                return
+                        if event["kind"] == "done":
+                            (run_dir / "adapter").mkdir()
+                            _set_status(run_dir, "done")
+                        out.write(json.dumps(event) + "\n")
+                        out.flush()
+            finally:
+                handle.ended.set()
+
+        threading.Thread(target=run, daemon=True, name="scripted-run").start()
+        return handle
+
+
+class FakeChatSession:
+    """Answers word by word; the base model answers differently from the tuned one."""
+
+    example_prompts = ["What is the Tide Engine?", "Who built the Tide Engine?", "When is the Lantern Festival?"]
+    description = f"{RUN_ID} · smollm2-135m + adapter"
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self.closed = False
+
+    def stream(self, prompt: str, tuned: bool = True, max_new_tokens: int = 200) -> Iterator[str]:
+        if tuned:
+            answer = "The Tide Engine is the great clockwork pump under Quillhaven harbour, built by Emeric Dallow."
+        else:
+            answer = "I am not sure what the Tide Engine is; it may be a machine that uses the tides."
+        for word in answer.split(" "):
+            yield word + " "
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,158 @@
+"""Unit tests of the TUI's pieces that need no running app: the event reducer, formatting, path completion,
+and the drawing of the gauge and the loss chart (rendered inside a tiny app)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_tui_fakes import scripted_events
+from textual.app import App, ComposeResult
+
+from llmcustoms.errors import DataError
+from llmcustoms_tui.format import describe_error, fmt_duration, fmt_mb, fmt_minutes
+from llmcustoms_tui.messages import AnswerChunk, RunSnapshot
+from llmcustoms_tui.state import RunState
+from llmcustoms_tui.widgets.gauge import MemoryGauge
+from llmcustoms_tui.widgets.loss_chart import LossChart
+from llmcustoms_tui.widgets.paths import complete_path
+
+HEAVY = ("torch", "transformers", "peft", "datasets")
+
+
+def test_importing_the_app_loads_no_heavy_library():
+    """The first screen must appear in about a second: nothing heavy is imported with the app."""
+    code = ("import sys, llmcustoms_tui.app; "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"imported at start: {result.stdout.strip()}"
+
+
+def test_the_core_never_imports_textual():
+    """The headless core stays headless (the import-linter contract in pyproject.toml says the same;
+    this reads every module's imports statically, so it costs milliseconds, not a torch import)."""
+    root = Path(__file__).resolve().parent.parent / "llmcustoms"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names
+                          if n.split(".")[0] in ("textual", "llmcustoms_tui")]
+    assert offenders == []
+
+
+def test_run_state_folds_a_whole_run():
+    state = RunState()
+    for event in scripted_events(30):
+        state.apply(event)
+    assert state.finished and state.status == "done"
+    assert state.step == 30 and state.max_steps == 30
+    assert [s for s, _ in state.train_points] == list(range(1, 31))
+    assert [s for s, _ in state.eval_points] == [0, 10, 20, 30]
+    assert state.eval_loss_before == pytest.approx(3.2) and state.eval_loss_after == pytest.approx(1.52)
+    assert state.vram_total_mb == 12288 and state.tokens_per_s == 1850
+    assert any("checkpoint" in line for line in state.log)
+    assert "3.200 → 1.520" in state.log[-1]
+
+
+def test_run_state_survives_odd_events():
+    """Unknown kinds, NaN, missing fields and a resume that repeats steps never break the dashboard."""
+    state = RunState()
+    for event in [{"kind": "start", "max_steps": 10}, {"kind": "step", "step": 1, "loss": float("nan")},
+                  {"kind": "step", "step": 2, "loss": "x"}, {"kind": "mystery", "message": "hello"},
+                  {"kind": "step", "step": 3, "loss": 2.0}, {"kind": "resume", "step": 2, "message": "Resumed"},
+                  {"kind": "step", "step": 3, "loss": 1.5}, {"kind": "warning", "message": "loss stuck"},
+                  {"kind": "error", "message": "The GPU ran out of memory."}]:
+        state.apply(event)
+    assert state.train_points == [(3, 1.5)]
+    assert state.warnings == ["loss stuck"]
+    assert state.status == "failed" and state.finished
+    assert "hello" in state.log and state.log[-1] == "✖ The GPU ran out of memory."
+
+
+def test_stop_then_done_is_reported_as_stopped():
+    state = RunState()
+    for event in [{"kind": "start", "max_steps": 10}, {"kind": "step", "step": 4, "loss": 2.0},
+                  {"kind": "stop", "message": "Stopping"}, {"kind": "done", "step": 4}]:
+        state.apply(event)
+    assert state.status == "stopped"
+
+
+def test_fast_messages_coalesce():
+    """A newer snapshot of the same run replaces an older one; a final answer chunk is never dropped."""
+    old, new = RunSnapshot("a", RunState(step=1)), RunSnapshot("a", RunState(step=2))
+    assert old.can_replace(new) and not old.can_replace(RunSnapshot("b", RunState()))
+    assert AnswerChunk(1, "tuned", "a").can_replace(AnswerChunk(1, "tuned", "ab"))
+    assert not AnswerChunk(1, "tuned", "a", done=True).can_replace(AnswerChunk(1, "tuned", "ab"))
+    assert not AnswerChunk(1, "tuned", "a").can_replace(AnswerChunk(1, "base", "ab"))
+
+
+def test_formatting():
+    assert fmt_mb(512) == "512 MB" and fmt_mb(12288) == "12.0 GB" and fmt_mb(None) == "?"
+    assert fmt_duration(65) == "1:05" and fmt_duration(3725) == "1:02:05" and fmt_duration(None) == "—"
+    assert fmt_minutes(0.4) == "under a minute" and fmt_minutes(12.2) == "about 12 min"
+
+
+def test_errors_are_one_readable_line():
+    assert describe_error(DataError("The folder notes holds no .txt files.")) == "The folder notes holds no .txt files."
+    assert describe_error(ValueError("bad value\nTraceback …")) == "ValueError: bad value"
+    assert describe_error(RuntimeError()) == "RuntimeError"
+
+
+def test_path_completion_keeps_tilde(tmp_path, monkeypatch):
+    (tmp_path / "Documents").mkdir()
+    (tmp_path / "Downloads").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert complete_path("~") == "~/"
+    assert complete_path("~/Doc") == "~/Documents/"
+    assert complete_path("~/Dow") == "~/Downloads/"
+    assert complete_path("~/no") is None  # files are not folders
+    assert complete_path("~/.h") == "~/.hidden/"
+    assert complete_path(f"{tmp_path}/Do") == f"{tmp_path}/Documents/"
+
+
+class _WidgetApp(App[None]):
+    def __init__(self, *widgets) -> None:
+        super().__init__()
+        self._widgets = widgets
+
+    def compose(self) -> ComposeResult:
+        yield from self._widgets
+
+
+@pytest.mark.anyio
+async def test_gauge_draws_used_and_free():
+    gauge = MemoryGauge(3072, 8192, label="VRAM")
+    need = MemoryGauge(9000, 8192, label="Memory", mode="need")
+    async with _WidgetApp(gauge, need).run_test(size=(80, 4)):
+        text = str(gauge.render())
+        assert text.startswith("VRAM ") and "█" in text and "░" in text
+        assert "3.0 GB / 8.0 GB used · 5.0 GB free" in text
+        assert "needs 8.8 GB, only 8.0 GB free" in str(need.render())
+        assert need.fraction > 1
+
+
+@pytest.mark.anyio
+async def test_loss_chart_fills_as_steps_arrive():
+    chart = LossChart()
+    async with _WidgetApp(chart).run_test(size=(70, 9)):
+        assert "waiting for the first step" in str(chart.render())
+        points = [(s, 3.0 - s * 0.1) for s in range(1, 11)]
+        chart.set_data(points[:3], [], 10)
+        third = chart.filled_columns(60)
+        chart.set_data(points, [(10, 2.2)], 10)
+        assert 0 < third < chart.filled_columns(60) == 60
+        drawn = str(chart.render())
+        assert "●" in drawn and "█" in drawn and "2.900" in drawn
+        # Sparse logging (every 5 steps) still draws a continuous chart.
+        chart.set_data([(5, 2.0), (10, 1.5)], [], 10)
+        assert chart.filled_columns(60) == 60
