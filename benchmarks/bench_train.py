@@ -184,22 +184,27 @@ class StepTimer:
 
 
 class StepRows:
-    """Collates one dataset item (one optimizer step's packed rows) with the project's ``PackedCollator``."""
+    """Collates one dataset item (one optimizer step's packed rows) with the project's ``PackedCollator``.
+
+    Everything else (``tokens_seen``, ``tokens_trained``, ``attach``: what the dashboard's callback
+    reads) is the inner collator's. ``real_per_batch`` keeps each batch's real tokens in order.
+    """
 
     def __init__(self, pad_token_id: int) -> None:
         from llmcustoms.training.packing import PackedCollator
 
         self.inner = PackedCollator(pad_token_id)
         self.computed = 0  # tokens the model computes, padding included
+        self.real_per_batch: list[int] = []
 
-    @property
-    def tokens_seen(self) -> int:
-        """Real tokens collated so far (what the dashboard's EventCallback reads)."""
-        return self.inner.tokens_seen
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = self.inner([row for item in items for row in item["rows"]])
+        rows = [row for item in items for row in item["rows"]]
+        batch = self.inner(rows)
         self.computed += batch["input_ids"].numel()
+        self.real_per_batch.append(sum(len(r["input_ids"]) for r in rows))
         return batch
 
 
@@ -261,7 +266,7 @@ def deal_rows(features, steps: int, max_len: int) -> list[dict[str, Any]]:
 
 
 def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_len: int) -> dict[str, Any]:
-    """(c): the project's loading, packing, collator, Trainer arguments and event callback."""
+    """(c): the project's loading, packing, collator, Trainer class and arguments, and event callback."""
     import torch
     from transformers import PrinterCallback, Trainer
 
@@ -271,11 +276,18 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     from llmcustoms.training.runs import RunDir
     from llmcustoms.training.trainer import _training_arguments
 
+    try:  # the project's Trainer subclass (crash-safe checkpoints), where it exists
+        from llmcustoms.training.run_trainer import RunTrainer as TrainerClass
+    except ImportError:  # pragma: no cover - older trees
+        TrainerClass = Trainer
+
     torch.manual_seed(0)
     config = ours_config(model_path, device, steps, max_len)
     model, _ = load_for_training(model_path, config)
     items = deal_rows(features, steps, max_len)
     collator = StepRows(tokenizer.pad_token_id)
+    if hasattr(collator.inner, "attach"):
+        collator.attach(model)  # as run_training does: the dashboard counts tokens at each forward pass
     timer = StepTimer(device)
     with tempfile.TemporaryDirectory() as out:
         run = RunDir(out)
@@ -285,15 +297,16 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
         # rows in the order dealt (every configuration sees the same examples).
         args = dataclasses.replace(args, eval_strategy="no", save_strategy="no",
                                    train_sampling_strategy="sequential")
-        trainer = Trainer(model=model, args=args, train_dataset=items, data_collator=collator,
-                          callbacks=[EventCallback(sink, collator, device), timer])
+        trainer = TrainerClass(model=model, args=args, train_dataset=items, data_collator=collator,
+                               callbacks=[EventCallback(sink, collator, device), timer])
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         sink.close()
-    real_per_step = [sum(len(r["input_ids"]) for r in item["rows"]) for item in items]
+        events = run.events_path.read_text().count("\n")
+    real_per_step = collator.real_per_batch[:len(timer.times)]
     result = {"times": timer.times, "real_per_step": real_per_step, "losses": timer.losses,
-              "computed": collator.computed, "real": sum(real_per_step), "bf16": bool(args.bf16),
-              "rows": sum(len(item["rows"]) for item in items)}
+              "computed": collator.computed, "real": sum(collator.real_per_batch), "bf16": bool(args.bf16),
+              "rows": sum(len(item["rows"]) for item in items), "events": events}
     del trainer, model
     return result
 

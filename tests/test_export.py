@@ -323,7 +323,8 @@ def test_gguf_tokenizer_round_trip_on_unicode_and_special_tokens(tiny_exports, t
     rebuilt = AutoTokenizer.from_pretrained(result.folder, gguf_file=result.path.name)
     texts = [
         "Ünïcödé — café, naïve, 日本語, Ελληνικά, русский, emoji 🙂🚀, numbers 12345 and 3.14.\n\tTabs  and  spaces.",
-        "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|><|endoftext|>",
+        "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|><|endoftext|>"
+        "<repo_name>llmcustoms<file_sep>main.py<gh_stars>5",
         original.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True),
     ]
     for text in texts:
@@ -332,6 +333,26 @@ def test_gguf_tokenizer_round_trip_on_unicode_and_special_tokens(tiny_exports, t
             assert rebuilt(text, add_special_tokens=special)["input_ids"] == ids
             assert rebuilt.decode(ids) == original.decode(ids)
     assert original.convert_tokens_to_ids("<|im_end|>") in original(texts[1])["input_ids"]
+
+
+def test_the_tokenizer_check_catches_special_tokens_typed_as_normal(tiny_model_dir, tmp_path):
+    import gguf
+    from transformers import AutoTokenizer
+
+    from llmcustoms.export.gguf_vocab import NORMAL, build_vocab
+    from llmcustoms.export.verify import verify_gguf_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    vocab = build_vocab(tokenizer, len(tokenizer))
+    vocab.token_types = [NORMAL] * len(vocab.tokens)  # the pitfall: added tokens not typed CONTROL
+    writer = gguf.GGUFWriter(tmp_path / "vocab.gguf", "llama")
+    vocab.add_to(writer)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(LLMCustomsError, match="splits text differently"):
+        verify_gguf_tokenizer(tokenizer, tmp_path / "vocab.gguf", fingerprint="broken", pre=vocab.pre)
 
 
 def test_modelfile_template_renders_like_the_chat_template(tiny_exports, tiny_model_dir):

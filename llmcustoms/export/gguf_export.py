@@ -70,7 +70,7 @@ def export_gguf(source: ExportSource, folder: Path, quant: str, progress: Progre
     del reloaded
     gc.collect()
     enforce(comparison, f"gguf-{quant}", f"the {quant} GGUF")
-    tokenizer_note = verify_gguf_tokenizer(tokenizer, gguf_path, vocab.source_fingerprint)
+    tokenizer_note = verify_gguf_tokenizer(tokenizer, gguf_path, vocab.source_fingerprint, vocab.pre)
     return {
         "comparison": comparison,
         "tokenizer": tokenizer_note,

@@ -120,7 +120,8 @@ def load_gguf_tokenizer(gguf_file: Path):
 
 def tokenizer_probe_texts(tokenizer) -> list[str]:
     """Texts to compare token ids on: unicode, digits, whitespace, special tokens and a rendered chat."""
-    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t][:6]
+    added = [str(t) for _, t in sorted(getattr(tokenizer, "added_tokens_decoder", {}).items())]
+    specials = list(dict.fromkeys([*added[:64], *(t for t in getattr(tokenizer, "all_special_tokens", []) if t)]))
     texts = [TOKENIZER_PROBE, "".join(f"{s} text {i} " for i, s in enumerate(specials)) + "end"]
     if getattr(tokenizer, "chat_template", None):
         texts.append(tokenizer.apply_chat_template(VERIFY_MESSAGES, tokenize=False, add_generation_prompt=True))
@@ -148,7 +149,23 @@ def check_tokenizer(original, rebuilt) -> str:
 _VERIFIED_TOKENIZERS: dict[str, str] = {}
 
 
-def verify_gguf_tokenizer(original, gguf_file: Path, fingerprint: str) -> str:
+def _as_llama_cpp_splits(rebuilt, pre: str):
+    """Give ``rebuilt`` llama.cpp's split for pre-tokenizer names transformers' GGUF reader does not map.
+
+    llama.cpp's "smollm" splits single digits before the GPT-2 regex; transformers falls back to the
+    GPT-2 regex alone, which would make a correct file look wrong.
+    """
+    if pre == "smollm":
+        from tokenizers import pre_tokenizers
+
+        rebuilt.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ])
+    return rebuilt
+
+
+def verify_gguf_tokenizer(original, gguf_file: Path, fingerprint: str, pre: str = "") -> str:
     """Rebuild the tokenizer from ``gguf_file`` and compare ids with ``original`` (see :func:`check_tokenizer`).
 
     ``fingerprint`` identifies the original tokenizer and the exact metadata written for it. The
@@ -157,6 +174,6 @@ def verify_gguf_tokenizer(original, gguf_file: Path, fingerprint: str) -> str:
     """
     if fingerprint in _VERIFIED_TOKENIZERS:
         return _VERIFIED_TOKENIZERS[fingerprint] + " (same metadata as an export checked earlier)"
-    note = check_tokenizer(original, load_gguf_tokenizer(gguf_file))
+    note = check_tokenizer(original, _as_llama_cpp_splits(load_gguf_tokenizer(gguf_file), pre))
     _VERIFIED_TOKENIZERS[fingerprint] = note
     return note

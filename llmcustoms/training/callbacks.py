@@ -103,7 +103,9 @@ class EventCallback(TrainerCallback):
             if not math.isfinite(loss):
                 event["loss_nonfinite"] = str(loss)
             self.sink(event)
-            if self.monitor is not None and self.monitor.loss(state.global_step, loss, lr):
+            grad_norm = logs.get("grad_norm")
+            grad_norm = float(grad_norm) if isinstance(grad_norm, (int, float)) else None
+            if self.monitor is not None and self.monitor.loss(state.global_step, loss, lr, grad_norm):
                 # NaN/inf: stop here, and neither evaluate nor checkpoint the broken weights.
                 self.nonfinite_step = state.global_step
                 control.should_training_stop = True

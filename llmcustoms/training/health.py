@@ -99,13 +99,16 @@ class HealthMonitor:
         self._warned.add(health)
         return True
 
-    def loss(self, step: int, loss: float, learning_rate: float | None = None) -> bool:
-        """Check a training loss; True means the run must stop (the loss is NaN or infinite)."""
-        if not math.isfinite(loss):
+    def loss(self, step: int, loss: float, learning_rate: float | None = None,
+             grad_norm: float | None = None) -> bool:
+        """Check a training loss (and gradient norm); True means the run must stop: one is NaN or infinite."""
+        bad = (f"The training loss became {loss}" if not math.isfinite(loss) else
+               f"The gradient norm became {grad_norm}" if grad_norm is not None and not math.isfinite(grad_norm)
+               else None)
+        if bad:
             lr = f" (now {learning_rate:g})" if learning_rate else ""
-            self._warn("nonfinite_loss", f"The training loss became {loss} at step {step}: stopping the run. "
-                       f"Lower the learning rate{lr} or use the bestaccuracy preset; earlier checkpoints are kept.",
-                       step=step)
+            self._warn("nonfinite_loss", f"{bad} at step {step}: stopping the run. Lower the learning rate{lr} "
+                       "or use the bestaccuracy preset; earlier checkpoints are kept.", step=step)
             return True
         self._zero_streak = self._zero_streak + 1 if abs(loss) < self.limits.zero_loss_below else 0
         if self._once("zero_loss", self._zero_streak >= self.limits.zero_loss_steps):

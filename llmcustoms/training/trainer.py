@@ -190,6 +190,11 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
                         "add more text (a few pages at least) to train and evaluate.")
     train_ds = tokenize_examples(train, tokenizer, max_seq_len)
     eval_ds = tokenize_examples(held_out, tokenizer, max_seq_len)
+    if len(train_ds) == 0 or len(eval_ds) == 0:
+        from llmcustoms.errors import DataError
+
+        raise DataError(f"No example keeps part of its answer within {max_seq_len} tokens: allow longer "
+                        "sequences (max_seq_len) or write shorter passages.")
     return PreparedData(
         train_rows=pack_examples(train_ds, max_seq_len), eval_rows=pack_examples(eval_ds, max_seq_len),
         train_examples=len(train), eval_examples=len(held_out), qa_mode=built.qa_mode,
@@ -216,6 +221,7 @@ def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
         warmup_steps=warmup,
         lr_scheduler_type="cosine",
         logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN loss must be seen (and stop the run), not averaged away
         eval_strategy="steps",
         eval_steps=int(config["eval_steps"]),
         save_strategy="steps",
@@ -483,7 +489,8 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         raise TrainingError(f"The loss became NaN or infinite at step {callback.nonfinite_step}, so training "
                             f"stopped: try a lower learning rate (it was {float(config['learning_rate']):g}) or "
                             "the bestaccuracy preset.")
-    if callback.last_eval_step == steps and callback.last_eval_loss is not None:
+    if callback.last_eval_step == steps and callback.last_eval_loss is not None \
+            and math.isfinite(callback.last_eval_loss):
         eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
     else:
         eval_after = _eval_loss(trainer)
@@ -524,7 +531,13 @@ def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokeni
     config.update(backoff.after)
     run.update(config=config)
     if backoff.after["max_seq_len"] != backoff.before["max_seq_len"]:
-        data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info)
+        from llmcustoms.errors import DataError
+
+        try:
+            data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info)
+        except DataError:  # the examples do not survive shorter sequences: nothing smaller is left
+            config.update(backoff.before)
+            raise OutOfMemoryError(give_up_message(config, setup.model_name)) from None
     checkpoint = checkpoints.latest_complete(run.checkpoints_dir)
     checkpoints.discard_incomplete(run.checkpoints_dir)
     if checkpoint is None:
@@ -537,8 +550,9 @@ def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokeni
 
 
 def _eval_loss(trainer) -> float | None:
+    """The held-out loss; None when evaluation was skipped (OOM at batch 1) or gave NaN/inf."""
     loss = trainer.evaluate().get("eval_loss")
-    return float(loss) if loss is not None else None
+    return float(loss) if loss is not None and math.isfinite(float(loss)) else None
 
 
 def _fmt(value: float | None) -> str:
