@@ -79,7 +79,11 @@ def _prose_ids(tokenizer, words: int, rng: random.Random) -> list[int]:
 
 
 def make_examples(tokenizer, count: int, max_len: int, seed: int = 0, low: int = 40, high: int = 400):
-    """``count`` tokenized chat examples (``tokenize_examples`` rows) with lengths log-uniform in [low, high]."""
+    """``count`` tokenized chat examples (``tokenize_examples`` rows) with lengths log-uniform in [low, high].
+
+    The lengths are the distribution's ``count`` evenly spaced quantiles (then shuffled), so even a
+    small run has exactly the stated mix rather than a lucky or unlucky draw of it.
+    """
     from llmcustoms.data.tokenize import tokenize_examples
     from llmcustoms.data.types import Example
 
@@ -88,9 +92,11 @@ def make_examples(tokenizer, count: int, max_len: int, seed: int = 0, low: int =
     probe = tokenize_examples([Example([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
                                        "probe")], tokenizer, max_len)
     overhead = int(probe[0]["length"]) - 2  # the chat template's own tokens (SmolLM2 adds a system prompt)
+    targets = [int(round(math.exp(math.log(low) + (i + 0.5) / count * (math.log(high) - math.log(low)))))
+               for i in range(count)]
+    rng.shuffle(targets)
     examples, cursor = [], 0
-    while len(examples) < count:
-        target = int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
+    for target in targets:
         content = max(8, target - overhead)
         question = max(4, int(content * 0.4))
         if cursor + content >= len(stream):
@@ -339,7 +345,7 @@ def run_no_waste(features, model_path: str, steps: int, device: str, max_len: in
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(loss.item())
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -455,7 +461,7 @@ def profile_ours(features, model_path: str, tokenizer, device: str, max_len: int
         with autocast:
             loss = model(**batch, use_cache=False).loss
         loss.backward()
-    key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
+    key = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=top)
 
 
@@ -601,7 +607,7 @@ def render(summary, mix, agreement, args, threads: int, load_start: str, load_en
         f"the end (other work shares these cores: medians of {args.repeats} runs, configurations in rotating "
         f"order). Command: `{command_line()}`.",
         "",
-        f"SmolLM2-135M (embedded), LoRA r=8 alpha 16 dropout 0.05 on all linear layers, learning rate "
+        f"{'SmolLM2-135M (embedded)' if not args.model else args.model}, LoRA r=8 alpha 16 dropout 0.05 on all linear layers, learning rate "
         f"{LEARNING_RATE}, {MICRO_BATCH * ACCUMULATION} examples per optimizer step, {args.warmup} warm-up + "
         f"{args.steps} timed steps per run, max length {args.max_len}, {threads} torch threads. Example mix: "
         f"{mix['n']} chat Q&A examples, lengths log-uniform 40–400 tokens (min {mix['min']}, median "

@@ -204,17 +204,34 @@ def tiny_run(tiny_model_dir, tmp_path_factory) -> RunDir:
 
 @pytest.fixture(scope="module")
 def tiny_exports(tiny_run) -> dict[str, Any]:
-    """The tiny run exported as adapter, merged, GGUF f16 and GGUF q8_0 (once for the module)."""
-    from llmcustoms.export import export_run
+    """The tiny run exported as adapter, merged, GGUF f16 and GGUF q8_0 (once for the module).
+
+    Reading a GGUF back costs ~10 s of CPU (transformers parses ~150k metadata entries twice), so the
+    model and tokenizer transformers read from the f16 file during the export's own verification are
+    kept ("read_back") and the tests below compare them independently, instead of reading the file again.
+    """
+    from llmcustoms.export import export_run, gguf_export, verify
 
     lines: list[str] = []
-    return {
-        "adapter": export_run(tiny_run.path, fmt="adapter"),
-        "merged": export_run(tiny_run.path, fmt="merged", progress=lines.append),
-        "f16": export_run(tiny_run.path, fmt="gguf", quant="f16", progress=lines.append),
-        "q8_0": export_run(tiny_run.path, fmt="gguf", quant="q8_0"),
-        "progress": lines,
-    }
+    read_back: dict[str, Any] = {}
+
+    def keep(name, loader):
+        def wrapper(path):
+            read_back[name] = loader(path)
+            return read_back[name]
+        return wrapper
+
+    verify._VERIFIED_TOKENIZERS.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gguf_export, "load_gguf_model", keep("model", verify.load_gguf_model))
+        patch.setattr(verify, "load_gguf_tokenizer", keep("tokenizer", verify.load_gguf_tokenizer))
+        exports = {
+            "adapter": export_run(tiny_run.path, fmt="adapter"),
+            "merged": export_run(tiny_run.path, fmt="merged", progress=lines.append),
+            "f16": export_run(tiny_run.path, fmt="gguf", quant="f16", progress=lines.append),
+        }
+    exports["q8_0"] = export_run(tiny_run.path, fmt="gguf", quant="q8_0")
+    return {**exports, "progress": lines, "read_back": read_back}
 
 
 # -- tiny model: adapter and merged ------------------------------------------------------------------
@@ -276,10 +293,11 @@ def test_gguf_f16_round_trip_matches_the_merged_model(tiny_exports):
     result = tiny_exports["f16"]
     assert result.path.name == "model-f16.gguf" and result.folder.name == "gguf-f16"
     assert result.metrics["rel_error"] < 1e-2 and result.metrics["argmax_agreement"] >= 0.9
-    # independently: the GGUF read back by transformers vs the merged folder saved earlier
+    # independently: the model transformers read from the GGUF vs the merged folder saved earlier
     merged = AutoModelForCausalLM.from_pretrained(tiny_exports["merged"].path, dtype=torch.float32)
     ids = prompt_ids(AutoTokenizer.from_pretrained(tiny_exports["merged"].path))
-    reloaded = AutoModelForCausalLM.from_pretrained(result.folder, gguf_file=result.path.name, dtype=torch.float32)
+    reloaded = tiny_exports["read_back"]["model"]
+    assert reloaded.config.tie_word_embeddings and reloaded.config.num_key_value_heads == 2
     reference, candidate = logits(merged, ids), logits(reloaded, ids)
     assert rel_error(reference, candidate) < 1e-2
     assert argmax_agreement(reference, candidate) >= 0.9
@@ -319,8 +337,7 @@ def test_gguf_tokenizer_round_trip_on_unicode_and_special_tokens(tiny_exports, t
     from transformers import AutoTokenizer
 
     original = AutoTokenizer.from_pretrained(tiny_model_dir)
-    result = tiny_exports["f16"]
-    rebuilt = AutoTokenizer.from_pretrained(result.folder, gguf_file=result.path.name)
+    rebuilt = tiny_exports["read_back"]["tokenizer"]  # AutoTokenizer.from_pretrained(folder, gguf_file=...)
     texts = [
         "Ünïcödé — café, naïve, 日本語, Ελληνικά, русский, emoji 🙂🚀, numbers 12345 and 3.14.\n\tTabs  and  spaces.",
         "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|><|endoftext|>"
@@ -440,7 +457,8 @@ def test_refuses_bad_arguments(tiny_run, tmp_path):
         export_run(tiny_run.path, fmt="gguf", quant="q4_0")
     with pytest.raises(InputError, match="folder"):
         export_run(tiny_run.path, fmt="gguf", out=tmp_path / "model.gguf")
-    for unsafe in (tiny_run.adapter_dir, tiny_run.path, tiny_run.path.parent, tiny_run.adapter_dir / "x"):
+    for unsafe in (tiny_run.adapter_dir, tiny_run.path, tiny_run.path.parent, tiny_run.adapter_dir / "x",
+                   tiny_run.run_json, tiny_run.path / "checkpoints"):
         with pytest.raises(InputError, match="choose another --out"):
             export_run(tiny_run.path, fmt="adapter", out=unsafe, force=True)
     with pytest.raises(InputError, match="choose another --out"):

@@ -7,6 +7,8 @@ an interrupted download or conversion can not pass for a complete model.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import importlib.util
 import json
 import os
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.core.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
-from llmcustoms.errors import DownloadError, LLMCustomsError, ModelNotFoundError
+from llmcustoms.errors import DiskSpaceError, DownloadError, LLMCustomsError, ModelNotFoundError
 from llmcustoms.paths import models_dir
 from llmcustoms.utils.logger import get_logger
 
@@ -164,52 +166,96 @@ class ModelManager:
         return target
 
     # -- downloads ------------------------------------------------------------------------------
+    # A download goes into ``.<name>.partial`` beside its final place. huggingface_hub resumes a file
+    # whose connection dropped (HTTP Range) and retries 429/5xx on its own; a file that still arrives
+    # damaged is deleted and the whole snapshot tried again (finished files are kept, so a later try
+    # or a later run only fetches what is missing). Every file is then checked against the Hub's own
+    # listing (size; sha256 for LFS weights) and every safetensors file against its header; only
+    # then is the completion marker written and the folder renamed into place. So a model that
+    # ``check_local_model`` calls complete is never half-written, whatever the network did.
     def _download_from_hub(self, repo_id: str, target: Path, retries: int = 3) -> Path:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import (
-            GatedRepoError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-        )
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{target.name}.partial")  # kept between tries: downloads resume
         endpoint = os.environ.get("HF_ENDPOINT") or None
-        last_error: Exception | None = None
+        last_error: BaseException | None = None
         for attempt in range(1, retries + 1):
             try:
-                snapshot_download(repo_id, local_dir=staging, allow_patterns=HUB_ALLOW_PATTERNS,
-                                  endpoint=endpoint)
+                self._fetch_and_verify(repo_id, staging, endpoint)
                 break
             except GatedRepoError:
                 raise DownloadError(
                     f"{repo_id} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN."
                 ) from None
-            except RepositoryNotFoundError:
+            except (RepositoryNotFoundError, RevisionNotFoundError):
                 raise ModelNotFoundError(f"{repo_id} does not exist on the Hugging Face Hub.") from None
-            except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
+            except (DiskSpaceError, ModelNotFoundError):
+                raise
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise DiskSpaceError(f"The disk filled up while downloading {repo_id} into {self.cache_dir}: "
+                                         "free some space (or set CACHE_DIR to a larger disk) and try again.") from None
                 last_error = error
-                log.warning("Download of %s failed (try %d of %d): %s", repo_id, attempt, retries,
-                            str(error).splitlines()[0] if str(error) else type(error).__name__)
+            except Exception as error:  # noqa: BLE001 - dropped connections, protocol errors, damaged files
+                last_error = error
+            log.warning("Download of %s failed (try %d of %d): %s", repo_id, attempt, retries, _reason(last_error))
+            if attempt < retries:
                 time.sleep(min(2 ** (attempt - 1), 4))
         else:
-            reason = (str(last_error).splitlines()[0] if last_error and str(last_error) else type(last_error).__name__)
             raise DownloadError(
-                f"Could not download {repo_id} from the Hugging Face Hub after {retries} tries ({reason}). "
-                "Check the network, or use the embedded model: --model smollm2-135m (works offline)."
+                f"Could not download {repo_id} from the Hugging Face Hub after {retries} tries "
+                f"({_reason(last_error)}). Check the network and run the same command again (finished files are "
+                "kept), or use the embedded model: --model smollm2-135m (works offline)."
             )
-        if not is_model_folder(staging):
-            raise DownloadError(f"The download of {repo_id} is incomplete: no config.json or weights arrived.")
-        self._verify_weights(staging, repo_id)
         shutil.rmtree(staging / ".cache", ignore_errors=True)
         self._write_marker(staging, {"source": f"hub:{repo_id}"})
         self._swap_into_place(staging, target)
         return target
 
+    def _fetch_and_verify(self, repo_id: str, staging: Path, endpoint: str | None) -> None:
+        """One try: fetch what is missing, then check every file; a damaged file is deleted and raised."""
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(repo_id, local_dir=staging, allow_patterns=HUB_ALLOW_PATTERNS, endpoint=endpoint)
+        self._verify_against_listing(staging, self._remote_listing(repo_id, endpoint), repo_id)
+        if not is_model_folder(staging):
+            raise ModelNotFoundError(f"{repo_id} on the Hugging Face Hub holds no model: config.json or "
+                                     ".safetensors weights are missing.")
+        self._verify_weights(staging, repo_id)
+
+    @staticmethod
+    def _remote_listing(repo_id: str, endpoint: str | None) -> dict[str, tuple[int | None, str | None]]:
+        """{path: (size, sha256 or None)} of the files a download takes, as the Hub lists them."""
+        from huggingface_hub import HfApi
+        from huggingface_hub.hf_api import RepoFile
+        from huggingface_hub.utils import filter_repo_objects
+
+        entries = [e for e in HfApi(endpoint=endpoint).list_repo_tree(repo_id, recursive=True)
+                   if isinstance(e, RepoFile)]
+        wanted = filter_repo_objects(entries, allow_patterns=HUB_ALLOW_PATTERNS, key=lambda e: e.path)
+        return {e.path: (e.size, e.lfs.sha256 if e.lfs else None) for e in wanted}
+
+    @staticmethod
+    def _verify_against_listing(folder: Path, listing: dict[str, tuple[int | None, str | None]],
+                                repo_id: str) -> None:
+        """Each listed file present with the listed size (and sha256); a bad one is deleted and raised."""
+        for name, (size, sha256) in listing.items():
+            file = folder / name
+            problem = None
+            if not file.is_file():
+                problem = "missing"
+            elif size is not None and file.stat().st_size != size:
+                problem = f"{file.stat().st_size} bytes instead of {size}"
+            elif sha256 and _sha256(file) != sha256:
+                problem = "its checksum does not match"
+            if problem:
+                file.unlink(missing_ok=True)  # the next try fetches it whole, not resumed from bad bytes
+                raise DownloadError(f"The downloaded file {name} of {repo_id} is damaged ({problem}).")
+
     @staticmethod
     def _verify_weights(folder: Path, repo_id: str) -> None:
-        """Every safetensors file must open and hold the tensors its header promises."""
+        """Every safetensors file must open and be exactly as long as its header promises."""
         from safetensors import safe_open
 
         for file in folder.glob("*.safetensors"):
@@ -217,13 +263,12 @@ class ModelManager:
                 with safe_open(str(file), framework="pt") as handle:
                     for name in list(handle.keys())[:1]:
                         handle.get_slice(name)
-                header_len = int.from_bytes(file.open("rb").read(8), "little")
                 with file.open("rb") as raw:
-                    raw.seek(8)
+                    header_len = int.from_bytes(raw.read(8), "little")
                     header = json.loads(raw.read(header_len))
                 end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
                 if file.stat().st_size != 8 + header_len + end:
-                    raise ValueError("size does not match its header")
+                    raise ValueError("its size does not match its header")
             except Exception as error:  # noqa: BLE001 - any defect means the same thing to the user
                 file.unlink(missing_ok=True)  # a later try must fetch it again, not resume a bad file
                 raise DownloadError(f"The downloaded file {file.name} of {repo_id} is damaged ({error}).") from None
@@ -252,6 +297,22 @@ class ModelManager:
     def list_models(self) -> list[dict[str, Any]]:
         """Every registry model with its cache state."""
         return [self.get_model_info(name) for name in MODELS]
+
+
+def _reason(error: BaseException | None) -> str:
+    """The first line of an error, short: the part of a sentence that says why."""
+    if error is None:
+        return "no reason given"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "…"
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def spec_for(model: str) -> ModelSpec | None:

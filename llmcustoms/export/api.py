@@ -7,10 +7,13 @@ that is renamed into place only after the export verified.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,28 @@ def default_target(source: ExportSource, fmt: str, quant: str) -> Path:
     return source.run.path / "export" / (f"gguf-{quant}" if fmt == "gguf" else fmt)
 
 
+@contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """No tqdm bars from transformers while exporting (the CLI and the TUI show ``progress`` lines)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    gguf_utils = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
+    if gguf_utils is None:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is not None:
+        gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        if original is not None:
+            gguf_utils.tqdm = original
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _check_arguments(fmt: str, quant: str, out: str | os.PathLike[str] | None) -> None:
     if fmt not in FORMATS:
         raise InputError(f"Unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
@@ -62,13 +87,21 @@ def _check_arguments(fmt: str, quant: str, out: str | os.PathLike[str] | None) -
 
 
 def _check_target_is_safe(target: Path, source: ExportSource) -> None:
-    """InputError when writing ``target`` would replace or nest inside what the export reads from."""
-    protected = [source.run.path, source.adapter_dir] + ([source.model_path] if source.model_path else [])
-    for path in protected:
-        path = path.absolute()
-        inside = path != source.run.path.absolute() and target.is_relative_to(path)
-        if target == path or path.is_relative_to(target) or inside:
-            raise InputError(f"{target} would overwrite or sit inside {path}, which the export reads; choose another --out.")
+    """InputError when writing ``target`` would replace, contain or sit inside what the export reads.
+
+    Inside the run directory only ``<run>/export/...`` is allowed (never run.json, checkpoints, …).
+    """
+    run_path = source.run.path.absolute()
+    exports = run_path / "export"
+    read_only = [p.absolute() for p in (source.adapter_dir, source.model_path) if p is not None]
+    clashes = [p for p in read_only if target.is_relative_to(p) or p.is_relative_to(target)]
+    if run_path.is_relative_to(target) or (target.is_relative_to(run_path) and not target.is_relative_to(exports)):
+        clashes.append(run_path)
+    if clashes:
+        raise InputError(
+            f"{target} would replace or sit inside {clashes[0]}, which the export reads; choose another --out "
+            f"(inside the run, only under {exports})."
+        )
 
 
 def _write_readme(folder: Path, text: str) -> None:
@@ -132,7 +165,7 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
     check_disk_space(target.parent, needed, f"the {fmt} export")
     say(f"Exporting run {source.run_id} as {fmt}{f' ({quant})' if fmt == 'gguf' else ''} to {target}…")
 
-    with StagedFolder(target, force=force) as stage:
+    with _quiet_progress_bars(), StagedFolder(target, force=force) as stage:
         if fmt == "adapter":
             from llmcustoms.export.adapter import export_adapter
 

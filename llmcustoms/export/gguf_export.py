@@ -45,6 +45,8 @@ def export_gguf(source: ExportSource, folder: Path, quant: str, progress: Progre
     vocab = build_vocab(tokenizer, int(source.config.get("vocab_size") or len(tokenizer)))
     model, tokenizer, _, ids = merged_model(source, progress, tokenizer, reference=False)
     reference = logits_for(model, ids)  # the merged model is what the GGUF must reproduce
+    if len(vocab.tokens) != int(model.config.vocab_size):  # the run resized the embeddings
+        vocab = build_vocab(tokenizer, int(model.config.vocab_size))
 
     gguf_path = folder / gguf_file_name(quant)
     progress(f"Writing {gguf_path.name} ({quant}, llama.cpp tensor layout, tokenizer {vocab.pre!r})…")

@@ -166,10 +166,11 @@ def torch_dtype_of(config: dict[str, Any]):
 
 
 def load_tokenizer(source: ExportSource):
-    """The tokenizer the run trained with (the adapter folder's copy when there is one)."""
-    from transformers import AutoTokenizer
+    """The tokenizer the run trained with: the adapter folder's copy when there is one, else the base's
+    with the same pad-token and chat-template fallbacks training applies."""
+    from llmcustoms.training.model_loading import load_tokenizer as training_tokenizer
 
-    return AutoTokenizer.from_pretrained(source.tokenizer_dir)
+    return training_tokenizer(str(source.tokenizer_dir))
 
 
 def load_peft_model(source: ExportSource):

@@ -81,8 +81,8 @@ def bf16_autocast_probe() -> bool:
         grad = weight.grad
         if grad is None or not bool(torch.isfinite(grad).all()):
             return False
-        scale = float(reference.abs().max())
-        return float((out.float() - reference).abs().max()) <= PROBE_RTOL * scale
+        scale = float(reference.detach().abs().max())
+        return float((out.detach().float() - reference.detach()).abs().max()) <= PROBE_RTOL * scale
     except Exception:  # noqa: BLE001 - any failure means "do not use bf16 here"
         return False
 
