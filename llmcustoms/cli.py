@@ -335,7 +335,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from llmcustoms.export import export_run
 
     result = export_run(args.run, fmt=args.format, out=args.out, quant=args.quant, force=args.force,
-                        progress=lambda m: print(m, file=sys.stderr))
+                        progress=lambda m: print(m, file=sys.stderr), runs_root=args.output_dir)
     print(f"Exported {result.format} to {result.path}")
     if getattr(result, "verification", None):
         print(f"Verification: {result.verification}")
@@ -433,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="merged", choices=["adapter", "merged", "gguf"])
     p.add_argument("--out")
     p.add_argument("--quant", default="f16", choices=["f16", "q8_0"])
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace an existing export")
+    p.add_argument("--output-dir", help="where runs are looked up (default ~/.llmcustoms/runs)")
     p.set_defaults(func=cmd_export)
     return parser
 

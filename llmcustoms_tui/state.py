@@ -150,8 +150,8 @@ class RunState:
         self.eta_s = 0.0
         self.finished = True
         summary = message or "Training finished."
-        if before is not None and after is not None:
-            summary += f"  eval loss {fmt_loss(before)} → {fmt_loss(after)}"
+        if not message and before is not None and after is not None:
+            summary += f" Eval loss {fmt_loss(before)} → {fmt_loss(after)}."
         self._log(summary)
 
     def _on_error(self, event: dict[str, Any], message: str) -> None:

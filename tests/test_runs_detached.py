@@ -74,11 +74,14 @@ def test_kill_9_between_and_during_checkpoints_then_resume_reaches_the_same_end(
     wait_for(lambda: _finished(run), timeout=240, every=0.2, what="the resumed run to end")
     data = run.read()
     assert data["status"] == "done" and data["steps"] == 10 and data["resumes"] == 2
-    assert (run.adapter_dir / "adapter_model.safetensors").is_file() and is_complete(half)
+    assert (run.adapter_dir / "adapter_model.safetensors").is_file()
+    assert all(is_complete(c) for c in run.checkpoints_dir.iterdir()), "no half-written checkpoint is left"
 
     events = read_events(run.events_path)
     resumes = [i for i, e in enumerate(events) if e["kind"] == "resume"]
     assert [events[i]["step"] for i in resumes] == [resumed_at, resumed_at]
+    rewritten = [e["step"] for e in events[resumes[-1]:] if e["kind"] == "checkpoint"]
+    assert doomed in rewritten, "the checkpoint the kill interrupted was written again, whole"
     assert [step for step, _ in loss_curve(events)] == list(range(1, 11))
     # Redone steps see the same data, RNG and optimizer state: their losses match the lost ones exactly.
     lost = {e["step"]: e["loss"] for e in _steps(before) if e["step"] > resumed_at}

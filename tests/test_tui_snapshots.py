@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from test_tui import make_app, wait_for, write_notes
 from test_tui_fakes import FakeChatSession, scripted_events, write_run
+from textual.widgets import DirectoryTree
 
 from llmcustoms_tui.launcher import RunHandle
 from llmcustoms_tui.screens.chat import ChatScreen
@@ -18,9 +19,14 @@ from llmcustoms_tui.screens.train import TrainScreen
 SIZE = (100, 30)
 
 
+def _busy(app) -> bool:
+    # The folder tree keeps a loader worker alive for the screen's life: it never completes.
+    return any(not worker.is_finished and not isinstance(worker.node, DirectoryTree) for worker in app.workers)
+
+
 async def _settle(pilot) -> None:
-    """Wait for every worker, then hide the toasts (they time out, so they are not part of a screen)."""
-    await pilot.app.workers.wait_for_complete()
+    """Wait for the screens' workers, then hide the toasts (they time out: not part of a screen)."""
+    await wait_for(pilot, lambda: not _busy(pilot.app), what="the workers")
     await pilot.pause()
     pilot.app.clear_notifications()
     await pilot.pause()

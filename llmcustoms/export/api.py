@@ -13,7 +13,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,8 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
     check_disk_space(target.parent, needed, f"the {fmt} export")
     say(f"Exporting run {source.run_id} as {fmt}{f' ({quant})' if fmt == 'gguf' else ''} to {target}…")
 
-    with _quiet_progress_bars(), StagedFolder(target, force=force) as stage:
+    quiet = _quiet_progress_bars() if fmt != "adapter" else nullcontext()
+    with quiet, StagedFolder(target, force=force) as stage:
         if fmt == "adapter":
             from llmcustoms.export.adapter import export_adapter
 

@@ -237,7 +237,7 @@ def lock_is_held(run: RunDir) -> bool | None:
     with RunLock._guard:
         if str(run.lock_path.resolve()) in RunLock._held:
             return True
-    fd = os.open(run.lock_path, os.O_RDWR)
+    fd = os.open(run.lock_path, os.O_RDONLY)  # flock needs no write access: any user may look
     try:
         if _try_flock(fd):
             return False  # closing below releases the probe at once

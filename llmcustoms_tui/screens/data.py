@@ -80,13 +80,14 @@ class DataScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         start = Path(self.wizard.data_path).expanduser() if self.wizard.data_path else None
-        root = start.parent if start is not None and start.parent.is_dir() else Path(".")
+        # Absolute, so the tree's root has a name to show (Path(".").name is empty).
+        root = (start.parent if start is not None and start.parent.is_dir() else Path(".")).resolve()
         with Horizontal(id="data-main"):
             tree = TextFolderTree(root, id="data-tree")
             tree.border_title = "Folders and .txt files"
             yield tree
             with VerticalScroll(id="data-body", classes="body"):
-                yield Label("Folder of .txt files (Enter checks it, → accepts a completion)", classes="section-title")
+                yield Label("Folder of .txt files (Enter: check, →: complete)", classes="section-title")
                 yield Input(value=self.wizard.data_path or "", placeholder="~/notes  or  examples/data",
                             validators=[FolderValidator()], validate_on=["changed", "submitted"],
                             suggester=PathSuggester(), id="data-path")

@@ -74,7 +74,13 @@ class PlanScreen(WizardScreen):
             self.show_plan(self.wizard.plan)
         else:
             self.replan()
-        self.query_one("#plan-preset", RadioSet).focus()
+        presets = self.query_one("#plan-preset", RadioSet)
+        presets.focus()
+        # Start the list's cursor on the chosen preset, not on the first one (RadioSet has no public
+        # setter for its cursor; ``_selected`` is the reactive its own key handlers move).
+        if presets.pressed_index >= 0:
+            presets._selected = presets.pressed_index
+        self.call_after_refresh(presets.scroll_visible, animate=False)
 
     # -- choices -------------------------------------------------------------------------------
     @on(Select.Changed, "#plan-model")
@@ -133,32 +139,34 @@ class PlanScreen(WizardScreen):
                             "Pick a smaller model or the highspeed preset."))
 
         config = plan_value(plan, "config", {}) or {}
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        table.add_row("Model", str(plan_value(plan, "model", self.wizard.model)))
-        table.add_row("Preset", str(plan_value(plan, "preset", self.wizard.preset)))
+        facts: list[tuple[str, str]] = [
+            ("Model", str(plan_value(plan, "model", self.wizard.model))),
+            ("Preset", str(plan_value(plan, "preset", self.wizard.preset))),
+        ]
         batch = config.get("per_device_train_batch_size")
-        accumulation = config.get("gradient_accumulation_steps")
         if batch is not None:
-            table.add_row("Batch", f"{batch} × accumulation {accumulation or 1}")
-        settings = []
-        if config.get("device"):
-            settings.append(str(config["device"]))
-        if config.get("precision"):
-            settings.append(str(config["precision"]))
+            facts.append(("Batch", f"{batch} × accumulation {config.get('gradient_accumulation_steps') or 1}"))
+        settings = [str(config[k]) for k in ("device", "precision") if config.get(k)]
         if config.get("gradient_checkpointing"):
             settings.append("gradient checkpointing")
         if settings:
-            table.add_row("Runs as", ", ".join(settings))
+            facts.append(("Runs as", ", ".join(settings)))
         steps = self.wizard.max_steps or config.get("max_steps")
         if steps:
-            table.add_row("Steps", str(steps))
+            facts.append(("Steps", str(steps)))
         if config.get("max_seq_len"):
-            table.add_row("Sequence", f"up to {config['max_seq_len']} tokens")
+            facts.append(("Sequence", f"up to {config['max_seq_len']} tokens"))
         if config.get("lora_rank"):
-            table.add_row("LoRA", f"rank {config['lora_rank']}, alpha {config.get('lora_alpha', '?')}")
-        table.add_row("Time", fmt_minutes(plan_value(plan, "estimated_minutes")))
+            facts.append(("LoRA", f"rank {config['lora_rank']}, alpha {config.get('lora_alpha', '?')}"))
+        facts.append(("Time", fmt_minutes(plan_value(plan, "estimated_minutes"))))
+        # Two facts a row: the plan fits above the choices even at 80×24.
+        table = Table.grid(padding=(0, 2))
+        for _ in range(2):
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column()
+        for index in range(0, len(facts), 2):
+            row = [*facts[index], *(facts[index + 1] if index + 1 < len(facts) else ("", ""))]
+            table.add_row(*row)
         self.query_one("#plan-facts", Static).update(table)
 
     def show_worker_error(self, worker_name: str, text: str) -> None:

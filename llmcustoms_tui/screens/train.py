@@ -35,7 +35,7 @@ from llmcustoms_tui.widgets.progress import RunProgress
 POLL_S = 0.25
 #: Seconds between two looks at run.json for a run in another process.
 STATUS_POLL_S = 2.0
-#: Log lines shown under the chart.
+#: Log lines shown under the chart before the screen knows its size.
 LOG_VISIBLE = 8
 #: run.json statuses after which a run writes nothing more.
 ENDED_STATUSES = frozenset({"done", "failed", "stopped", "interrupted"})
@@ -201,8 +201,9 @@ class TrainScreen(WizardScreen):
                 text.append(f"  ({change:+.1f} %)", "bold")
             result.update(text)
             result.display = True
-        lines = state.log[-LOG_VISIBLE:] or ["No events yet."]
-        self.query_one("#train-log", Static).update(Text("\n".join(lines)))
+        log = self.query_one("#train-log", Static)
+        visible = log.content_size.height or LOG_VISIBLE  # the newest lines that fit
+        log.update(Text("\n".join(state.log[-visible:] or ["No events yet."])))
 
     # -- keys ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
