@@ -169,7 +169,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     request = TrainRequest(data_path=args.dir, model=args.model, preset=args.preset, max_steps=args.max_steps,
                            output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
-                           device="cpu" if args.cpu else None)
+                           max_seq_len=args.max_seq_len, device="cpu" if args.cpu else None)
+    if args.num_processes and args.num_processes > 1:
+        return _train_multiprocess(request, args)
+    if args.fsdp:
+        raise InputError("--fsdp shards a model across processes: use it with --num-processes N (N ≥ 2).")
     if args.detach:
         from llmcustoms.training.detach import start_detached
 
@@ -185,6 +189,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         if printer is not None:
             printer.close()
     _print_result(result, args.json)
+    return 0
+
+
+def _train_multiprocess(request: Any, args: argparse.Namespace) -> int:
+    """``--num-processes N``: torchrun with N ranks; rank 0 writes the one run and adapter."""
+    from llmcustoms.training.distributed import launch
+    from llmcustoms.training.progress import ProgressPrinter
+    from llmcustoms.training.trainer import TrainResult
+
+    if args.detach:
+        raise InputError("--detach does not combine with --num-processes yet: run it inside tmux or screen.")
+    printer = None if args.json else ProgressPrinter()
+    try:
+        run = launch(request, args.num_processes, sink=printer, fsdp=args.fsdp)
+    finally:
+        if printer is not None:
+            printer.close()
+    data = run.read()
+    _print_result(TrainResult(run, data.get("adapter_path"), data.get("eval_loss_before"), data.get("eval_loss_after"),
+                              int(data.get("steps") or 0), data.get("status", "?")), args.json)
     return 0
 
 
@@ -390,8 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--max-seq-len", type=int, help="tokens per training row (default from the preset)")
     p.add_argument("--detach", action="store_true",
                    help="train in a background process that outlives this terminal; print the run and return")
+    p.add_argument("--num-processes", type=int, help="train on N processes (GPUs, or CPU processes) with torchrun")
+    p.add_argument("--fsdp", action="store_true", help="with --num-processes: shard the model (FSDP) instead of DDP")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 

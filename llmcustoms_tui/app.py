@@ -79,7 +79,7 @@ class LLMCustomsApp(App[None]):
     SUB_TITLE = "fine-tune a small chat model on your text"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {StepCommands}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-normal"), (120, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit-now"),

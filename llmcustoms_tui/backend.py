@@ -94,12 +94,17 @@ def build_preview(
     model: str,
     confirm: Callable[[Any], bool] | None = None,
     on_message: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     limit: int = PREVIEW_EXAMPLES,
 ) -> dict[str, Any]:
-    """Build the examples the run would train on and render the first few for the data screen."""
+    """Build the examples the run would train on and render a few of them for the data screen.
+
+    ``confirm(plan)`` is asked before any text is sent to a server (the core calls it);
+    ``progress(done, total)`` follows the generation chunk by chunk.
+    """
     from llmcustoms.data.examples import build_examples
 
-    example_set = build_examples(report, qa=qa, confirm=confirm, on_message=on_message)
+    example_set = build_examples(report, qa=qa, confirm=confirm, on_message=on_message, progress=progress)
     examples = list(getattr(example_set, "examples", example_set) or [])
     picked = _spread(examples, limit)
     tokenizer, note = (None, "")

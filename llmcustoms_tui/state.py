@@ -44,6 +44,8 @@ class RunState:
     tokens_per_s: float | None = None
     vram_used_mb: float | None = None
     vram_total_mb: float | None = None
+    ram_used_mb: float | None = None  # CPU runs report RAM instead of VRAM
+    ram_total_mb: float | None = None
     eta_s: float | None = None
     eval_loss: float | None = None
     eval_loss_before: float | None = None
@@ -67,7 +69,8 @@ class RunState:
         max_steps = event.get("max_steps")
         if isinstance(max_steps, (int, float)) and max_steps > 0:
             self.max_steps = int(max_steps)
-        for name in ("lr", "tokens_per_s", "vram_used_mb", "vram_total_mb", "eta_s"):
+        for name in ("lr", "tokens_per_s", "vram_used_mb", "vram_total_mb", "ram_used_mb", "ram_total_mb",
+                     "eta_s"):
             value = _num(event.get(name))
             if value is not None:
                 setattr(self, name, value)
@@ -169,6 +172,15 @@ class RunState:
         if message:
             self.message = message
             self._log(f"✖ {message}" if status == "failed" else message)
+
+    @property
+    def memory(self) -> tuple[str, float | None, float | None]:
+        """(label, used, total) of the memory the run trains in: VRAM on a GPU, else RAM."""
+        if self.vram_total_mb is not None or self.vram_used_mb is not None:
+            return "VRAM", self.vram_used_mb, self.vram_total_mb
+        if self.ram_total_mb is not None or self.ram_used_mb is not None:
+            return "RAM", self.ram_used_mb, self.ram_total_mb
+        return "Memory", None, None
 
     @property
     def fraction(self) -> float:

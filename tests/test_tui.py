@@ -180,6 +180,52 @@ async def test_a_good_folder_shows_report_and_pairs_next_to_their_source(tmp_pat
         assert "<|im_start|>user" in rendered[at] and "What powers the Tide Engine?" in rendered[at]
 
 
+class _FakeServerGenerator:
+    """A Q&A generator that would send text to a server: it has a plan, so the core asks to confirm."""
+
+    name = "fake-server"
+
+    def plan(self, chunks):
+        class _Plan:
+            def describe(self) -> str:
+                return f"{len(chunks)} chunks, about 2,000 tokens, to fake-server"
+
+        return _Plan()
+
+    def generate(self, chunks, progress=None):
+        from llmcustoms.data.types import Example
+
+        examples = []
+        for index, chunk in enumerate(chunks):
+            examples.append(Example(messages=[{"role": "user", "content": f"What does {chunk.source} say?"},
+                                              {"role": "assistant", "content": chunk.text[:60]}],
+                                    source=chunk.source, kind="generated"))
+            if progress is not None:
+                progress(index + 1, len(chunks))
+        return examples
+
+
+async def test_sending_text_to_a_server_is_confirmed_first(tmp_path, monkeypatch):
+    import llmcustoms.data.examples as examples
+
+    monkeypatch.setattr(examples, "choose_generator", lambda *a, **k: _FakeServerGenerator())
+    notes = write_notes(tmp_path / "notes")
+    app = make_app(data=str(notes), model="tinyllama", qa="groq")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert "Send text to the Q&A server?" in shown(app) and "to fake-server" in shown(app)
+        await pilot.press("n")  # stay offline
+        await wait_for(pilot, lambda: len(app.screen.query(".sample")) > 0, what="the offline preview")
+        assert "(offline)" in shown(app)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "(groq)" in shown(app), what="the generated preview")
+        pairs = contents(app, ".sample-pair")
+        assert any("Q: What does festival.txt:0 say?" in pair for pair in pairs)
+
+
 # -- plan ------------------------------------------------------------------------------------------
 async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit(tmp_path):
     notes = write_notes(tmp_path / "notes")
@@ -399,3 +445,61 @@ def test_console_script_is_declared():
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert 'llmcustoms-tui = "llmcustoms_tui.app:main"' in pyproject
     assert os.path.exists(Path(__file__).resolve().parent.parent / "llmcustoms_tui" / "app.tcss")
+
+
+async def test_a_run_that_fails_early_says_why_on_the_dashboard(tmp_path):
+    from llmcustoms.errors import DataError
+    from llmcustoms_tui.launcher import ThreadLauncher
+
+    def failing_training(request, stop=None, on_run=None):
+        raise DataError("The folder notes has too little text to train on: add a few paragraphs.")
+
+    notes = write_notes(tmp_path / "notes")
+    app = make_app(data=str(notes), model="smollm2-135m", qa="offline",
+                   launcher=ThreadLauncher(run_training=failing_training))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.report is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.state.plan is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        await wait_for(pilot, lambda: "too little text" in shown(app), what="the reason")
+        assert "failed" in shown(app) and "Traceback" not in shown(app)
+        assert app.is_running
+
+
+class _GatedChat(FakeChatSession):
+    """Streams one word each time the test releases the gate."""
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__(run_dir)
+        self.gate = threading.Semaphore(0)
+
+    def stream(self, prompt, tuned=True, max_new_tokens=200):
+        for word in ("line\n" * 40).split("\n")[:40]:
+            self.gate.acquire(timeout=10)
+            yield word + "\n"
+
+
+async def test_the_transcript_follows_the_answer_only_from_the_bottom(tmp_path):
+    run_dir = write_run(tmp_path / "runs", scripted_events(30))
+    sessions: list[_GatedChat] = []
+    app = make_app(chat_factory=lambda path: sessions.append(_GatedChat(path)) or sessions[-1])
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.state.chat_run_dir = str(run_dir)
+        app.goto("chat")
+        await wait_for(pilot, lambda: sessions and isinstance(app.screen, ChatScreen) and app.screen.session)
+        await pilot.press(*"Say many lines", "enter")
+        transcript = app.screen.query_one("#chat-transcript")
+        for _ in range(25):
+            sessions[0].gate.release()
+        await wait_for(pilot, lambda: transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y,
+                       what="the transcript following the answer")
+        transcript.scroll_home(animate=False)  # the user scrolls up to read
+        await pilot.pause()
+        for _ in range(15):
+            sessions[0].gate.release()
+        await wait_for(pilot, lambda: not app.screen.busy, what="the end of the answer")
+        await pilot.pause(0.2)
+        assert transcript.scroll_y == 0  # not yanked back down

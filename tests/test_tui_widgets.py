@@ -58,6 +58,10 @@ def test_run_state_folds_a_whole_run():
     assert [s for s, _ in state.eval_points] == [0, 10, 20, 30]
     assert state.eval_loss_before == pytest.approx(3.2) and state.eval_loss_after == pytest.approx(1.52)
     assert state.vram_total_mb == 12288 and state.tokens_per_s == 1850
+    assert state.memory == ("VRAM", 2330, 12288)
+    cpu = RunState()
+    cpu.apply({"kind": "step", "step": 1, "loss": 2.0, "ram_used_mb": 2423, "ram_total_mb": 24105})
+    assert cpu.memory == ("RAM", 2423, 24105)
     assert any("checkpoint" in line for line in state.log)
     assert state.log[-1].startswith("Done")
 

@@ -86,6 +86,7 @@ class FineTuner:
         from llmcustoms.training.progress import ProgressPrinter
 
         printer = ProgressPrinter() if self.progress else None
+        self.stop_event.clear()  # a stop asked of an earlier train() must not end this one
         try:
             self.result = run_training(self._request(), sink=FanoutSink(self.events, self.sink, printer),
                                        stop=self.stop_event)

@@ -8,6 +8,7 @@ progress bar and ``llmcustoms attach`` all read the same file. Fields may be add
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -24,7 +25,12 @@ EventSink = Callable[[dict[str, Any]], None]
 def make_event(kind: str, **fields: Any) -> dict[str, Any]:
     """An event dict with its time and kind first; None-valued fields are left out."""
     event: dict[str, Any] = {"t": round(time.time(), 3), "kind": kind}
-    event.update({k: v for k, v in fields.items() if v is not None})
+    for key, value in fields.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON has no NaN: keep the fact as text so the event is written, not dropped
+            event[f"{key}_nonfinite"] = str(value)
+        elif value is not None:
+            event[key] = value
     return event
 
 

@@ -67,6 +67,10 @@ class PackedCollator:
         self.tokens_trained = 0
         self._pending: deque[int] = deque()
 
+    def reset(self) -> None:
+        """Forget batches fetched but not trained on (after an out-of-memory retry rebuilds the loader)."""
+        self._pending.clear()
+
     def attach(self, model) -> None:
         """Count real tokens at each forward pass of ``model`` (training passes only)."""
 

@@ -239,6 +239,11 @@ def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
         dataloader_num_workers=0,
         dataloader_pin_memory=device == "cuda",
         gradient_checkpointing=False,  # handled when the model is loaded
+        # FSDP (--fsdp, with --num-processes) shards the frozen base across the processes, for models
+        # that do not fit one card; DDP (the default) keeps a whole copy on each.
+        fsdp="full_shard auto_wrap" if config.get("fsdp") else "",
+        fsdp_config={"use_orig_params": True} if config.get("fsdp") else None,
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -279,7 +284,10 @@ def _fresh_setup(request: TrainRequest, run_dir: RunDir | None) -> RunSetup:
     device = choose_device(request.device, settings["FORCE_CPU"])
     early: list[dict[str, Any]] = []
     model_name, model_path = resolve_model(request.model, device, early.append)
-    config, notes = resolve_train_config(request, model_name, device)
+    from llmcustoms.core.registry import find_spec
+
+    # The planner knows registry names by name and any other model by its folder's config.json.
+    config, notes = resolve_train_config(request, model_name if find_spec(model_name) else model_path, device)
     fields_ = {"model": model_name, "model_path": model_path, "preset": request.preset,
                "data_path": os.path.abspath(request.data_path), "config": config, "request": request.to_dict(),
                "device": device}
@@ -345,7 +353,12 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
         raise ValueError("resume=True needs the run_dir to resume")
     setup = None if resume else _fresh_setup(request, run_dir)
     run = run_dir if setup is None else setup.run
-    with RunLock(run):  # from here on this process alone writes the run
+    from contextlib import nullcontext
+
+    from llmcustoms.training.distributed import is_secondary
+
+    # From here on this process alone writes the run (in multi-process training: rank 0 alone).
+    with nullcontext() if is_secondary() else RunLock(run):
         if setup is None:
             setup = _resume_setup(run)
         return _owned_run(request, setup, sink, stop, on_run)
@@ -367,7 +380,9 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
 
     started = time.time()
     run = setup.run
-    file_sink = JsonlEventSink(run.events_path)
+    from llmcustoms.training.distributed import is_secondary, world_size
+
+    file_sink = None if is_secondary() else JsonlEventSink(run.events_path)
     emit = FanoutSink(file_sink, sink)
     run.stop_path.unlink(missing_ok=True)  # a stop asked of an earlier process is not meant for this one
     previous = run.read()
@@ -383,7 +398,7 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
     if not setup.resume:
         emit(make_event("start", step=0, max_steps=setup.config["max_steps"], model=setup.model_name,
                         preset=request.preset, device=setup.device, precision=setup.config.get("precision"),
-                        run_dir=str(run.path), pid=os.getpid(),
+                        run_dir=str(run.path), pid=os.getpid(), world_size=world_size(),
                         message=f"Training {setup.model_name} with the {request.preset} preset on {setup.device}."))
     pulse = Pulse()
     monitor = HealthMonitor(emit, HealthLimits.from_config(setup.config), run.id)
@@ -408,7 +423,8 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
         raise friendly from error
     finally:
         watchdog.close()
-        file_sink.close()
+        if file_sink is not None:
+            file_sink.close()
         _free_memory(setup.device)
 
 
@@ -480,6 +496,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         # Outside the except block, so the traceback no longer pins the failed step's tensors.
         trainer = None
         model.zero_grad(set_to_none=True)
+        collator.reset()  # batches fetched for the failed step will never be trained on
         _free_memory(device)
         checkpoint, data = _back_off(request, setup, data, tokenizer, model, initial_adapter, pulse, emit, info)
         trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
@@ -494,7 +511,9 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
     else:
         eval_after = _eval_loss(trainer)
-    adapter = save_adapter(trainer.model, tokenizer, run)
+    from llmcustoms.training.distributed import is_secondary
+
+    adapter = str(run.adapter_dir) if is_secondary() else save_adapter(trainer.model, tokenizer, run)
     status = "stopped" if callback.stopped_by_user else "done"
     run.update(status=status, eval_loss_after=eval_after, adapter_path=adapter, steps=steps,
                finished_at=time.time())
@@ -511,9 +530,12 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
 
     from llmcustoms.training.run_trainer import RunTrainer
 
+    from llmcustoms.training.distributed import StopTogether, world_size
+
+    together = [StopTogether()] if world_size() > 1 else []  # after the callbacks that may ask to stop
     trainer = RunTrainer(model=model, args=_training_arguments(config, run, device), train_dataset=data.train_rows,
                          eval_dataset=data.eval_rows, data_collator=collator,
-                         callbacks=[callback, *extra_callbacks], emit=emit)
+                         callbacks=[callback, *extra_callbacks, *together], emit=emit)
     trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
     return trainer
 

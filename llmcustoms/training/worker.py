@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> i
     run = RunDir(args.run_dir)
     stop = threading.Event()
     _install_signal_handlers(stop)
+    from llmcustoms.training.distributed import SecondaryRunDir, bind_local_device, is_secondary
+
+    bind_local_device()
+    if is_secondary():
+        # A rank other than 0 of a torchrun launch: it trains, rank 0 owns (locks, writes) the run.
+        return _train(SecondaryRunDir(run.path), args.resume, stop, callbacks or [])
     try:
         lock = RunLock(run).acquire()
     except RunBusyError as error:
@@ -86,6 +92,7 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
 
     quiet_libraries()
     try:
+        from llmcustoms.training.distributed import is_secondary
         from llmcustoms.training.trainer import request_from_run, resume_training, run_training
 
         if resume:
@@ -93,7 +100,7 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
         else:
             request = request_from_run(run)
             request.callbacks = callbacks
-            result = run_training(request, sink=_print_event, stop=stop, run_dir=run)
+            result = run_training(request, sink=None if is_secondary() else _print_event, stop=stop, run_dir=run)
     except Exception as error:  # noqa: BLE001 - recorded in run.json and the log; never a silent death
         if not isinstance(error, LLMCustomsError):
             import traceback

@@ -80,8 +80,9 @@ class DataScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         start = Path(self.wizard.data_path).expanduser() if self.wizard.data_path else None
-        # Absolute, so the tree's root has a name to show (Path(".").name is empty).
-        root = (start.parent if start is not None and start.parent.is_dir() else Path(".")).resolve()
+        # Start inside the chosen folder (its .txt files show at once; Backspace goes up), else here.
+        # Absolute, so the root has a name to show (Path(".").name is empty).
+        root = (start if start is not None and start.is_dir() else Path(".")).resolve()
         with Horizontal(id="data-main"):
             tree = TextFolderTree(root, id="data-tree")
             tree.border_title = "Folders and .txt files"
@@ -249,7 +250,12 @@ class DataScreen(WizardScreen):
             if not worker.is_cancelled:
                 self.post_message(PreviewProgress(str(text)))
 
-        result = backend.build_preview(report, qa, model, confirm=confirm, on_message=on_message)
+        def progress(done: int, total: int) -> None:
+            if not worker.is_cancelled:
+                self.post_message(PreviewProgress(f"Generating Q&A pairs: {done} / {total} chunks…"))
+
+        result = backend.build_preview(report, qa, model, confirm=confirm, on_message=on_message,
+                                       progress=progress)
         if not worker.is_cancelled:
             self.post_message(PreviewReady(path=path, **result))
 

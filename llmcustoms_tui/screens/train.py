@@ -28,6 +28,7 @@ from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.screens.confirm import ConfirmScreen
 from llmcustoms_tui.state import RunState
 from llmcustoms_tui.widgets.gauge import MemoryGauge
+from llmcustoms_tui.widgets.log_tail import LogTail
 from llmcustoms_tui.widgets.loss_chart import LossChart
 from llmcustoms_tui.widgets.progress import RunProgress
 
@@ -35,8 +36,6 @@ from llmcustoms_tui.widgets.progress import RunProgress
 POLL_S = 0.25
 #: Seconds between two looks at run.json for a run in another process.
 STATUS_POLL_S = 2.0
-#: Log lines shown under the chart before the screen knows its size.
-LOG_VISIBLE = 8
 #: run.json statuses after which a run writes nothing more.
 ENDED_STATUSES = frozenset({"done", "failed", "stopped", "interrupted"})
 
@@ -81,7 +80,7 @@ class TrainScreen(WizardScreen):
             yield MemoryGauge(label=self._memory_label(), label_width=6, id="train-memory")
             yield Static(id="train-result")
             yield Static(id="error-panel", classes="error-panel")
-            log = Static(id="train-log")
+            log = LogTail("No events yet.", id="train-log")
             log.border_title = "log"
             yield log
 
@@ -189,7 +188,12 @@ class TrainScreen(WizardScreen):
         self.query_one("#train-stats", Static).update(stats)
 
         memory = self.query_one("#train-memory", MemoryGauge)
-        memory.set_memory(state.vram_used_mb, state.vram_total_mb)
+        label, used, total = state.memory
+        if used is None and total is None:
+            label = self._memory_label()  # nothing measured yet: name what the run will use
+        memory.label = label
+        memory.set_memory(used, total)
+        memory.refresh()
 
         result = self.query_one("#train-result", Static)
         if state.finished and (state.eval_loss_before is not None or state.eval_loss_after is not None):
@@ -201,9 +205,11 @@ class TrainScreen(WizardScreen):
                 text.append(f"  ({change:+.1f} %)", "bold")
             result.update(text)
             result.display = True
-        log = self.query_one("#train-log", Static)
-        visible = log.content_size.height or LOG_VISIBLE  # the newest lines that fit
-        log.update(Text("\n".join(state.log[-visible:] or ["No events yet."])))
+        self.query_one("#train-log", LogTail).set_lines(state.log)
+        if state.status == "failed":
+            panel = self.query_one("#error-panel", Static)
+            panel.update(Text(f"✖ {state.message or 'The run failed.'}"))
+            panel.display = True
 
     # -- keys ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -5,19 +5,34 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.suggester import Suggester
 from textual.validation import ValidationResult, Validator
 from textual.widgets import DirectoryTree
 
 
 class TextFolderTree(DirectoryTree):
-    """A DirectoryTree that shows folders and .txt files only (hidden entries left out)."""
+    """A DirectoryTree that shows folders and .txt files only (hidden entries left out).
+
+    Backspace re-roots the tree one folder up, so starting inside the data folder never traps the user.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("backspace", "parent", "Up a folder", id="tree-parent"),
+    ]
 
     # Plain-text icons: emoji widths vary between terminals, and these read in any font.
     ICON_NODE = "▸ "
     ICON_NODE_EXPANDED = "▾ "
     ICON_FILE = "  "
+
+    def action_parent(self) -> None:
+        """Backspace: show the folder above the current root."""
+        current = Path(self.path).resolve()
+        if current.parent != current:
+            self.path = current.parent
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         visible = []

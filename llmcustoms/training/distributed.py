@@ -1,0 +1,125 @@
+"""Training on several processes (GPUs, or CPU processes over gloo) with ``torchrun``.
+
+``llmcustoms train DIR --num-processes N`` creates the run directory, then starts
+``torchrun --standalone --nproc_per_node N -m llmcustoms.training.worker RUN_DIR``. Every rank
+trains (transformers' Trainer wraps the model in DDP, or FSDP with ``--fsdp``); rank 0 alone owns
+the run: it takes the lock, writes run.json, events.jsonl, checkpoints and the one adapter. The other
+ranks see the run directory read-only.
+
+Note: ``accelerate launch --cpu --num_processes 2`` silently starts ONE process; torchrun really
+starts N, on CPU too (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from transformers import TrainerCallback
+
+from llmcustoms.training.runs import RunDir
+
+
+def world_size() -> int:
+    """How many processes train together (1 when not launched by torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def rank() -> int:
+    """This process's rank (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def is_secondary() -> bool:
+    """True on ranks other than 0: they train but write nothing of the run's own."""
+    return world_size() > 1 and rank() != 0
+
+
+def bind_local_device() -> None:
+    """Each rank on its own GPU (``LOCAL_RANK``); nothing to do on CPU."""
+    if world_size() <= 1:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class SecondaryRunDir(RunDir):
+    """The run directory as ranks other than 0 see it: readable, never written."""
+
+    def write(self, data: dict[str, Any]) -> None:  # noqa: D102 - rank 0 alone writes run.json
+        return None
+
+    def update(self, **fields: Any) -> dict[str, Any]:  # noqa: D102
+        data = self.read()
+        data.update(fields)
+        return data
+
+
+class StopTogether(TrainerCallback):
+    """All ranks stop at the same step: a stop seen by one (a signal, NaN, the stop file) is shared.
+
+    Without it one rank would leave the loop while the others wait forever in the next all-reduce.
+    """
+
+    def on_step_end(self, args, state, control, **kwargs):
+        import torch
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            device = "cuda" if torch.cuda.is_available() and dist.get_backend() == "nccl" else "cpu"
+            flag = torch.tensor([1.0 if control.should_training_stop else 0.0], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            control.should_training_stop = bool(flag.item())
+        return control
+
+
+def torchrun_command(num_processes: int) -> list[str]:
+    """The launcher's argv up to (not including) the worker's RUN_DIR."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",
+            "-m", "llmcustoms.training.worker"]
+
+
+def launch(request, num_processes: int, sink: Callable[[dict[str, Any]], None] | None = None,
+           fsdp: bool = False) -> RunDir:
+    """Train ``request`` on ``num_processes`` processes in the foreground; returns the finished run.
+
+    The model is resolved (downloaded or converted) here, once, so the ranks never race for the cache.
+    """
+    from llmcustoms.core.model_manager import ModelManager
+    from llmcustoms.errors import InputError, TrainingError
+    from llmcustoms.training.detach import create_detached_run, follow_run
+
+    if num_processes < 2:
+        raise InputError("--num-processes needs 2 or more; leave it out to train in one process.")
+    if request.model != "auto":
+        request.model = ModelManager().resolve(request.model)[1]
+    request.extra = {**request.extra, "fsdp": bool(fsdp)}
+    run = create_detached_run(request)
+    run.update(num_processes=num_processes)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    with open(run.log_path, "ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} torchrun × {num_processes}\n".encode())
+        log.flush()
+        process = subprocess.Popen(torchrun_command(num_processes) + [str(run.path)], stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        for event in follow_run(run, poll_s=0.2, should_stop=lambda: process.poll() is not None
+                                and run.read().get("status") not in ("created", "running")):
+            if sink is not None:
+                sink(event)
+        code = process.wait()
+    except KeyboardInterrupt:
+        process.terminate()  # torchrun passes it on: every rank stops at the same step and rank 0 saves
+        process.wait()
+        raise
+    status = run.read().get("status")
+    if code != 0 or status not in ("done", "stopped"):
+        error = run.read().get("error") or f"the training processes ended with exit code {code}; see {run.log_path}"
+        raise TrainingError(f"Multi-process training failed: {error}")
+    return run
