@@ -262,3 +262,30 @@ def register_packed_attention() -> str:
     AttentionInterface.register(PACKED_SDPA, packed_sdpa_attention)
     AttentionMaskInterface.register(PACKED_SDPA, _packed_sdpa_mask)
     return PACKED_SDPA
+
+
+#: Architectures whose attention is plain causal self-attention through ``AttentionInterface``.
+PACKED_ATTENTION_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral"})
+
+
+def packed_attention_supported(config) -> bool:
+    """True for causal decoders whose every layer attends to the whole past (no sliding window, no softcap)."""
+    if getattr(config, "model_type", None) not in PACKED_ATTENTION_MODEL_TYPES:
+        return False
+    window = getattr(config, "sliding_window", None)
+    if window and getattr(config, "use_sliding_window", True):
+        return False
+    layer_types = getattr(config, "layer_types", None) or []
+    return all(kind == "full_attention" for kind in layer_types)
+
+
+def use_packed_attention(model) -> bool:
+    """Switch ``model`` to ``packed_sdpa_attention`` where its architecture allows; True when switched."""
+    config = getattr(model, "config", None)
+    if config is None or not packed_attention_supported(config):
+        return False
+    try:
+        model.set_attn_implementation(register_packed_attention())
+    except (ValueError, AttributeError, ImportError):  # an older transformers without the interface
+        return False
+    return getattr(model.config, "_attn_implementation", None) == PACKED_SDPA

@@ -209,7 +209,11 @@ def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
     precision = config.get("precision", "fp32")
     bf16 = device == "cuda" and precision in ("bf16", "4bit")
     if device == "cpu" and config.get("bf16_autocast"):
-        bf16 = True  # autocast on CPUs with native bf16 (avx512_bf16/AMX): ~1.5× faster
+        from llmcustoms.training.speed import cpu_bf16_autocast_ok
+
+        # autocast on CPUs with native bf16 (avx512_bf16/AMX): ~1.5× faster. The plan's flag comes from the
+        # CPU's flags; cpu_bf16_autocast_ok() also runs a quick forward/backward check once per process.
+        bf16 = cpu_bf16_autocast_ok()
     return TrainingArguments(
         output_dir=str(run.checkpoints_dir),
         max_steps=int(config["max_steps"]),
@@ -528,9 +532,8 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
                    device: str, emit: EventSink, extra_callbacks: list[Any]):
     from transformers import PrinterCallback
 
-    from llmcustoms.training.run_trainer import RunTrainer
-
     from llmcustoms.training.distributed import StopTogether, world_size
+    from llmcustoms.training.run_trainer import RunTrainer
 
     together = [StopTogether()] if world_size() > 1 else []  # after the callbacks that may ask to stop
     trainer = RunTrainer(model=model, args=_training_arguments(config, run, device), train_dataset=data.train_rows,
