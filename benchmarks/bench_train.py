@@ -51,13 +51,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line, load_average, machine, median, now, table, write_section  # noqa: E402
 
 CONFIGS = ("hf_padded", "hf_dynamic", "ours", "no_waste")
+EXTRA_CONFIGS = ("ours_masked",)  # on request (--configs): ours with transformers' masked SDPA instead
 LABELS = {
+    "ours_masked": "(c') ours, but one masked SDPA per packed row",
     "hf_padded": "(a) Trainer+PEFT fp32, padded to max length",
     "hf_dynamic": "(b) Trainer+PEFT fp32, dynamic padding",
     "ours": "(c) LLMCustoms: packed rows + our Trainer arguments",
     "no_waste": "(d) no-waste: full rows, forward+backward",
 }
-LORA = {"lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.05}
+LORA_RANK = 8  # alpha and dropout are the quality preset's, as resolve_train_config gives them (16, 0.05)
 LEARNING_RATE = 5e-4  # the quality preset's; every configuration uses it
 MICRO_BATCH, ACCUMULATION = 4, 2  # the baselines' 8 examples per optimizer step
 IGNORE = -100
@@ -111,6 +113,16 @@ def make_examples(tokenizer, count: int, max_len: int, seed: int = 0, low: int =
     return [{"input_ids": list(r["input_ids"]), "labels": list(r["labels"])} for r in dataset]
 
 
+def packing_at_scale(tokenizer, max_len: int, count: int = 2000) -> dict[str, float]:
+    """How full ``pack_examples`` fills rows for ``count`` examples of the same mix (a real run's training set)."""
+    from llmcustoms.training.packing import pack_examples
+
+    features = make_examples(tokenizer, count, max_len, seed=7)
+    rows = pack_examples(features, max_len)
+    real = sum(len(f["input_ids"]) for f in features)
+    return {"examples": count, "rows": len(rows), "fill": real / (len(rows) * max_len)}
+
+
 def mix_summary(features: list[dict[str, list[int]]]) -> dict[str, float]:
     """Length statistics of the example mix."""
     lengths = sorted(len(f["input_ids"]) for f in features)
@@ -123,8 +135,14 @@ def mix_summary(features: list[dict[str, list[int]]]) -> dict[str, float]:
 # --------------------------------------------------------------------------- models
 
 
+def lora_settings(model_path: str, device: str) -> dict[str, Any]:
+    """rank, alpha and dropout of ours' LoRA: every configuration uses exactly these."""
+    config = ours_config(model_path, device, 1, 512)
+    return {k: config[k] for k in ("lora_rank", "lora_alpha", "lora_dropout")}
+
+
 def load_plain(model_path: str, device: str, precision: str):
-    """The tutorial's model: AutoModelForCausalLM + get_peft_model with the same LoRA config."""
+    """The tutorial's model: AutoModelForCausalLM + get_peft_model with the same LoRA config as ours."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -133,7 +151,8 @@ def load_plain(model_path: str, device: str, precision: str):
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
     if device == "cuda":
         model = model.to("cuda")
-    lora = LoraConfig(r=LORA["lora_rank"], lora_alpha=LORA["lora_alpha"], lora_dropout=LORA["lora_dropout"],
+    same = lora_settings(model_path, device)
+    lora = LoraConfig(r=same["lora_rank"], lora_alpha=same["lora_alpha"], lora_dropout=float(same["lora_dropout"]),
                       target_modules="all-linear", task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
 
@@ -146,7 +165,7 @@ def ours_config(model_path: str, device: str, steps: int, max_len: int) -> dict[
                            max_seq_len=max_len)
     config, _ = resolve_train_config(request, "smollm2-135m", device)
     # One dataset item is one optimizer step's rows (see StepRows): batch 1 item, no accumulation.
-    config.update(LORA, learning_rate=LEARNING_RATE, per_device_train_batch_size=1, gradient_accumulation_steps=1,
+    config.update(lora_rank=LORA_RANK, learning_rate=LEARNING_RATE, per_device_train_batch_size=1, gradient_accumulation_steps=1,
                   warmup_ratio=0.0, max_steps=steps, save_steps=steps, eval_steps=steps)
     return config
 
@@ -271,7 +290,8 @@ def deal_rows(features, steps: int, max_len: int) -> list[dict[str, Any]]:
     return [{"rows": group} for group in per_step]
 
 
-def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_len: int) -> dict[str, Any]:
+def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_len: int,
+             attention: str | None = None) -> dict[str, Any]:
     """(c): the project's loading, packing, collator, Trainer class and arguments, and event callback."""
     import torch
     from transformers import PrinterCallback, Trainer
@@ -290,6 +310,9 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     torch.manual_seed(0)
     config = ours_config(model_path, device, steps, max_len)
     model, _ = load_for_training(model_path, config)
+    if attention:  # a diagnostic run: another attention implementation than ours
+        model.set_attn_implementation(attention)
+    attn_used = model.config._attn_implementation
     items = deal_rows(features, steps, max_len)
     collator = StepRows(tokenizer.pad_token_id)
     if hasattr(collator.inner, "attach"):
@@ -312,7 +335,8 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     real_per_step = collator.real_per_batch[:len(timer.times)]
     result = {"times": timer.times, "real_per_step": real_per_step, "losses": timer.losses,
               "computed": collator.computed, "real": sum(collator.real_per_batch), "bf16": bool(args.bf16),
-              "rows": sum(len(item["rows"]) for item in items), "events": events}
+              "rows": sum(len(item["rows"]) for item in items), "events": events,
+              "attention": attn_used}
     del trainer, model
     return result
 
@@ -480,11 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per run (default 2)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed first steps per run (default 1)")
+    parser.add_argument("--warmup", type=int, help="untimed first steps per run (default: 1 on the CPU, 3 on CUDA)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each configuration (default 3)")
     parser.add_argument("--max-len", type=int, default=512, help="max sequence length / row length (default 512)")
     parser.add_argument("--model", help="a model folder (default: the embedded SmolLM2-135M)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="which of " + ",".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="which of " + ",".join(CONFIGS + EXTRA_CONFIGS) + " (default: the first four)")
     parser.add_argument("--baseline-precision", choices=("fp32", "bf16"), default="fp32",
                         help="precision of (a) and (b) (fp32: the tutorial setup)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators for ours")
@@ -492,9 +517,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="leave benchmarks/RESULTS.md alone")
     args = parser.parse_args(argv)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    unknown = set(configs) - set(CONFIGS)
+    unknown = set(configs) - set(CONFIGS + EXTRA_CONFIGS)
     if unknown:
         parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
+    if args.warmup is None:
+        args.warmup = 3 if args.device == "cuda" else 1  # CUDA's first steps also pick and load kernels
 
     import torch
 
@@ -527,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     ours_bf16 = _ours_bf16(model_path, args)
     agreement = loss_agreement(model_path, features[:8], args.device, ours_bf16, tokenizer.pad_token_id)
     print("loss agreement:", {k: v for k, v in agreement.items() if k.startswith("max")})
+    at_scale = packing_at_scale(tokenizer, args.max_len)
     ours_rows = sum(len(item["rows"]) for item in deal_rows(features, total_steps, args.max_len))
     rows_per_step = max(1, round(ours_rows / total_steps))  # (d) computes as many rows a step as ours
 
@@ -538,8 +566,9 @@ def main(argv: list[str] | None = None) -> int:
             if name in ("hf_padded", "hf_dynamic"):
                 result = run_hf(name, features, model_path, tokenizer, total_steps, args.device, args.max_len,
                                 args.baseline_precision)
-            elif name == "ours":
-                result = run_ours(features, model_path, tokenizer, total_steps, args.device, args.max_len)
+            elif name in ("ours", "ours_masked"):
+                result = run_ours(features, model_path, tokenizer, total_steps, args.device, args.max_len,
+                                  attention="sdpa" if name == "ours_masked" else None)
             else:
                 result = run_no_waste(features, model_path, total_steps, args.device, args.max_len, rows_per_step,
                                       ours_bf16)
@@ -552,12 +581,17 @@ def main(argv: list[str] | None = None) -> int:
     load_at_end = load_average()
 
     summary = summarize(results, configs)
-    text = render(summary, mix, agreement, args, threads, load_at_start, load_at_end, rows_per_step, ours_bf16)
+    lora = lora_settings(model_path, args.device)
+    attention = results["ours"][0]["attention"] if results.get("ours") else "?"
+    text = render(summary, mix, agreement, args, threads, load_at_start, load_at_end, rows_per_step, ours_bf16,
+                  lora, attention, at_scale)
     print()
     print(text)
     if args.profile:
-        print("\nwhere one step of ours spends its time (torch.profiler):")
-        print(profile_ours(features[:24], model_path, tokenizer, args.device, args.max_len))
+        profiled = profile_ours(features, model_path, tokenizer, args.device, args.max_len)
+        print("\nwhere one step of ours spends its time (torch.profiler):\n" + profiled)
+        text += ("\n\nWhere one forward+backward of ours (3 packed rows) spends its time, torch.profiler, top "
+                 "operators by self time:\n\n```\n" + profiled.strip() + "\n```")
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "mix": mix, "agreement": agreement,
                                                "raw": results}, indent=1, default=str))
@@ -594,7 +628,7 @@ def summarize(results: dict[str, list[dict[str, Any]]], configs: list[str]) -> d
 
 
 def render(summary, mix, agreement, args, threads: int, load_start: str, load_end: str, rows_per_step: int,
-           ours_bf16: bool) -> str:
+           ours_bf16: bool, lora: dict[str, Any], attention: str, at_scale: dict[str, float]) -> str:
     """The RESULTS.md section (also printed)."""
     ours = summary.get("ours", {}).get("median_tokens_per_s", float("nan"))
     rows = []
@@ -607,7 +641,8 @@ def render(summary, mix, agreement, args, threads: int, load_start: str, load_en
         f"the end (other work shares these cores: medians of {args.repeats} runs, configurations in rotating "
         f"order). Command: `{command_line()}`.",
         "",
-        f"{'SmolLM2-135M (embedded)' if not args.model else args.model}, LoRA r=8 alpha 16 dropout 0.05 on all linear layers, learning rate "
+        f"{'SmolLM2-135M (embedded)' if not args.model else args.model}, LoRA r={lora['lora_rank']} alpha "
+        f"{lora['lora_alpha']} dropout {lora['lora_dropout']} on all linear layers (every configuration), learning rate "
         f"{LEARNING_RATE}, {MICRO_BATCH * ACCUMULATION} examples per optimizer step, {args.warmup} warm-up + "
         f"{args.steps} timed steps per run, max length {args.max_len}, {threads} torch threads. Example mix: "
         f"{mix['n']} chat Q&A examples, lengths log-uniform 40–400 tokens (min {mix['min']}, median "
@@ -623,21 +658,30 @@ def render(summary, mix, agreement, args, threads: int, load_start: str, load_en
         return ours / base if base else float("nan")
 
     key = "speedup_vs_hf_padded" if args.device == "cpu" else "speedup_vs_hf_padded_cuda"
+    if args.device == "cuda":
+        precision_reason = "CUDA: the model loaded in bf16"
+    else:
+        precision_reason = "the CPU has native bf16" if ours_bf16 else "no native bf16 on this CPU: fp32"
+    plain = "fp32" if args.device == "cpu" else "the model's dtype"
     lines += [
         f"{key} = {ratio('hf_padded'):.2f}",
         "",
         f"- vs (a) padded to max length: {ratio('hf_padded'):.2f}× (target ≥ 4×); "
         f"vs (b) dynamic padding: {ratio('hf_dynamic'):.2f}× (target ≥ 1.5×); "
         f"share of the no-waste rate (d): {100 * ratio('no_waste'):.0f} % (target ≥ 90 %).",
-        f"- Ours trains with bf16 autocast: {'yes' if ours_bf16 else 'no'} "
-        f"({'the CPU has avx512_bf16/amx_bf16' if args.device == 'cpu' else 'CUDA'}); (d) uses the same "
+        f"- Ours: attention `{attention}`, the dashboard's EventCallback writing events.jsonl every step, "
+        f"bf16 autocast: {'yes' if ours_bf16 else 'no'} "
+        f"({precision_reason}); (d) uses the same "
         f"precision, {rows_per_step} full rows of {args.max_len} per step.",
         f"- Loss agreement on {agreement['n']} examples, per-example mean loss, max |difference|: packed vs "
-        f"each alone (fp32) {agreement['max_abs_packed_vs_alone_fp32']:.2e}; padded batch vs alone (fp32) "
+        f"each alone ({plain}) {agreement['max_abs_packed_vs_alone_fp32']:.2e}; padded batch vs alone ({plain}) "
         f"{agreement['max_abs_padded_vs_alone_fp32']:.2e}"
         + (f"; packed vs alone under bf16 autocast {agreement['max_abs_packed_vs_alone_bf16']:.2e} "
            f"(bf16 vs fp32 itself: {agreement['max_abs_bf16_vs_fp32']:.2e})"
            if "max_abs_packed_vs_alone_bf16" in agreement else "") + ".",
+        f"- Packing: this run packs only its own {mix['n']} examples, so some rows are part-filled (the real share "
+        f"above); a real run packs its whole training set: {at_scale['examples']:,} examples of this mix fill "
+        f"{at_scale['rows']} rows to {100 * at_scale['fill']:.1f} % of their {args.max_len} tokens.",
         "- Mean training loss over each run's steps (first run): "
         + ", ".join(f"{n} {s['mean_loss']:.3f}" for n, s in summary.items()) + " ((d) trains on every token).",
     ]

@@ -24,7 +24,14 @@ from textual.worker import Worker, WorkerState
 
 from llmcustoms_tui import backend
 from llmcustoms_tui.format import describe_error
-from llmcustoms_tui.launcher import TRAINING_WORKER, Launcher, RunHandle, ThreadLauncher
+from llmcustoms_tui.launcher import (
+    STARTING_WORKER,
+    TRAINING_WORKER,
+    DetachedLauncher,
+    Launcher,
+    RunHandle,
+    ThreadLauncher,
+)
 from llmcustoms_tui.messages import LiveRunsFound
 from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.screens.confirm import ConfirmScreen
@@ -39,6 +46,7 @@ WORKER_TITLES = {
     "make-plan": "Planning failed",
     "follow-run": "Following the run failed",
     TRAINING_WORKER: "Training failed",
+    STARTING_WORKER: "Starting the run failed",
     "load-chat": "Loading the model failed",
     "answer": "Answering failed",
     "find-live-runs": "Looking for running trainings failed",
@@ -105,7 +113,7 @@ class LLMCustomsApp(App[None]):
         Args:
             hardware: a fixed hardware report (skips probing; snapshots use it).
             hardware_probe: called in a worker instead of the core's HardwareDetector.
-            launcher: starts training runs (default: a thread in this process).
+            launcher: starts training runs (default: a detached process that outlives the app).
             chat_factory: ``run_dir -> loaded ChatSession`` (default: the core's ChatSession).
             check_live_runs: offer to re-open a run still going on from an earlier session.
             cursor_blink: False freezes text cursors (deterministic screenshots).
@@ -114,7 +122,7 @@ class LLMCustomsApp(App[None]):
         self.state = WizardState(data_path=data, model=model or "auto", preset=preset or "quality",
                                  max_steps=max_steps, qa=qa, hardware=hardware)
         self._hardware_probe = hardware_probe
-        self.launcher: Launcher = launcher or ThreadLauncher()
+        self.launcher: Launcher = launcher or DetachedLauncher()
         self._chat_factory = chat_factory
         self._check_live_runs = check_live_runs
         self._cursor_blink = cursor_blink
@@ -233,15 +241,17 @@ class LLMCustomsApp(App[None]):
         """Look for runs still going on (started by an earlier session or the CLI)."""
         found = backend.find_live_runs()
         if found:
-            self.post_message(LiveRunsFound(found))
+            self.post_message(LiveRunsFound(found, [backend.describe_run(path) for path in found]))
 
     @on(LiveRunsFound)
     def _live_runs_found(self, message: LiveRunsFound) -> None:
         run_dir = message.run_dirs[0]
-        more = f" ({len(message.run_dirs) - 1} more running)" if len(message.run_dirs) > 1 else ""
+        what = message.descriptions[0] if message.descriptions else run_dir
+        more = f"\n({len(message.run_dirs) - 1} more running: `llmcustoms runs` lists them.)" \
+            if len(message.run_dirs) > 1 else ""
         self.push_screen(
-            ConfirmScreen("A training run is still going on",
-                          f"{run_dir}{more}\n\nOpen its dashboard?", yes="Open", no="Not now"),
+            ConfirmScreen("A training run is still going on", f"{what}{more}\n\nOpen its dashboard?",
+                          yes="Open", no="Not now"),
             partial(self._attach_confirmed, run_dir))
 
     def _attach_confirmed(self, run_dir: str, attach: bool | None) -> None:
@@ -313,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--qa", choices=("auto", "offline", "groq"), default="auto",
                         help="how Q&A pairs are made (default: auto)")
     parser.add_argument("--max-steps", type=int, metavar="N", help="stop training after N steps (quick tries)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train inside this app instead of a detached process (the run ends with the app)")
     return parser
 
 
@@ -329,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_steps is not None and args.max_steps < 1:
         print("llmcustoms-tui: --max-steps must be 1 or more.", file=sys.stderr)
         return 2
-    app = LLMCustomsApp(data=args.data, model=args.model, preset=preset, qa=args.qa, max_steps=args.max_steps)
+    app = LLMCustomsApp(data=args.data, model=args.model, preset=preset, qa=args.qa, max_steps=args.max_steps,
+                        launcher=ThreadLauncher() if args.in_process else None)
     app.run()
     return app.return_code or 0
 

@@ -199,50 +199,44 @@ def check_preset(name: str) -> str:
 
 
 # -- runs -----------------------------------------------------------------------------------------
-def _pid_alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def run_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The core's view of a run: status as it really is ('interrupted' for a dead worker), live, error."""
+    from llmcustoms.training.runs import RunDir
+    from llmcustoms.training.status import run_state
+
+    return run_state(RunDir(run_dir))
 
 
 def run_is_live(run_dir: str | os.PathLike[str]) -> bool:
-    """Whether a run is still going on (the core's own check when it has one)."""
-    from llmcustoms.training import runs
-
-    checker = getattr(runs, "is_live", None) or getattr(runs.RunDir, "is_alive", None)
-    run = runs.RunDir(run_dir)
-    if checker is not None:
-        try:
-            return bool(checker(run))
-        except Exception:  # noqa: BLE001 - fall back to run.json
-            pass
+    """Whether a process trains the run now (the core's lock / pid check)."""
     try:
-        data = run.read()
-    except Exception:  # noqa: BLE001 - a broken run.json is not a live run
+        return bool(run_info(run_dir)["live"])
+    except Exception:  # noqa: BLE001 - an unreadable run is not a live one
         return False
-    if data.get("status") not in ("running", "created"):
-        return False
-    # A run started by a TUI that was closed (thread launcher) died with it: its pid is gone.
-    return _pid_alive(data.get("pid")) and int(data.get("pid") or 0) != os.getpid()
 
 
 def find_live_runs() -> list[str]:
-    """Run directories of runs still going on, newest first."""
+    """Run directories of runs trained by another process right now, newest first.
+
+    A run trained by a thread of this very process is the app's own (it already has a handle).
+    """
     from llmcustoms.training.runs import list_runs
 
-    return [str(run.path) for run in reversed(list_runs()) if run_is_live(run.path)]
+    found = []
+    for run in reversed(list_runs()):
+        try:
+            info = run_info(run.path)
+        except Exception:  # noqa: BLE001
+            continue
+        if info.get("live") and info.get("pid") != os.getpid():
+            found.append(str(run.path))
+    return found
 
 
 def run_status(run_dir: str | os.PathLike[str]) -> str:
-    """The status recorded in run.json (``unknown`` when unreadable)."""
-    from llmcustoms.training.runs import RunDir
-
+    """The run's status (``unknown`` when unreadable)."""
     try:
-        return str(RunDir(run_dir).read().get("status", "unknown"))
+        return str(run_info(run_dir)["status"])
     except Exception:  # noqa: BLE001
         return "unknown"
 
@@ -265,15 +259,12 @@ def read_new_events(path: str | os.PathLike[str], offset: int) -> tuple[list[dic
 
 
 def request_detached_stop(run_dir: str | os.PathLike[str]) -> bool:
-    """Ask a run in another process to stop gracefully, through the core. False: no way to ask yet."""
-    from llmcustoms.training import runs
+    """Ask a run in another process to stop gracefully (the core's ``stop_run``: returns at once)."""
+    from llmcustoms.training.detach import stop_run
+    from llmcustoms.training.runs import RunDir
 
-    for name in ("request_stop", "stop_run"):
-        stopper = getattr(runs, name, None)
-        if stopper is not None:
-            stopper(runs.RunDir(run_dir))
-            return True
-    return False
+    stop_run(RunDir(run_dir))
+    return True
 
 
 def describe_run(run_dir: str | os.PathLike[str]) -> str:
@@ -285,7 +276,12 @@ def describe_run(run_dir: str | os.PathLike[str]) -> str:
         data = run.read()
     except Exception:  # noqa: BLE001
         return run.id
-    return " · ".join(str(part) for part in (run.id, data.get("model"), data.get("preset")) if part)
+    parts = [run.id, data.get("model"), data.get("preset")]
+    events, _ = read_new_events(run.events_path, 0)
+    steps = [e for e in events if e.get("kind") == "step"]
+    if steps:
+        parts.append(f"step {steps[-1].get('step', '?')} / {steps[-1].get('max_steps', '?')}")
+    return " · ".join(str(part) for part in parts if part)
 
 
 # -- chat -----------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The dashboard never receives callbacks from the trainer: it tails ``run_dir/events.jsonl``. A
 ``RunHandle`` only says where that file is, whether the run can still be talking, and how to ask
-it to stop. ``ThreadLauncher`` runs ``run_training`` in a thread of this process (the stopgap until
-detached runs land); swapping in a launcher that starts a detached process changes nothing else.
+it to stop. ``DetachedLauncher`` (the default) starts the run in its own process through the core
+(``llmcustoms.training.detach``): it survives the TUI closing and the SSH connection dropping.
+``ThreadLauncher`` runs ``run_training`` in a thread of this process instead (``--in-process``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Worker name and group of the training thread (the app's error handler knows it by this name).
 TRAINING_WORKER = "training"
+#: Worker name of the thread that starts a detached run.
+STARTING_WORKER = "start-run"
 
 
 class RunHandle:
@@ -37,6 +40,8 @@ class RunHandle:
         self.in_process = in_process
         self.label = label
         self.result: Any = None
+        #: True while a launcher is still starting the run (no directory yet, but not dead either).
+        self.starting = False
 
     # -- where ---------------------------------------------------------------------------------
     @property
@@ -65,7 +70,7 @@ class RunHandle:
         if self.in_process:
             return not self.ended.is_set()
         if self._run_dir is None:
-            return False
+            return self.starting
         from llmcustoms_tui.backend import run_is_live
 
         return run_is_live(self._run_dir)
@@ -82,10 +87,14 @@ class RunHandle:
             return "Stopping after the current step; the adapter trained so far is saved."
         if self._run_dir is not None:
             from llmcustoms_tui.backend import request_detached_stop
+            from llmcustoms_tui.format import describe_error
 
-            if request_detached_stop(self._run_dir):
-                return "Asked the run to stop; the adapter trained so far is saved."
-        return f"This run lives in another process: stop it with `llmcustoms stop {self.run_id}`."
+            try:
+                request_detached_stop(self._run_dir)
+            except Exception as error:  # noqa: BLE001 - e.g. it ended meanwhile: say so
+                return describe_error(error)
+            return "Asked the run to stop: it ends the current step and saves the adapter trained so far."
+        return "The run is still starting: stop it once its dashboard shows the first step."
 
     @classmethod
     def attach(cls, run_dir: str | os.PathLike[str]) -> RunHandle:
@@ -134,6 +143,39 @@ class ThreadLauncher:
 
         app.run_worker(train, name=TRAINING_WORKER, group=TRAINING_WORKER, thread=True, exit_on_error=False,
                        description="training run")
+        return handle
+
+
+class DetachedLauncher:
+    """Starts the run in a detached worker process (``llmcustoms.training.detach.start_detached``).
+
+    Starting takes about a second (the core checks the request, then waits for the worker to
+    take the run's lock), so it happens in a thread worker; the handle learns its directory then.
+    """
+
+    def start(self, app: App[Any], fields: dict[str, Any]) -> RunHandle:
+        """Start the run; failures to start land in ``handle.error`` and in the app's error handler."""
+        handle = RunHandle(in_process=False, label=f"{fields.get('model', '')} · {fields.get('preset', '')}")
+        handle.starting = True
+
+        def start() -> Any:
+            try:
+                from llmcustoms.training.detach import start_detached
+
+                run = start_detached(make_request(**fields))
+                handle.set_run_dir(run)
+                return run
+            except BaseException as error:
+                from llmcustoms_tui.format import describe_error
+
+                handle.error = describe_error(error)
+                handle.ended.set()
+                raise
+            finally:
+                handle.starting = False
+
+        app.run_worker(start, name=STARTING_WORKER, group=TRAINING_WORKER, thread=True, exit_on_error=False,
+                       description="starting a detached run")
         return handle
 
 

@@ -25,9 +25,10 @@ class HardwareDetected(Message):
 
 @dataclass
 class LiveRunsFound(Message):
-    """Runs still going on from an earlier session (run directories)."""
+    """Runs still going on from an earlier session (run directories, and a line about each)."""
 
     run_dirs: list[str]
+    descriptions: list[str] = field(default_factory=list)
 
 
 @dataclass

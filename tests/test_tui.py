@@ -88,14 +88,14 @@ def write_notes(folder: Path) -> Path:
 async def test_hardware_screen_shows_gpus_memory_and_warnings():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: "GPU 0" in shown(app) and "Next: data" in shown(app), what="the report")
         assert isinstance(app.screen, HardwareScreen)
         text = shown(app)
         assert "GPU 0  NVIDIA GeForce RTX 3060" in text
         assert "1.0 GB / 12.0 GB used · 11.0 GB free" in text
         assert "8 cores" in text and "2.5.1+cu124 (CUDA 12.4)" in text
         assert "⚠ NVML is not installed" in text
-        assert "Next: data" in text  # the footer shows the keys
+        assert "Next: data" in text and "Detect again" in text  # the footer shows the keys
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DataScreen), what="the data screen")
 
@@ -109,8 +109,8 @@ async def test_hardware_probe_runs_in_a_worker_and_fills_in():
 
     app = make_app(hardware=None, hardware_probe=slow_probe)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        assert "Probing the hardware" in shown(app)  # the screen is up before the probe ends
+        # The screen is up before the probe ends.
+        await wait_for(pilot, lambda: "Probing the hardware" in shown(app), what="the first screen")
         release.set()
         await wait_for(pilot, lambda: "No GPU found" in shown(app), what="the probe result")
         assert re.search(r"Trains on +the CPU", shown(app))
@@ -213,13 +213,13 @@ async def test_sending_text_to_a_server_is_confirmed_first(tmp_path, monkeypatch
     app = make_app(data=str(notes), model="tinyllama", qa="groq")
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-        assert "Send text to the Q&A server?" in shown(app) and "to fake-server" in shown(app)
+        await wait_for(pilot, lambda: "Send text to the Q&A server?" in shown(app) and "to fake-server" in shown(app),
+                       what="the question")
         await pilot.press("n")  # stay offline
-        await wait_for(pilot, lambda: len(app.screen.query(".sample")) > 0, what="the offline preview")
-        assert "(offline)" in shown(app)
+        await wait_for(pilot, lambda: len(app.screen.query(".sample")) > 0 and "(offline)" in shown(app),
+                       what="the offline preview")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+        await wait_for(pilot, lambda: "Send text to the Q&A server?" in shown(app), what="the question again")
         await pilot.press("y")
         await wait_for(pilot, lambda: "(groq)" in shown(app), what="the generated preview")
         pairs = contents(app, ".sample-pair")
@@ -243,8 +243,8 @@ async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit
         text = shown(app)
         assert "Will not fit" in text and "Memory" in text and "needs" in text
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the warning")
-        assert "will not fit" in shown(app).lower()
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and "will not fit" in shown(app).lower(),
+                       what="the warning")
         await pilot.press("n")  # change the plan instead
         await pilot.pause()
         assert isinstance(app.screen, PlanScreen) and launcher.fields is None
@@ -310,7 +310,7 @@ async def test_leaving_the_dashboard_keeps_the_run_and_stop_saves(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard again")
         await wait_for(pilot, lambda: "step 3 / 6" in shown(app), what="the replayed progress")
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: "Stop training?" in shown(app), what="the question")
         await pilot.press("y")
         gate.release()
         await wait_for(pilot, lambda: "stopped (adapter saved)" in shown(app), what="the stop")
@@ -331,13 +331,12 @@ async def test_quit_asks_first_while_a_run_is_in_the_foreground(tmp_path):
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-        assert "Quit while training?" in shown(app)
+        await wait_for(pilot, lambda: "Quit while training?" in shown(app), what="the question")
         await pilot.press("n")
         await pilot.pause()
         assert app.is_running and isinstance(app.screen, TrainScreen)
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: "Quit while training?" in shown(app), what="the question")
         await pilot.press("y")  # quits once the run has stopped and saved
         for _ in range(6):
             gate.release()
@@ -347,28 +346,40 @@ async def test_quit_asks_first_while_a_run_is_in_the_foreground(tmp_path):
 
 
 async def test_a_live_run_from_an_earlier_session_is_offered_on_start(isolated_home):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run_dir = write_run(isolated_home / "runs", scripted_events(30, upto=12, finished=False), status="running",
+                        adapter=False)
+    # Another process trains it: it holds the run's lock, as the core's worker does.
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from llmcustoms.training.runs import RunDir, RunLock; "
+        f"RunLock(RunDir({str(run_dir)!r})).acquire(); print('locked', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
     try:
-        run_dir = write_run(isolated_home / "runs", scripted_events(30, upto=12, finished=False), status="running",
-                            adapter=False)
-        data = (run_dir / "run.json").read_text().replace('"pid": 0', f'"pid": {sleeper.pid}')
+        assert holder.stdout.readline().strip() == "locked"
+        data = (run_dir / "run.json").read_text().replace('"pid": 0', f'"pid": {holder.pid}')
         (run_dir / "run.json").write_text(data)
         app = make_app(check_live_runs=True)
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the offer")
-            assert RUN_ID in shown(app)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and RUN_ID in shown(app),
+                           what="the offer")
             await pilot.press("y")
             await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
             await wait_for(pilot, lambda: "step 12 / 30" in shown(app), what="the attached run's progress")
             assert not app.state.run.in_process
             await pilot.press("q")  # a detached run survives: still asks, as it is in the foreground
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            assert "goes on in its own process" in shown(app)
+            await wait_for(pilot, lambda: "goes on in its own process" in shown(app), what="the question")
+            await pilot.press("n")
+            await pilot.press("s")  # stop: through the core, which asks the run's process to stop
+            await wait_for(pilot, lambda: "Stop training?" in shown(app), what="the stop question")
             await pilot.press("y")
+            await wait_for(pilot, lambda: (run_dir / "stop").exists(), what="the stop request")
+            holder.kill()  # the process dies without a last event: the dashboard must not wait forever
+            holder.wait()
+            await wait_for(pilot, lambda: "interrupted" in shown(app), what="the dead run recognised")
+            await pilot.press("q")  # nothing runs any more: no question
             await wait_for(pilot, lambda: not app.is_running)
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        holder.kill()
+        holder.wait()
 
 
 # -- chat ------------------------------------------------------------------------------------------
@@ -384,8 +395,9 @@ async def test_chat_streams_answers_and_compares_with_the_base_model(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         app.state.chat_run_dir = str(run_dir)
         app.goto("chat")
-        await wait_for(pilot, lambda: "Ready" in shown(app), what="the model")
-        assert "What is the Tide Engine?" in shown(app)  # example prompts offered
+        # Loaded, with the run's example prompts offered:
+        await wait_for(pilot, lambda: "Ready" in shown(app) and "What is the Tide Engine?" in shown(app),
+                       what="the model")
         await pilot.press(*"Tell me about the engine", "enter")
         await wait_for(pilot, lambda: "built by Emeric" in shown(app), what="the answer")
         assert "You: Tell me about the engine" in shown(app)
@@ -405,13 +417,13 @@ async def test_full_walk_with_the_tiny_model(sample_data, tiny_model_dir):
     app = LLMCustomsApp(data=str(sample_data), model=str(tiny_model_dir), preset="highspeed", max_steps=3,
                         qa="offline", check_live_runs=False, cursor_blink=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.state.hardware is not None, timeout=60, what="the hardware probe")
-        assert "RAM" in shown(app) and "cores" in shown(app)
+        await wait_for(pilot, lambda: "cores" in shown(app), timeout=60, what="the hardware probe")
+        assert "RAM" in shown(app)
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Ready to train" in shown(app) or "Usable" in shown(app), what="the data")
         await pilot.press("n")
-        await wait_for(pilot, lambda: app.state.plan is not None, timeout=30, what="the plan")
-        assert tiny_model_dir.name in shown(app)
+        await wait_for(pilot, lambda: app.state.plan is not None and tiny_model_dir.name in shown(app), timeout=30,
+                       what="the plan")
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
         screen = app.screen
@@ -423,7 +435,7 @@ async def test_full_walk_with_the_tiny_model(sample_data, tiny_model_dir):
 
         await wait_for(pilot, finished, timeout=120, what="the end of training")
         assert screen.run_state.status == "done", screen.run_state.log
-        assert "step 3 / 3" in shown(app) and "Eval loss before" in shown(app)
+        await wait_for(pilot, lambda: "step 3 / 3" in shown(app) and "Eval loss before" in shown(app))
         assert screen.query_one(LossChart).filled_columns(60) == 60
         assert max(steps_seen) == 3
         await pilot.press("n")

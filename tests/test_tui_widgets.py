@@ -160,3 +160,13 @@ async def test_loss_chart_fills_as_steps_arrive():
         # Sparse logging (every 5 steps) still draws a continuous chart.
         chart.set_data([(5, 2.0), (10, 1.5)], [], 10)
         assert chart.filled_columns(60) == 60
+
+
+def test_log_tail_keeps_the_newest_lines_when_long_ones_wrap():
+    from llmcustoms_tui.widgets.log_tail import LogTail
+
+    log = LogTail()
+    log.lines = ["old"] + ["x" * 25] + [f"step {n}" for n in range(1, 4)]
+    assert log.tail(width=10, height=4) == ["step 1", "step 2", "step 3"]  # the 3-row line does not fit
+    assert log.tail(width=10, height=6) == ["x" * 25, "step 1", "step 2", "step 3"]
+    assert log.tail(width=10, height=1) == ["step 3"]

@@ -355,6 +355,11 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
     stop = stop if stop is not None else threading.Event()
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume")
+    if not resume:
+        from llmcustoms.data.reader import validate_folder
+
+        # A bad folder is a sentence now, before a model is downloaded or a run directory made.
+        validate_folder(request.data_path).raise_if_blocked()
     setup = None if resume else _fresh_setup(request, run_dir)
     run = run_dir if setup is None else setup.run
     from contextlib import nullcontext

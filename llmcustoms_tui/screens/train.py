@@ -121,7 +121,10 @@ class TrainScreen(WizardScreen):
         while not worker.is_cancelled:
             changed = read_more()
             if not state.finished:
-                if handle.in_process and handle.ended.is_set():
+                if handle.run_dir is None and handle.error:
+                    state.mark_ended("failed", handle.error)  # it never started
+                    changed = True
+                elif handle.in_process and handle.ended.is_set():
                     read_more()  # the last lines written before the thread ended
                     if handle.error:
                         state.mark_ended("failed", handle.error)
@@ -131,12 +134,16 @@ class TrainScreen(WizardScreen):
                 elif not handle.in_process and handle.run_dir is not None \
                         and time.monotonic() - last_status_check > STATUS_POLL_S:
                     last_status_check = time.monotonic()
-                    status = backend.run_status(handle.run_dir)
+                    info = backend.run_info(handle.run_dir)
+                    status = str(info.get("status"))
                     if status in ENDED_STATUSES:
-                        read_more()
-                        state.mark_ended(status, "" if status != "interrupted" else STATUS_WORDS["interrupted"])
+                        read_more()  # whatever it wrote last
+                        if not state.finished:
+                            message = STATUS_WORDS["interrupted"] if status == "interrupted" else \
+                                str(info.get("error") or "")
+                            state.mark_ended(status, message)
                         changed = True
-            if state.finished and changed and handle.run_dir is not None:
+            if state.finished and changed and handle.run_dir is not None and state.status == "done":
                 # The done event does not say whether the user stopped the run; run.json does.
                 status = backend.run_status(handle.run_dir)
                 if status in ENDED_STATUSES and status != "interrupted":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
 
 class LogTail(Widget):
-    """Shows the newest lines that fit its height (chosen at render time, so a resize keeps them)."""
+    """Shows the newest lines that fit, long ones wrapped (chosen at render time, so a resize keeps them)."""
 
     DEFAULT_CSS = """
     LogTail { height: 1fr; }
@@ -23,7 +24,19 @@ class LogTail(Widget):
         self.lines = list(lines)
         self.refresh()
 
+    def tail(self, width: int, height: int) -> list[str]:
+        """The newest lines whose wrapped rows fit in ``width`` × ``height`` (at least the newest one)."""
+        picked: list[str] = []
+        rows = 0
+        for line in reversed(self.lines):
+            need = max(1, -(-cell_len(line) // max(1, width)))  # rows once wrapped
+            if picked and rows + need > height:
+                break
+            picked.append(line)
+            rows += need
+        return picked[::-1]
+
     def render(self) -> Text:
-        height = max(1, self.content_size.height)
-        shown = self.lines[-height:] if self.lines else [self.placeholder]
-        return Text("\n".join(shown), no_wrap=True, overflow="ellipsis")
+        if not self.lines:
+            return Text(self.placeholder)
+        return Text("\n".join(self.tail(self.content_size.width or 80, max(1, self.content_size.height))))
