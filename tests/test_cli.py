@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmcustoms.cli import main
+from tests.conftest import SAMPLE_DATA
 
 FACTS = ("The island of Velmoria was founded by Admiral Teodora Vask in 1742. Its capital is Quillhaven. "
          "The currency is the brisk, divided into 100 pennets. ") * 6
@@ -32,8 +33,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args,code,message", [
     (["validate", "/definitely/not/here"], 2, "does not exist"),
     (["train", "/definitely/not/here", "--model", "smollm2-135m"], 2, "does not exist"),
-    (["train", ".", "--preset", "turbo"], 2, "Unknown preset 'turbo'"),
-    (["train", ".", "--model", "gpt-17"], 2, "Unknown model 'gpt-17'"),
+    (["train", str(SAMPLE_DATA), "--preset", "turbo"], 2, "Unknown preset 'turbo'"),
+    (["train", str(SAMPLE_DATA), "--model", "gpt-17"], 2, "Unknown model 'gpt-17'"),
+    (["train", ".", "--model", "smollm2-135m"], 2, "no .txt files"),
     (["chat", "/no/such/run"], 2, "Unknown model"),
 ])
 def test_user_errors_are_one_sentence_and_exit_2(args, code, message):
