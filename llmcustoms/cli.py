@@ -46,7 +46,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     print(f"\nRecommended: {plan.model} with the {plan.preset} preset — {plan.reason}")
     estimate = plan.config.get("memory_estimate_mb") or {}
     if isinstance(estimate, dict) and estimate:
-        parts = ", ".join(f"{k} {v:.0f} MB" for k, v in estimate.items() if k != "total_mb" and isinstance(v, (int, float)))
+        parts = ", ".join(f"{k[:-3].replace('_', ' ')} {v:.0f} MB" for k, v in estimate.items()
+                          if k.endswith("_mb") and k not in ("total_mb", "allocator_peak_mb") and v)
         print(f"Memory estimate: {estimate.get('total_mb', 0):.0f} MB ({parts})")
     return 0
 
