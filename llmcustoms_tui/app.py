@@ -209,10 +209,12 @@ class LLMCustomsApp(App[None]):
             self.notify("A run is already going on: here is its dashboard.", severity="warning")
             self.goto("train")
             return run
-        plan = self.state.plan
         model = self.state.model
-        if model in ("", "auto") and plan is not None:
-            model = str(getattr(plan, "model", None) or (plan.get("model") if isinstance(plan, dict) else "auto"))
+        if model in ("", "auto") and self.state.plan is not None:
+            # Train what the plan showed, not a second "auto" decision that could differ.
+            from llmcustoms_tui.screens.plan import plan_value
+
+            model = str(plan_value(self.state.plan, "model", "auto"))
         fields = {"data_path": self.state.data_path, "model": model, "preset": self.state.preset,
                   "max_steps": self.state.max_steps, "qa": self.state.qa}
         self.state.run = self.launcher.start(self, fields)

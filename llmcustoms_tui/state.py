@@ -208,4 +208,3 @@ class WizardState:
     plan: Any = None  # llmcustoms Plan
     run: RunHandle | None = None
     chat_run_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -255,13 +255,14 @@ async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit
 
 
 # -- train -----------------------------------------------------------------------------------------
-async def test_dashboard_follows_the_event_file_step_by_step(tmp_path):
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_dashboard_follows_the_event_file_step_by_step(tmp_path, size):
     notes = write_notes(tmp_path / "notes")
     gate = threading.Semaphore(0)
     launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate)
     app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher, max_steps=6,
                    chat_factory=FakeChatSession)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.state.report is not None)
         await pilot.press("n")
@@ -515,3 +516,28 @@ async def test_the_transcript_follows_the_answer_only_from_the_bottom(tmp_path):
         await wait_for(pilot, lambda: not app.screen.busy, what="the end of the answer")
         await pilot.pause(0.2)
         assert transcript.scroll_y == 0  # not yanked back down
+
+
+async def test_a_detached_run_that_cannot_start_says_why(tmp_path):
+    from llmcustoms_tui.launcher import DetachedLauncher
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = make_app(launcher=DetachedLauncher())
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.state.data_path = str(empty)  # as if the folder was emptied after the check
+        app.start_run()
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        await wait_for(pilot, lambda: "failed" in shown(app) and ".txt" in shown(app), what="the reason")
+        assert not app.state.run.alive and app.is_running
+
+
+async def test_no_color_keeps_everything_readable(monkeypatch):
+    """NO_COLOR: the app runs without colour; the gauges and marks still say it all in shapes."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app()
+    assert app.no_color
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "GPU 0" in shown(app) and "Next: data" in shown(app))
+        text = shown(app)
+        assert "[1 Hardware]" in text and "█" in text and "░" in text and "⚠" in text
