@@ -63,8 +63,15 @@ async def first_screen(pilot):
     seen["screen"] = type(pilot.app.screen).__name__
     pilot.app.exit()
 
-LLMCustomsApp().run(headless=True, auto_pilot=first_screen)
-print(json.dumps({"start": start, "imported": imported, **seen}), flush=True)
+# "fixed": a hardware report handed in (the app's own option for snapshots), so no probe runs: the
+# difference to the default run is what the probe's worker (it imports torch) costs the first screen.
+options = {}
+if sys.argv[1:] == ["fixed"]:
+    options["hardware"] = {"gpus": [], "cpu_count": 2, "ram_total_mb": 24000, "ram_available_mb": 20000,
+                           "disk_free_mb": 100000, "torch_version": "-", "cuda_available": False,
+                           "cuda_version": None, "nvml_available": False, "device": "cpu", "warnings": []}
+LLMCustomsApp(**options).run(headless=True, auto_pilot=first_screen)
+print(json.dumps({"start": start, "imported": imported, "torch_loaded": "torch" in sys.modules, **seen}), flush=True)
 """
 
 CHILD_MODEL = """
@@ -231,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     raw["tui_import_s"] = [r["imported"] - r["start"] for r in tui]
     raw["tui_process_s"] = [r["exited"] - r["spawned"] for r in tui]
     raw["tui_screen"] = tui[0]["screen"]
+    raw["tui_torch_loaded"] = any(r.get("torch_loaded") for r in tui)
+    fixed = [spawn(CHILD_TUI, "fixed") for _ in range(args.repeats)]
+    raw["tui_first_screen_no_probe_s"] = [r["end"] - r["spawned"] for r in fixed]
 
     loads = [spawn(CHILD_MODEL) for _ in range(args.repeats)]
     raw["torch_import_s"] = [r["imported"] - r["start"] for r in loads]
@@ -253,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ["TUI first screen (process spawn → first screen mounted)", _s(raw["tui_first_screen_s"]), "≤ 0.8 s",
          f"of which importing llmcustoms_tui.app {median(raw['tui_import_s']):.2f} s; screen "
-         f"{raw['tui_screen']}; whole process incl. exit {median(raw['tui_process_s']):.2f} s"],
+         f"{raw['tui_screen']}; whole process incl. exit {median(raw['tui_process_s']):.2f} s; torch imported "
+         f"by then: {'yes' if raw['tui_torch_loaded'] else 'no'}"],
+        ["TUI first screen, hardware report handed in (no probe)", _s(raw["tui_first_screen_no_probe_s"]),
+         "(diagnostic)", "the same with `LLMCustomsApp(hardware=...)`: the difference is what the hardware probe's "
+         "worker thread (importing torch while the first screen is built) costs the first screen"],
         ["`import llmcustoms` (whole process)", _s(raw["import_process_s"]), "—",
          f"import alone {median(raw['import_only_s']) * 1000:.0f} ms; bare interpreter "
          f"{median(raw['bare_s']) * 1000:.0f} ms; torch imported: {'YES' if raw['import_pulls_torch'] else 'no'}"],

@@ -182,8 +182,9 @@ class StepTimer:
         class _Timer(TrainerCallback):
             def __init__(self) -> None:
                 self.times: list[float] = []
+                self.cpu: list[float] = []  # process CPU seconds (all threads) per step
                 self.losses: list[float] = []
-                self._last = 0.0
+                self._last = self._last_cpu = 0.0
 
             def _sync(self) -> None:
                 if device == "cuda":
@@ -193,13 +194,14 @@ class StepTimer:
 
             def on_train_begin(self, args, state, control, **kwargs):
                 self._sync()
-                self._last = time.perf_counter()
+                self._last, self._last_cpu = time.perf_counter(), time.process_time()
 
             def on_step_end(self, args, state, control, **kwargs):
                 self._sync()
-                stamp = time.perf_counter()
+                stamp, cpu = time.perf_counter(), time.process_time()
                 self.times.append(stamp - self._last)
-                self._last = stamp
+                self.cpu.append(cpu - self._last_cpu)
+                self._last, self._last_cpu = stamp, cpu
 
             def on_log(self, args, state, control, logs=None, **kwargs):
                 if logs and "loss" in logs:
@@ -277,7 +279,7 @@ def run_hf(kind: str, features, model_path: str, tokenizer, steps: int, device: 
         trainer.train()
     real_per_step = [sum(len(f["input_ids"]) for f in features[i * 8:(i + 1) * 8]) for i in range(steps)]
     del trainer, model
-    return {"times": timer.times, "real_per_step": real_per_step, "losses": timer.losses,
+    return {"times": timer.times, "cpu": timer.cpu, "real_per_step": real_per_step, "losses": timer.losses,
             "computed": computed[0], "real": sum(real_per_step)}
 
 
@@ -333,7 +335,7 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
         sink.close()
         events = run.events_path.read_text().count("\n")
     real_per_step = collator.real_per_batch[:len(timer.times)]
-    result = {"times": timer.times, "real_per_step": real_per_step, "losses": timer.losses,
+    result = {"times": timer.times, "cpu": timer.cpu, "real_per_step": real_per_step, "losses": timer.losses,
               "computed": collator.computed, "real": sum(collator.real_per_batch), "bf16": bool(args.bf16),
               "rows": sum(len(item["rows"]) for item in items), "events": events,
               "attention": attn_used}
@@ -358,12 +360,12 @@ def run_no_waste(features, model_path: str, steps: int, device: str, max_len: in
     batches = torch.tensor(stream).view(steps, rows_per_step, max_len)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
     autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
-    times, losses = [], []
+    times, cpu, losses = [], [], []
     for ids in batches:
         ids = ids.to(device)
         if device == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with autocast:
             loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
@@ -373,9 +375,11 @@ def run_no_waste(features, model_path: str, steps: int, device: str, max_len: in
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     del model, optimizer
     per_step = rows_per_step * max_len
-    return {"times": times, "real_per_step": [per_step] * steps, "losses": losses, "computed": need, "real": need}
+    return {"times": times, "cpu": cpu, "real_per_step": [per_step] * steps, "losses": losses, "computed": need,
+            "real": need}
 
 
 # --------------------------------------------------------------------------- loss agreement
@@ -492,6 +496,15 @@ def profile_ours(features, model_path: str, tokenizer, device: str, max_len: int
 # --------------------------------------------------------------------------- main
 
 
+def cpu_share(result: dict[str, Any], warmup: int, threads: int) -> float:
+    """The process's CPU time over the timed steps as a share of ``threads`` cores for their wall time.
+
+    Near 100 %: the run had its cores to itself. Well below: other work took them (the rate is then low).
+    """
+    wall, cpu = sum(result["times"][warmup:]), sum(result.get("cpu", [])[warmup:])
+    return cpu / (wall * threads) if wall > 0 and result.get("cpu") else float("nan")
+
+
 def rate(result: dict[str, Any], warmup: int) -> float:
     """Real tokens per second over the timed (post-warm-up) steps."""
     times = result["times"][warmup:]
@@ -573,10 +586,12 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_no_waste(features, model_path, total_steps, args.device, args.max_len, rows_per_step,
                                       ours_bf16)
             result["tokens_per_s"] = rate(result, args.warmup)
+            result["cpu_share"] = cpu_share(result, args.warmup, threads) if args.device == "cpu" else float("nan")
             results[name].append(result)
             gc.collect()
             print(f"  repeat {repeat + 1}/{args.repeats} {name:<10} {result['tokens_per_s']:7.1f} real tok/s "
-                  f"(steps {', '.join(f'{t:.2f}' for t in result['times'])} s; run {time.perf_counter() - started:.0f} s)",
+                  f"(steps {', '.join(f'{t:.2f}' for t in result['times'])} s; CPU share {_pct(result['cpu_share'])}; "
+                  f"run {time.perf_counter() - started:.0f} s)",
                   flush=True)
     load_at_end = load_average()
 
@@ -612,6 +627,11 @@ def _ours_bf16(model_path: str, args) -> bool:
         return bool(_training_arguments(config, RunDir(out), args.device).bf16)
 
 
+def _pct(share: float) -> str:
+    """A share as 'NN %', or '—' where it was not measured (CUDA)."""
+    return f"{100 * share:.0f} %" if share == share else "—"
+
+
 def summarize(results: dict[str, list[dict[str, Any]]], configs: list[str]) -> dict[str, dict[str, Any]]:
     """Medians per configuration, with the share of computed tokens that were real."""
     summary: dict[str, dict[str, Any]] = {}
@@ -620,6 +640,7 @@ def summarize(results: dict[str, list[dict[str, Any]]], configs: list[str]) -> d
         rates = [r["tokens_per_s"] for r in runs]
         summary[name] = {
             "median_tokens_per_s": median(rates), "all": [round(x, 1) for x in rates],
+            "cpu_share": [round(r.get("cpu_share", float("nan")), 3) for r in runs],
             "real_fraction": runs[0]["real"] / max(1, runs[0]["computed"]) if runs else float("nan"),
             "mean_loss": (sum(runs[0]["losses"]) / len(runs[0]["losses"])) if runs and runs[0]["losses"]
             else float("nan"),
@@ -634,12 +655,14 @@ def render(summary, mix, agreement, args, threads: int, load_start: str, load_en
     rows = []
     for name, s in summary.items():
         ratio = ours / s["median_tokens_per_s"] if s["median_tokens_per_s"] else float("nan")
-        rows.append([LABELS[name], f"{s['median_tokens_per_s']:.1f}", ", ".join(f"{x:.1f}" for x in s["all"]),
+        rows.append([LABELS[name], f"{s['median_tokens_per_s']:.1f}",
+                     ", ".join(f"{x:.1f} ({_pct(c)})" for x, c in zip(s["all"], s["cpu_share"], strict=True)),
                      f"{100 * s['real_fraction']:.0f} %", "—" if name == "ours" else f"{ratio:.2f}×"])
     lines = [
         f"Measured {now()} on {machine(args.device)}; load average {load_start} at the start, {load_end} at "
         f"the end (other work shares these cores: medians of {args.repeats} runs, configurations in rotating "
-        f"order). Command: `{command_line()}`.",
+        f"order; a run's CPU share is its process CPU time over {threads} cores × its wall time — well under "
+        f"100 % means other work took the cores during that run). Command: `{command_line()}`.",
         "",
         f"{'SmolLM2-135M (embedded)' if not args.model else args.model}, LoRA r={lora['lora_rank']} alpha "
         f"{lora['lora_alpha']} dropout {lora['lora_dropout']} on all linear layers (every configuration), learning rate "
@@ -649,7 +672,7 @@ def render(summary, mix, agreement, args, threads: int, load_start: str, load_en
         f"{mix['median']}, mean {mix['mean']}, max {mix['max']}; {100 * mix['answer_fraction']:.0f} % answer "
         f"tokens), like Q&A built from documents.",
         "",
-        table(["configuration", "real tokens/s (median)", "runs", "real share of computed tokens",
+        table(["configuration", "real tokens/s (median)", "runs (CPU share)", "real share of computed tokens",
                "ours is ×"], rows),
         "",
     ]
