@@ -49,7 +49,8 @@ class HardwareScreen(WizardScreen):
         if self.wizard.hardware is not None:
             self.show_hardware(self.wizard.hardware)
         else:
-            self.detect_hardware()
+            # After the first frame: the probe imports torch, which would hold the first screen back.
+            self.call_after_refresh(self.detect_hardware)
 
     # -- the probe -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, name="detect-hardware", group="hardware", exit_on_error=False)
