@@ -163,9 +163,6 @@ def _print_detached(run: Any, as_json: bool, verb: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import threading
-
-    from llmcustoms.training.progress import ProgressPrinter
     from llmcustoms.training.trainer import TrainRequest, run_training
 
     request = TrainRequest(data_path=args.dir, model=args.model, preset=args.preset, max_steps=args.max_steps,
@@ -180,16 +177,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         _print_detached(start_detached(request), args.json, "Training")
         return 0
-    printer = None if args.json else ProgressPrinter()
+    return _run_in_foreground(lambda sink, stop: run_training(request, sink=sink, stop=stop), args.json)
+
+
+def _run_in_foreground(train: Any, as_json: bool) -> int:
+    """``train(sink, stop)`` with the progress bar, Ctrl+C as a graceful stop, and the result printed."""
+    import threading
+
+    from llmcustoms.training.progress import ProgressPrinter
+
+    printer = None if as_json else ProgressPrinter()
     stop = threading.Event()
     restore = _graceful_stop_signals(stop)
     try:
-        result = run_training(request, sink=printer, stop=stop)
+        result = train(printer, stop)
     finally:
         restore()
         if printer is not None:
             printer.close()
-    _print_result(result, args.json)
+    _print_result(result, as_json)
     return 0
 
 
@@ -337,22 +343,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
         _print_detached(resume_run(run), args.json, "Resumed")
         return 0
-    import threading
-
-    from llmcustoms.training.progress import ProgressPrinter
     from llmcustoms.training.trainer import resume_training
 
-    printer = None if args.json else ProgressPrinter()
-    stop = threading.Event()
-    restore = _graceful_stop_signals(stop)
-    try:
-        result = resume_training(run, sink=printer, stop=stop)
-    finally:
-        restore()
-        if printer is not None:
-            printer.close()
-    _print_result(result, args.json)
-    return 0
+    return _run_in_foreground(lambda sink, stop: resume_training(run, sink=sink, stop=stop), args.json)
 
 
 # -- export --------------------------------------------------------------------------------------
