@@ -22,10 +22,14 @@ SOURCE_EXCERPT_CHARS = 360
 
 # -- hardware -------------------------------------------------------------------------------------
 def detect_hardware() -> dict[str, Any]:
-    """The core's hardware report (imports torch: seconds on first call)."""
-    from llmcustoms.core.hardware_detector import HardwareDetector
+    """The core's hardware report, probed by a child process (blocking: call from a worker).
 
-    return HardwareDetector().detect()
+    A child, not this process: importing torch in a worker thread would hold the GIL for seconds
+    and freeze the first screen while it is drawn.
+    """
+    from llmcustoms.core.hardware_probe import detect_in_subprocess
+
+    return detect_in_subprocess()
 
 
 # -- data -----------------------------------------------------------------------------------------

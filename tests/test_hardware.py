@@ -141,3 +141,37 @@ def test_importing_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_probe_in_a_child_process_gives_the_same_report_and_keeps_torch_out(monkeypatch):
+    """The TUI's probe: a child process does the detecting (its torch import never holds the TUI's GIL)."""
+    from llmcustoms.core.hardware_probe import detect_in_subprocess
+
+    monkeypatch.setenv("MAX_VRAM_GB", "6")  # the child inherits the environment
+    code = ("import sys, json; from llmcustoms.core.hardware_probe import detect_in_subprocess; "
+            "report = detect_in_subprocess(); print(json.dumps([report, 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    report, torch_in_parent = __import__("json").loads(out)
+    assert torch_in_parent is False
+    here = HardwareDetector().detect()
+    assert DETECT_KEYS <= set(report)
+    assert report["max_vram_gb"] == 6.0
+    for key in ("device", "cpu_count", "ram_total_mb", "torch_version", "cuda_available", "gpus"):
+        assert report[key] == here[key], key
+    assert detect_in_subprocess()["max_vram_gb"] == 6.0
+
+
+def test_a_failing_probe_child_is_one_sentence(tmp_path, monkeypatch):
+    from llmcustoms.core import hardware_probe
+    from llmcustoms.errors import LLMCustomsError
+
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"
+                      "echo 'RuntimeError: CUDA driver initialization failed' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(hardware_probe.sys, "executable", str(broken))
+    with pytest.raises(LLMCustomsError, match="The hardware probe failed: RuntimeError: CUDA driver"):
+        hardware_probe.detect_in_subprocess()
+    broken.write_text("#!/bin/sh\necho 'not json'\n")
+    with pytest.raises(LLMCustomsError, match="not a report"):
+        hardware_probe.detect_in_subprocess()
