@@ -20,6 +20,7 @@ from llmcustoms.data.reader import iter_documents
 from llmcustoms.data.report import DataReport
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, DataError, GeneratorError
+from llmcustoms.utils.gcpause import paused_gc
 
 QAMode = Literal["auto", "offline", "groq"]
 QA_MODES = ("auto", "offline", "groq")
@@ -93,6 +94,30 @@ def choose_generator(
     return _groq_generator(config, pairs_per_chunk)
 
 
+def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Chunk],
+                    max_chunk_chars: int, overlap_chars: int) -> int:
+    """Append each document's written Q&A to ``explicit`` and its prose chunks to ``chunks``; count documents."""
+    documents = 0
+    counters: dict[str, int] = {}
+    for document in iter_documents(report):
+        documents += 1
+        pairs, prose = extract_qa(document.text)
+        qa_key = f"{document.relpath}#qa"  # numbering continues across the pieces of a huge file
+        for pair in pairs:
+            number = counters.get(qa_key, 0)
+            counters[qa_key] = number + 1
+            explicit.append(Example(
+                messages=[{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
+                source=f"{document.relpath}:qa{number}", kind="explicit",
+            ))
+        index = counters.get(document.relpath, 0)
+        for piece in chunk_text(prose, max_chunk_chars, overlap_chars):
+            chunks.append(Chunk(text=piece, source=f"{document.relpath}:{index}"))
+            index += 1
+        counters[document.relpath] = index
+    return documents
+
+
 def build_examples(
     report: DataReport,
     qa: QAMode = "auto",
@@ -117,24 +142,8 @@ def build_examples(
 
     explicit: list[Example] = []
     chunks: list[Chunk] = []
-    documents = 0
-    counters: dict[str, int] = {}
-    for document in iter_documents(report):
-        documents += 1
-        pairs, prose = extract_qa(document.text)
-        qa_key = f"{document.relpath}#qa"  # numbering continues across the pieces of a huge file
-        for pair in pairs:
-            number = counters.get(qa_key, 0)
-            counters[qa_key] = number + 1
-            explicit.append(Example(
-                messages=[{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
-                source=f"{document.relpath}:qa{number}", kind="explicit",
-            ))
-        index = counters.get(document.relpath, 0)
-        for piece in chunk_text(prose, max_chunk_chars, overlap_chars):
-            chunks.append(Chunk(text=piece, source=f"{document.relpath}:{index}"))
-            index += 1
-        counters[document.relpath] = index
+    with paused_gc():  # many small objects, no cycles (see utils/gcpause)
+        documents = _read_documents(report, explicit, chunks, max_chunk_chars, overlap_chars)
 
     generated: list[Example] = []
     if chunks:
@@ -155,7 +164,8 @@ def build_examples(
             generated = generator.generate(chunks, progress=progress)
 
     before = len(explicit) + len(generated)
-    examples = dedupe_examples(explicit + generated)
+    with paused_gc():
+        examples = dedupe_examples(explicit + generated)
     duplicates = before - len(examples)
     mode = "offline" if generator.name == "offline" else "groq"
     made = sum(1 for e in examples if e.kind != "explicit")

@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 from llmcustoms.data.chunking import split_sentences
 from llmcustoms.data.generator import ProgressCallback
 from llmcustoms.data.types import Chunk, Example
+from llmcustoms.utils.gcpause import paused_gc
 
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before being below
@@ -199,10 +200,11 @@ class OfflineGenerator:
         """Up to ``pairs_per_chunk`` examples per chunk (fewer for chunks too short to ask about)."""
         examples: list[Example] = []
         total = len(chunks)
-        for done, chunk in enumerate(chunks, 1):
-            examples.extend(self.examples_for(chunk))
-            if progress is not None and (done == total or done % 100 == 0):
-                progress(done, total)
+        with paused_gc():
+            for done, chunk in enumerate(chunks, 1):
+                examples.extend(self.examples_for(chunk))
+                if progress is not None and (done == total or done % 100 == 0):
+                    progress(done, total)
         return examples
 
     def examples_for(self, chunk: Chunk) -> list[Example]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmcustoms.data.types import Example
+from llmcustoms.utils.gcpause import paused_gc
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +265,13 @@ def tokenize_examples(
     rows are truncated to ``max_seq_len``; rows with no answer token left are dropped. When
     ``stats`` is given it receives 'rows', 'truncated', 'dropped' and 'tokens'.
     """
+    with paused_gc():
+        return _tokenize_examples(examples, tokenizer, max_seq_len, stats)
+
+
+def _tokenize_examples(
+    examples: Sequence[Example], tokenizer: Any, max_seq_len: int, stats: dict[str, int] | None
+) -> Any:
     columns: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": [], "source": []}
     truncated = dropped = 0
     worker = _Tokenizer(tokenizer)

@@ -89,7 +89,10 @@ def quiet_libraries() -> None:
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Set (so the Rust tokenizer never warns about forks) and on: nothing here forks a process that
+    # tokenizes (DataLoader workers are 0; detached runs and torchrun start fresh interpreters), and
+    # batch tokenizing on every core takes the 10 MB data step from ~5.0 s to ~4.0 s on 2 cores.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     for category in (FutureWarning, DeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
