@@ -125,7 +125,19 @@ def _live(kind: type) -> int:
     return sum(1 for obj in gc.get_objects() if isinstance(obj, kind))
 
 
-def test_three_trainings_in_one_process_keep_memory_flat(tmp_path, tiny_model_dir):
+def _settled_rss_mb(process) -> float:
+    """RSS once garbage is collected and glibc has handed its free pages back (no allocator noise)."""
+    import ctypes
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the plain RSS, a little noisier
+        pass
+    return process.memory_info().rss / 2**20
+
+
+def test_four_trainings_in_one_process_keep_memory_flat(tmp_path, tiny_model_dir):
     import psutil
     from peft import PeftModel
     from transformers import Trainer
@@ -134,8 +146,8 @@ def test_three_trainings_in_one_process_keep_memory_flat(tmp_path, tiny_model_di
 
     process = psutil.Process()
     folder = make_small_folder(tmp_path)
-    peaks, after = [], []
-    for _ in range(3):
+    peaks, settled, objects = [], [], []
+    for _ in range(4):
         peak = [process.memory_info().rss]
         done = threading.Event()
 
@@ -153,7 +165,12 @@ def test_three_trainings_in_one_process_keep_memory_flat(tmp_path, tiny_model_di
         del tuner
         assert _live(Trainer) == 0 and _live(PeftModel) == 0, "the run's Trainer and model were released"
         peaks.append(peak[0] / 2**20)
-        after.append(process.memory_info().rss / 2**20)
-    # The first run pays for one-off imports and allocator growth; later runs must not add to it.
-    assert peaks[2] <= peaks[0] * 1.05 + 30, f"peak RSS per run (MB): {peaks}"
-    assert after[2] <= after[0] * 1.05 + 30, f"RSS after each run (MB): {after}"
+        settled.append(_settled_rss_mb(process))
+        objects.append(len(gc.get_objects()))
+    # Run 1 pays for one-off imports and caches, so runs 2..4 are compared. One leaked copy of the tiny
+    # model with its optimizer is ~15 MB, so two more runs may add at most 20 MB once settled
+    # (measured: 684, 686, 685 MB). A sampled peak is noisy (±4 % between identical runs), so it
+    # only has to stay well short of a second copy of everything.
+    assert settled[3] <= settled[1] + 20, f"settled RSS after each run (MB): {settled}"
+    assert objects[3] <= objects[1] + 2000, f"live Python objects after each run: {objects}"
+    assert max(peaks[1:]) <= peaks[0] * 1.15 + 30, f"peak RSS per run (MB): {peaks}"
