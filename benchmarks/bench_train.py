@@ -695,7 +695,10 @@ def render(summary, mix, agreement, args, threads: int, load_start: str, load_en
         f"- Ours: attention `{attention}`, the dashboard's EventCallback writing events.jsonl every step, "
         f"bf16 autocast: {'yes' if ours_bf16 else 'no'} "
         f"({precision_reason}); (d) uses the same "
-        f"precision, {rows_per_step} full rows of {args.max_len} per step.",
+        f"precision, {rows_per_step} full rows of {args.max_len} per step. Ours asks the model for logits only "
+        f"where a token is learnt (`training/answer_loss.py`: {100 * mix['answer_fraction']:.0f} % of the tokens of "
+        "this mix; the same loss, tested in value and gradient) while (d) projects every token onto the "
+        "vocabulary, which is how ours can pass 100 % of (d).",
         f"- Loss agreement on {agreement['n']} examples, per-example mean loss, max |difference|: packed vs "
         f"each alone ({plain}) {agreement['max_abs_packed_vs_alone_fp32']:.2e}; padded batch vs alone ({plain}) "
         f"{agreement['max_abs_padded_vs_alone_fp32']:.2e}"
