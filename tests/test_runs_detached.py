@@ -97,7 +97,10 @@ def test_sighup_to_the_starter_leaves_the_run_alive_attach_leaves_and_stop_saves
     command = (f"{CLI} train {small_folder} --model {tiny_model_dir} --preset highspeed --cpu --qa offline "
                f"--max-steps 500 --save-steps 100 --detach --json > {started}; sleep 60")
     # The starter plays the terminal's shell: a session leader whose hangup would kill its children.
-    starter = subprocess.Popen(["bash", "-c", command], start_new_session=True)
+    # SIGHUP's default action is restored for it: under `nohup` (or any parent ignoring SIGHUP) the
+    # starter would inherit SIG_IGN, and a shell cannot undo a signal ignored on entry.
+    starter = subprocess.Popen(["bash", "-c", command], start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         wait_for(lambda: started.exists() and started.read_text().strip().endswith("}"), what="the CLI to return")
         info = json.loads(started.read_text())
