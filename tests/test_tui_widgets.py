@@ -4,6 +4,7 @@ and the drawing of the gauge and the loss chart (rendered inside a tiny app)."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,39 @@ def test_importing_the_app_loads_no_heavy_library():
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"imported at start: {result.stdout.strip()}"
+
+
+PROBE_CHILD = """
+import json, sys
+from llmcustoms_tui.app import LLMCustomsApp
+seen = {}
+
+async def until_report(pilot):
+    for _ in range(1200):
+        if pilot.app.state.hardware is not None:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause()
+    seen["hardware"] = pilot.app.state.hardware
+    seen["heavy"] = [m for m in HEAVY if m in sys.modules]
+    pilot.app.exit()
+
+HEAVY = sys.argv[1].split(",")
+LLMCustomsApp(check_live_runs=False).run(headless=True, auto_pilot=until_report)
+print(json.dumps(seen))
+"""
+
+
+def test_the_real_hardware_probe_fills_the_first_screen_without_torch_in_the_tui():
+    """The default probe (a child process) reports this machine; the TUI's own process stays light."""
+    result = subprocess.run([sys.executable, "-c", PROBE_CHILD, ",".join(HEAVY)], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["heavy"] == [], f"imported by the TUI process: {seen['heavy']}"
+    hardware = seen["hardware"]
+    assert hardware is not None and hardware["cpu_count"] == os.cpu_count()
+    assert hardware["torch_version"], "the child imported torch and said which"
 
 
 def test_the_core_never_imports_textual():
