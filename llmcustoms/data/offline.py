@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 
 from llmcustoms.data.chunking import split_sentences
 from llmcustoms.data.generator import ProgressCallback
+from llmcustoms.data.parallel import map_slices, worker_count
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.utils.gcpause import paused_gc
 
@@ -187,6 +188,20 @@ def _mentions(sentence: str, term: str) -> bool:
     return _whole_word_at(lowered, term.lower(), prefix_only=True)
 
 
+#: A worker process is worth starting for this many chunks (~0.4 s of work; spawning one costs ~0.2 s).
+CHUNKS_PER_WORKER = 2000
+
+
+def _examples_for_slice(pairs_per_chunk: int, max_answer_sentences: int, chunks: list[Chunk]) -> list[Example]:
+    """One worker's share: the examples of ``chunks``, in order (module-level, so it can be pickled)."""
+    generator = OfflineGenerator(pairs_per_chunk, max_answer_sentences)
+    examples: list[Example] = []
+    with paused_gc():
+        for chunk in chunks:
+            examples.extend(generator.examples_for(chunk))
+    return examples
+
+
 class OfflineGenerator:
     """Builds instruction examples from each chunk's sentences (a QAGenerator named 'offline')."""
 
@@ -197,7 +212,14 @@ class OfflineGenerator:
         self.max_answer_sentences = max_answer_sentences
 
     def generate(self, chunks: list[Chunk], progress: ProgressCallback | None = None) -> list[Example]:
-        """Up to ``pairs_per_chunk`` examples per chunk (fewer for chunks too short to ask about)."""
+        """Up to ``pairs_per_chunk`` examples per chunk (fewer for chunks too short to ask about).
+
+        Thousands of chunks are shared among worker processes (``data/parallel.py``); the examples
+        are the same, in the same order, as from one process.
+        """
+        if worker_count(len(chunks), CHUNKS_PER_WORKER) > 1:
+            work = functools.partial(_examples_for_slice, self.pairs_per_chunk, self.max_answer_sentences)
+            return map_slices(work, chunks, min_per_worker=CHUNKS_PER_WORKER, progress=progress)
         examples: list[Example] = []
         total = len(chunks)
         with paused_gc():
