@@ -91,16 +91,21 @@ def test_kill_9_between_and_during_checkpoints_then_resume_reaches_the_same_end(
     assert events[-1]["kind"] == "done" and events[-1]["step"] == 10
 
 
+def _default_signals() -> None:
+    """Give a child SIGHUP's and SIGINT's default actions back. Under `nohup`, or a background job of a
+    shell without job control, the test run itself ignores them, children inherit SIG_IGN, and then
+    neither a shell nor Python (no KeyboardInterrupt) can act on them: the test would hang, not fail."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sighup_to_the_starter_leaves_the_run_alive_attach_leaves_and_stop_saves(tmp_path, tiny_model_dir):
     small_folder = make_small_folder(tmp_path)
     started = tmp_path / "started.json"
     command = (f"{CLI} train {small_folder} --model {tiny_model_dir} --preset highspeed --cpu --qa offline "
                f"--max-steps 500 --save-steps 100 --detach --json > {started}; sleep 60")
     # The starter plays the terminal's shell: a session leader whose hangup would kill its children.
-    # SIGHUP's default action is restored for it: under `nohup` (or any parent ignoring SIGHUP) the
-    # starter would inherit SIG_IGN, and a shell cannot undo a signal ignored on entry.
-    starter = subprocess.Popen(["bash", "-c", command], start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+    starter = subprocess.Popen(["bash", "-c", command], start_new_session=True, preexec_fn=_default_signals)
     try:
         wait_for(lambda: started.exists() and started.read_text().strip().endswith("}"), what="the CLI to return")
         info = json.loads(started.read_text())
@@ -121,7 +126,8 @@ def test_sighup_to_the_starter_leaves_the_run_alive_attach_leaves_and_stop_saves
 
     attach_err = tmp_path / "attach.err"
     with open(attach_err, "w") as err:
-        attach = subprocess.Popen([CLI, "attach", run.id], stdout=subprocess.DEVNULL, stderr=err)
+        attach = subprocess.Popen([CLI, "attach", run.id], stdout=subprocess.DEVNULL, stderr=err,
+                                  preexec_fn=_default_signals)
     try:
         wait_for(lambda: "loss=" in attach_err.read_text(), timeout=60, what="attach to draw progress")
         attach.send_signal(signal.SIGINT)
