@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,9 @@ def _chunks(copies: int = 6) -> list[Chunk]:
 
 
 def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from llmcustoms.training.speed import usable_cpus
+
+    return usable_cpus()
 
 
 @pytest.mark.skipif(_cores() < 2, reason="one core: the serial path is the only path")

@@ -9,7 +9,6 @@ wait, and the asking program never creates a CUDA context of its own.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from typing import Any
@@ -31,8 +30,7 @@ def detect_in_subprocess(timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     """
     command = [sys.executable, "-m", "llmcustoms.core.hardware_probe"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=os.environ.copy(), check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
         raise LLMCustomsError(f"The hardware probe took longer than {timeout:.0f} s (importing PyTorch?).") from error
     except OSError as error:

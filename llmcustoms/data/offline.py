@@ -194,12 +194,7 @@ CHUNKS_PER_WORKER = 2000
 
 def _examples_for_slice(pairs_per_chunk: int, max_answer_sentences: int, chunks: list[Chunk]) -> list[Example]:
     """One worker's share: the examples of ``chunks``, in order (module-level, so it can be pickled)."""
-    generator = OfflineGenerator(pairs_per_chunk, max_answer_sentences)
-    examples: list[Example] = []
-    with paused_gc():
-        for chunk in chunks:
-            examples.extend(generator.examples_for(chunk))
-    return examples
+    return OfflineGenerator(pairs_per_chunk, max_answer_sentences).generate_here(chunks)
 
 
 class OfflineGenerator:
@@ -220,6 +215,10 @@ class OfflineGenerator:
         if worker_count(len(chunks), CHUNKS_PER_WORKER) > 1:
             work = functools.partial(_examples_for_slice, self.pairs_per_chunk, self.max_answer_sentences)
             return map_slices(work, chunks, min_per_worker=CHUNKS_PER_WORKER, progress=progress)
+        return self.generate_here(chunks, progress)
+
+    def generate_here(self, chunks: list[Chunk], progress: ProgressCallback | None = None) -> list[Example]:
+        """The examples of ``chunks`` built in this process (what each worker process runs)."""
         examples: list[Example] = []
         total = len(chunks)
         with paused_gc():

@@ -17,6 +17,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from llmcustoms.training.speed import usable_cpus
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -29,8 +31,8 @@ WORKERS_ENV = "LLMCUSTOMS_DATA_WORKERS"
 
 
 def worker_count(items: int, min_per_worker: int) -> int:
-    """How many processes ``items`` items deserve: one per ``min_per_worker`` items, at most the cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """How many processes ``items`` items deserve: one per ``min_per_worker`` items, at most the usable CPUs."""
+    cores = usable_cpus()  # a container's CPU quota counts, not the host's cores
     cap = MAX_WORKERS
     configured = os.environ.get(WORKERS_ENV, "").strip()
     if configured.isdigit() and int(configured) > 0:

@@ -130,6 +130,18 @@ def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
     return None
 
 
+def usable_cpus() -> int:
+    """Logical CPUs this process may really use: its affinity mask, capped by the cgroup CPU quota."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        usable = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    if quota is not None and quota > 0:
+        usable = min(usable, max(1, math.ceil(quota)))
+    return max(1, usable)
+
+
 def choose_torch_threads(affinity: int | None = None, logical: int | None = None, physical: int | None = None,
                          quota: float | None = -1.0) -> int:
     """Intra-op threads for torch: the CPUs this process may use, counting physical cores only.
