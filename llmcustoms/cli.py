@@ -86,7 +86,10 @@ def _confirm_plan(plan: Any, assume_yes: bool) -> bool:
         return True
     if not sys.stdin.isatty():
         raise InputError("Sending text to the Q&A server needs confirmation: rerun with --yes.")
-    return input("Send these chunks to the server? [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        return input("Send these chunks to the server? [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -162,12 +165,39 @@ def _print_detached(run: Any, as_json: bool, verb: str) -> None:
           f"Its log:    {run.log_path}")
 
 
+def _ask_to_send(request: Any, assume_yes: bool) -> None:
+    """Before a run starts (and before it detaches): show what would go to the Q&A server and ask.
+
+    ``--yes`` consents; at a terminal the answer decides (no: the run stays offline); with no terminal
+    and no ``--yes`` nothing is sent (the run builds offline examples and says how to allow sending).
+    """
+    from llmcustoms.training.trainer import generation_plan
+
+    plan = generation_plan(request)
+    if plan is None:
+        return
+    if getattr(plan, "to_send", None) == 0:  # every chunk is cached: nothing leaves this machine
+        print(plan.describe(), file=sys.stderr)
+        return
+    if not assume_yes and not sys.stdin.isatty():
+        request.qa = "offline"
+        print(f"Not sending your text to {getattr(plan, 'name', 'the Q&A server')}: there is no terminal to ask "
+              "and no --yes, so this run builds its examples offline. To allow sending, rerun with --yes; "
+              "--qa offline stays offline without this note.", file=sys.stderr)
+        return
+    request.send_consent = _confirm_plan(plan, assume_yes)
+    if not request.send_consent:
+        request.qa = "offline"
+        print("Not sending anything: this run builds its examples offline from your text.", file=sys.stderr)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from llmcustoms.training.trainer import TrainRequest, run_training
 
     request = TrainRequest(data_path=args.dir, model=args.model, preset=args.preset, max_steps=args.max_steps,
                            output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
                            max_seq_len=args.max_seq_len, device="cpu" if args.cpu else None)
+    _ask_to_send(request, args.yes)
     if args.num_processes and args.num_processes > 1:
         return _train_multiprocess(request, args)
     if args.fsdp:
@@ -406,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-steps", type=int)
     p.add_argument("--output-dir", help="where runs are written (default ~/.llmcustoms/runs)")
     p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
+    p.add_argument("--yes", action="store_true",
+                   help="send the text to the Q&A server (GROQ_API_KEY) without asking; without it a run "
+                        "with no terminal sends nothing")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--max-seq-len", type=int, help="tokens per training row (default from the preset)")
@@ -454,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="merged", choices=["adapter", "merged", "gguf"])
     p.add_argument("--out")
     p.add_argument("--quant", default="f16", choices=["f16", "q8_0"])
-    p.add_argument("--force", action="store_true", help="replace an existing export")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier export written by llmcustoms (never a folder or file of anything else)")
     p.add_argument("--output-dir", help="where runs are looked up (default ~/.llmcustoms/runs)")
     p.set_defaults(func=cmd_export)
     return parser

@@ -44,6 +44,7 @@ WORKER_TITLES = {
     "validate-data": "Data check failed",
     "build-preview": "Example preview failed",
     "make-plan": "Planning failed",
+    "send-plan": "Working out what would be sent failed",
     "follow-run": "Following the run failed",
     TRAINING_WORKER: "Training failed",
     STARTING_WORKER: "Starting the run failed",
@@ -202,8 +203,11 @@ class LLMCustomsApp(App[None]):
         if not self._cursor_blink:
             widget.cursor_blink = False
 
-    def start_run(self) -> RunHandle | None:
-        """Start training with the wizard's choices and show the dashboard."""
+    def start_run(self, send_consent: bool = False) -> RunHandle | None:
+        """Start training with the wizard's choices and show the dashboard.
+
+        ``send_consent``: the user confirmed that the text may go to the Q&A server (the plan screen asks).
+        """
         run = self.state.run
         if run is not None and run.alive:
             self.notify("A run is already going on: here is its dashboard.", severity="warning")
@@ -216,7 +220,7 @@ class LLMCustomsApp(App[None]):
 
             model = str(plan_value(self.state.plan, "model", "auto"))
         fields = {"data_path": self.state.data_path, "model": model, "preset": self.state.preset,
-                  "max_steps": self.state.max_steps, "qa": self.state.qa}
+                  "max_steps": self.state.max_steps, "qa": self.state.qa, "send_consent": send_consent}
         self.state.run = self.launcher.start(self, fields)
         self.state.chat_run_dir = None
         self.goto("train")

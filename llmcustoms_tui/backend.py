@@ -169,6 +169,17 @@ def make_plan(model: str, preset: str, report: Any, hardware: dict[str, Any] | N
     return _make_plan(model, preset, data_report=report, hardware=hardware)
 
 
+def generation_plan(data_path: str, qa: str, preset: str) -> Any:
+    """What training would send to the Q&A server (the core's plan, with ``describe()``), or None.
+
+    Sends nothing; reads the folder (blocking: call from a worker).
+    """
+    from llmcustoms.training.trainer import TrainRequest
+    from llmcustoms.training.trainer import generation_plan as _generation_plan
+
+    return _generation_plan(TrainRequest(data_path=str(Path(data_path).expanduser()), qa=qa, preset=preset))
+
+
 def model_choices(extra: str | None = None) -> list[tuple[str, str]]:
     """(label, value) for the model selector: auto, every registry model, and a user's own path or id."""
     from llmcustoms.core.registry import MODELS

@@ -411,15 +411,108 @@ def test_never_overwrites_an_export_without_force(tiny_run, tmp_path):
     from llmcustoms.export import export_run
 
     target = tmp_path / "my-export"
-    target.mkdir()
-    (target / "keep.txt").write_text("mine", encoding="utf-8")
+    export_run(tiny_run.path, fmt="adapter", out=target)
+    before = tree_bytes(target)
     with pytest.raises(InputError, match="--force"):
         export_run(tiny_run.path, fmt="adapter", out=target)
-    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert tree_bytes(target) == before
     result = export_run(tiny_run.path, fmt="adapter", out=target, force=True)
-    assert result.path == target and not (target / "keep.txt").exists()
-    assert (target / "adapter_config.json").is_file()
+    assert result.path == target and (target / "adapter_config.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folders left behind"
+
+
+# -- --force replaces only what this tool wrote ----------------------------------------------------------
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path → content), to prove a folder was left untouched."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_force_never_replaces_a_folder_of_the_users_files(tiny_run, tmp_path, capsys):
+    from llmcustoms.cli import main
+    from llmcustoms.export import export_run
+
+    target = tmp_path / "My Documents"
+    (target / "taxes").mkdir(parents=True)
+    (target / "letter.txt").write_text("Dear Ada,\n", encoding="utf-8")
+    (target / "taxes" / "2024.pdf").write_bytes(bytes(range(256)) * 40)
+    before = tree_bytes(target)
+    with pytest.raises(InputError, match="not an export written by LLMCustoms") as refused:
+        export_run(tiny_run.path, fmt="adapter", out=target, force=True)
+    assert str(target) in str(refused.value) and "nothing was touched" in str(refused.value)
+    assert tree_bytes(target) == before
+    # the command line: one sentence, exit code 2, the folder still byte-identical
+    assert main(["export", str(tiny_run.path), "--format", "adapter", "--out", str(target), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(target) in err and "nothing was touched" in err
+    assert "Traceback" not in err
+    assert tree_bytes(target) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folders left behind"
+
+
+def test_force_never_replaces_a_folder_holding_other_runs(tiny_run, tiny_model_dir, tmp_path):
+    from llmcustoms.export import export_run
+
+    runs = tmp_path / "other-runs"
+    for name in ("first", "second"):
+        run = RunDir.create(name, root=runs, status="done", model_path=str(tiny_model_dir))
+        run.adapter_dir.mkdir()
+        (run.adapter_dir / "adapter_model.safetensors").write_bytes(name.encode() * 100)
+    before = tree_bytes(runs)
+    assert len(before) >= 4
+    for fmt in ("adapter", "merged"):
+        with pytest.raises(InputError, match="not an export written by LLMCustoms"):
+            export_run(tiny_run.path, fmt=fmt, out=runs, force=True)
+    assert tree_bytes(runs) == before
+
+
+def test_force_refuses_a_plain_file_and_an_export_holding_other_files(tiny_run, tmp_path):
+    from llmcustoms.export import export_run
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes", encoding="utf-8")
+    with pytest.raises(InputError, match="a file, outside any export folder"):
+        export_run(tiny_run.path, fmt="adapter", out=notes, force=True)
+    assert notes.read_text(encoding="utf-8") == "my notes"
+
+    from llmcustoms.export.staging import MARKER
+
+    # an export the user later put their own file into is not the tool's alone any more
+    target = tmp_path / "exported"
+    export_run(tiny_run.path, fmt="adapter", out=target)
+    assert (target / MARKER).is_file()
+    (target / "my-notes.txt").write_text("keep me", encoding="utf-8")
+    before = tree_bytes(target)
+    with pytest.raises(InputError, match="my-notes.txt"):
+        export_run(tiny_run.path, fmt="adapter", out=target, force=True)
+    assert tree_bytes(target) == before
+
+
+def test_force_replaces_an_earlier_export_which_carries_the_marker(tiny_run, tmp_path):
+    from llmcustoms.export import export_run
+    from llmcustoms.export.staging import MARKER
+
+    target = tmp_path / "exports" / "adapter"
+    export_run(tiny_run.path, fmt="adapter", out=target)
+    manifest = json.loads((target / MARKER).read_text(encoding="utf-8"))
+    assert manifest["tool"] == "llmcustoms" and manifest["format"] == "adapter"
+    assert manifest["run_id"] == tiny_run.id and manifest["created_at"]
+    assert set(manifest["files"]) == set(tree_bytes(target)) - {MARKER}
+    (target / "adapter_config.json").write_text("{}", encoding="utf-8")  # the old export, changed
+    result = export_run(tiny_run.path, fmt="adapter", out=target, force=True)
+    assert result.path == target and (target / MARKER).is_file()
+    assert (target / "adapter_config.json").read_bytes() == (tiny_run.adapter_dir / "adapter_config.json").read_bytes()
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")], "no old or staging folder left"
+
+
+def test_every_export_format_carries_the_marker(tiny_run, tiny_exports):
+    from llmcustoms.export.staging import MARKER
+
+    for key, fmt in (("adapter", "adapter"), ("merged", "merged"), ("f16", "gguf"), ("q8_0", "gguf")):
+        folder = tiny_exports[key].folder
+        manifest = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        assert manifest["format"] == fmt and manifest["run_id"] == tiny_run.id, key
+        assert set(manifest["files"]) == set(tree_bytes(folder)) - {MARKER}, key
+    assert json.loads((tiny_exports["q8_0"].folder / MARKER).read_text(encoding="utf-8"))["quant"] == "q8_0"
 
 
 def test_refuses_an_architecture_it_cannot_write(tmp_path):

@@ -254,6 +254,49 @@ async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit
             assert preset in text
 
 
+async def test_plan_shows_what_goes_to_the_server_and_starts_only_after_a_yes(tmp_path, monkeypatch):
+    """GROQ_API_KEY set, Q&A auto: the plan names the server, and n asks before any run (or request) starts."""
+    from openai_stub_server import StubServer
+
+    notes = write_notes(tmp_path / "notes")
+    launcher = ScriptedLauncher(tmp_path / "runs")
+    with StubServer() as server:
+        monkeypatch.setenv("GROQ_API_KEY", "gsk_test_tui_consent_0123456789")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.setenv("GROQ_MODEL", "stub-model")
+        app = make_app(data=str(notes), model="smollm2-135m", qa="auto", launcher=launcher)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.press("enter")
+            # the data screen's preview asks first too: stay offline there
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the preview's question")
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, DataScreen) and "(offline)" in shown(app),
+                           what="the offline preview")
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen) and "go to" in shown(app),
+                           what="the plan's line about the server")
+            assert "stub-model" in shown(app) and "you confirm before training starts" in shown(app)
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            assert "Send text to the Q&A server?" in shown(app) and "to send" in shown(app)
+            await pilot.press("n")  # not now: nothing starts
+            await pilot.pause()
+            assert isinstance(app.screen, PlanScreen) and launcher.fields is None
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: launcher.fields is not None, what="the run to start")
+            assert launcher.fields["send_consent"] is True and launcher.fields["qa"] == "auto"
+        assert server.requests == [], "nothing may be sent before the run itself starts"
+
+
+def test_the_request_from_the_wizard_carries_the_consent():
+    from llmcustoms_tui.launcher import make_request
+
+    assert make_request(data_path="notes", qa="auto", send_consent=True).send_consent is True
+    assert make_request(data_path="notes", qa="auto").send_consent is False
+
+
 # -- train -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 async def test_dashboard_follows_the_event_file_step_by_step(tmp_path, size):

@@ -21,13 +21,16 @@ class FineTuner:
 
     def __init__(self, data_path: str, model: str = "auto", preset: str = "quality", *,
                  max_steps: int | None = None, output_dir: str | None = None, qa: str = "auto",
-                 sink: EventSink | None = None, progress: bool = True) -> None:
+                 sink: EventSink | None = None, progress: bool = True, allow_send: bool = False) -> None:
+        """``allow_send=True`` lets the folder's text go to the Q&A server when GROQ_API_KEY is set (``qa``
+        'auto' or 'groq'); without it nothing is sent and offline examples are built instead."""
         self.data_path = str(data_path)
         self.model_name = model
         self.preset = check_preset(preset)
         self.max_steps = max_steps
         self.output_dir = output_dir
         self.qa = qa
+        self.allow_send = allow_send
         self.events = ListSink()
         self.sink = sink
         self.progress = progress
@@ -41,7 +44,8 @@ class FineTuner:
 
         max_steps = self.max_steps or Config().load_env_config()["MAX_STEPS"]
         return TrainRequest(data_path=self.data_path, model=self.model_name, preset=self.preset,
-                            max_steps=max_steps, output_dir=self.output_dir, qa=self.qa)
+                            max_steps=max_steps, output_dir=self.output_dir, qa=self.qa,
+                            send_consent=self.allow_send)
 
     def _resolved_model(self) -> tuple[str, str]:
         from llmcustoms.training.trainer import choose_device, resolve_model
@@ -60,12 +64,14 @@ class FineTuner:
         from llmcustoms.data.tokenize import tokenize_examples
         from llmcustoms.training.model_loading import load_tokenizer
         from llmcustoms.training.presets import get_preset
+        from llmcustoms.training.trainer import send_permission
 
         report = validate_folder(self.data_path)
         report.raise_if_blocked()
         _, model_path = self._resolved_model()
         tokenizer = load_tokenizer(model_path)
-        built = build_examples(report, qa=self.qa, on_message=lambda m: print(m, file=sys.stderr))
+        say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        built = build_examples(report, qa=self.qa, on_message=say, confirm=send_permission(self._request(), say))
         train, _ = split_examples(built.examples)
         return tokenize_examples(train, tokenizer, int(get_preset(self.preset)["max_seq_len"]))
 

@@ -148,7 +148,8 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
 
     ``run_ref`` is a run directory or id (looked up in ``runs_root``, default the runs folder).
     ``out`` is the export folder (default ``<run>/export/<fmt>[-<quant>]``); an existing one is
-    refused unless ``force``. ``progress(message)`` receives progress lines. Raises an
+    refused unless ``force``, and even then unless it is an export this tool wrote (it carries the
+    marker ``.llmcustoms-export.json`` that every export gets). ``progress(message)`` receives progress lines. Raises an
     ``LLMCustomsError`` subclass with one sentence for every refusal and for a failed verification.
     """
     say = progress or (lambda message: None)
@@ -166,7 +167,9 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
     say(f"Exporting run {source.run_id} as {fmt}{f' ({quant})' if fmt == 'gguf' else ''} to {target}…")
 
     quiet = _quiet_progress_bars() if fmt != "adapter" else nullcontext()
-    with quiet, StagedFolder(target, force=force) as stage:
+    manifest = {"format": fmt, "quant": quant if fmt == "gguf" else None, "run_id": source.run_id,
+                "run_dir": str(source.run.path), "model": source.model_name}
+    with quiet, StagedFolder(target, force=force, manifest=manifest) as stage:
         if fmt == "adapter":
             from llmcustoms.export.adapter import export_adapter
 

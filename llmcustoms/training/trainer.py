@@ -49,15 +49,28 @@ class TrainRequest:
     eval_steps: int | None = None
     max_seq_len: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # config overrides (any preset/plan key, health_*)
+    # The user agreed, when the run was started, that the folder's text goes to the Q&A server
+    # (GROQ_API_KEY with qa auto/groq). Recorded in run.json, so a detached or resumed run keeps it.
+    send_consent: bool = False
     # Extra transformers TrainerCallbacks for this process only (tests inject faults with them); never
     # written to run.json, so a resumed or detached run does not get them.
     callbacks: list[Any] = field(default_factory=list, repr=False, compare=False)
+    # Asked with the generation plan before any text is sent when ``send_consent`` is not given
+    # (True: send); this process only, never written to run.json.
+    confirm: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (without ``callbacks``)."""
+        """A JSON-ready dict (without ``callbacks`` and ``confirm``)."""
         import copy
 
-        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "callbacks"}
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in LOCAL_FIELDS}
+
+
+#: TrainRequest fields that live in this process only (never in run.json).
+LOCAL_FIELDS = frozenset({"callbacks", "confirm"})
+#: How a user lets a run send text to the Q&A server, or keeps it offline.
+ALLOW_SEND_HINT = ("to allow it, rerun with --yes (FineTuner: allow_send=True; the wizard asks on its plan "
+                   "screen), or use --qa offline to stay offline")
 
 
 @dataclass
@@ -166,6 +179,62 @@ def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str
         return manager.resolve(EMBEDDED_MODEL)
 
 
+def send_permission(request: TrainRequest, on_message: Callable[[str], None]) -> Callable[[Any], bool]:
+    """The ``confirm(plan)`` given to ``build_examples``: whether the folder's text may go to the Q&A server.
+
+    Yes when nothing would leave the machine (every chunk cached) or the user consented when the run
+    started (``request.send_consent``); else ``request.confirm(plan)`` decides; with neither, nothing is
+    sent: the run builds offline examples and ``on_message`` says how to allow sending.
+    """
+
+    def confirm(plan: Any) -> bool:
+        if getattr(plan, "to_send", None) == 0 or request.send_consent:
+            return True
+        if request.confirm is not None:
+            request.send_consent = bool(request.confirm(plan))  # asked once per process, not again on a back-off
+            return request.send_consent
+        where = getattr(plan, "name", None) or "the Q&A server"
+        on_message(f"Not sending your text to {where}: nobody confirmed it ({ALLOW_SEND_HINT}).")
+        return False
+
+    return confirm
+
+
+def generation_plan(request: TrainRequest) -> Any | None:
+    """What preparing ``request``'s data would send to a Q&A server (its plan, with ``describe()``), or None.
+
+    None when nothing would go to a server (``qa`` offline, no GROQ_API_KEY with ``qa`` auto, or only
+    written Q&A in the folder). Sends nothing; reads the folder once. Raises the errors ``prepare_data``
+    would (an unusable folder, ``qa`` groq without a key).
+    """
+    if request.qa == "offline":
+        return None
+    from llmcustoms.data.examples import build_examples, choose_generator
+    from llmcustoms.data.reader import validate_folder
+    from llmcustoms.training.presets import get_preset
+
+    report = validate_folder(request.data_path)
+    report.raise_if_blocked()
+    pairs = int(get_preset(request.preset).get("qa_pairs_per_chunk", 3))
+    generator = choose_generator(request.qa, pairs)
+    if generator.name == "offline" or not callable(getattr(generator, "plan", None)):
+        return None
+    plans: list[Any] = []
+
+    class _Planned(Exception):
+        pass
+
+    def capture(plan: Any) -> bool:
+        plans.append(plan)
+        raise _Planned  # stop before anything is sent
+
+    try:
+        build_examples(report, qa=request.qa, generator=generator, pairs_per_chunk=pairs, confirm=capture)
+    except _Planned:
+        return plans[0]
+    return None
+
+
 def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message: Callable[[str], None]
                  ) -> PreparedData:
     """Validate the folder, build examples, split, tokenize and pack."""
@@ -181,7 +250,8 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
     for warning in report.warnings:
         on_message(warning)
     pairs = int(get_preset(request.preset).get("qa_pairs_per_chunk", 3))
-    built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=on_message)
+    built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=on_message,
+                           confirm=send_permission(request, on_message))
     train, held_out = split_examples(built.examples, eval_fraction=0.1, seed=request.seed)
     if not train or not held_out:
         from llmcustoms.errors import DataError
@@ -336,7 +406,7 @@ def _resume_setup(run: RunDir) -> RunSetup:
 def request_from_run(run: RunDir) -> TrainRequest:
     """The TrainRequest recorded in run.json (unknown keys from other versions are ignored)."""
     recorded = run.read().get("request") or {}
-    known = {f.name for f in fields(TrainRequest)} - {"callbacks"}
+    known = {f.name for f in fields(TrainRequest)} - LOCAL_FIELDS
     return TrainRequest(**{k: v for k, v in recorded.items() if k in known})
 
 
