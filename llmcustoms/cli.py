@@ -143,14 +143,23 @@ def _graceful_stop_signals(stop: Any) -> Any:
 
 
 def _print_result(result: Any, as_json: bool) -> None:
+    knowledge = result.run_dir.read().get("knowledge") or {}
     summary = {"run_dir": str(result.run_dir.path), "status": result.status, "steps": result.steps,
                "adapter_path": result.adapter_path, "eval_loss_before": result.eval_loss_before,
-               "eval_loss_after": result.eval_loss_after}
+               "eval_loss_after": result.eval_loss_after,
+               "knowledge": {k: knowledge.get(k) for k in ("questions", "base", "tuned", "open_book", "message")}}
     if as_json:
         _print_json(summary)
         return
     fmt = (lambda v: "?" if v is None else f"{v:.4f}")  # noqa: E731
+    pct = (lambda v: "–" if v is None else f"{100 * v:.0f} %")  # noqa: E731
     print(f"\nHeld-out loss: before {fmt(result.eval_loss_before)} → after {fmt(result.eval_loss_after)}")
+    if knowledge.get("tuned") is not None:
+        print(f"Knowledge ({knowledge.get('questions')} held-out questions): base {pct(knowledge.get('base'))} → "
+              f"tuned {pct(knowledge.get('tuned'))}; open book {pct(knowledge.get('open_book'))}. "
+              f"Details: llmcustoms eval {result.run_dir.id} --verbose")
+    elif knowledge.get("message"):
+        print(f"Knowledge: {knowledge['message']}")
     print(f"Run: {result.run_dir.path}\nAdapter: {result.adapter_path}")
     print(f"Chat with it: llmcustoms chat {result.run_dir.path}")
 
@@ -294,6 +303,34 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print("base>  ", end="", flush=True)
             _stream_to_stdout(session.stream(prompt, tuned=False, max_new_tokens=args.max_new_tokens,
                                              temperature=args.temperature))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from llmcustoms.evaluation.run_eval import evaluate_run
+
+    def progress(condition: str, done: int, total: int) -> None:
+        if not args.json:
+            print(f"\r  {condition:<9} {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    if not args.json:
+        print("Loading the model and asking the held-out questions…", file=sys.stderr)
+    report = evaluate_run(args.run, output_dir=args.output_dir, progress=progress)
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    pct = (lambda v: "  –" if v is None else f"{100 * v:3.0f} %")  # noqa: E731
+    print(f"Knowledge score on {report.questions} held-out questions (key span found, threshold "
+          f"{report.threshold:g} of its words):")
+    print(f"  base model, closed book   {pct(report.base)}")
+    print(f"  tuned model, closed book  {pct(report.tuned)}")
+    print(f"  base model, open book     {pct(report.open_book)}   (the passage in the prompt)")
+    if args.verbose:
+        for row in report.rows:
+            mark = "✓" if row.get("tuned_correct") else "✗"
+            print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}\n"
+                  f"    base:  {row.get('base', '')[:120]}")
+    print(report.headline() + ".")
     return 0
 
 
@@ -456,6 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument("--temperature", type=float, default=0.0)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("eval", help="the knowledge score of a run: base vs tuned vs open book on held-out questions")
+    p.add_argument("run", help="a run id or folder")
+    p.add_argument("--output-dir", help="where runs are looked up (default ~/.llmcustoms/runs)")
+    p.add_argument("--verbose", "-v", action="store_true", help="print every question with both answers")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("runs", help="list training runs")
     p.add_argument("--json", action="store_true")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from llmcustoms.data.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_text
+from llmcustoms.data.facts import Fact, fact_examples, facts_from_text, passage_examples
 from llmcustoms.data.generator import QAGenerator
 from llmcustoms.data.offline import OfflineGenerator
 from llmcustoms.data.qa_extract import extract_qa
@@ -38,6 +39,7 @@ class ExampleSet:
     qa_mode: str
     message: str
     counts: dict[str, int] = field(default_factory=dict)
+    facts: list[Fact] = field(default_factory=list)  # every checkable fact (for the knowledge score)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -95,8 +97,12 @@ def choose_generator(
 
 
 def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Chunk],
-                    max_chunk_chars: int, overlap_chars: int) -> int:
-    """Append each document's written Q&A to ``explicit`` and its prose chunks to ``chunks``; count documents."""
+                    max_chunk_chars: int, overlap_chars: int, facts: list[Fact] | None = None,
+                    passages: list[Example] | None = None) -> int:
+    """Append each document's written Q&A to ``explicit``, its prose chunks to ``chunks``, its facts to
+    ``facts`` and its text as continuation examples to ``passages``; count documents."""
+    from llmcustoms.data.offline import _title
+
     documents = 0
     counters: dict[str, int] = {}
     for document in iter_documents(report):
@@ -110,6 +116,12 @@ def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Ch
                 messages=[{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
                 source=f"{document.relpath}:qa{number}", kind="explicit",
             ))
+        if facts is not None:
+            source = document.relpath if not document.part else f"{document.relpath}#{document.part}"
+            facts.extend(facts_from_text(prose, source))
+        if passages is not None:
+            passages.extend(passage_examples(prose, f"{document.relpath}#{document.part}" if document.part
+                                             else document.relpath, _title(document.relpath)))
         index = counters.get(document.relpath, 0)
         for piece in chunk_text(prose, max_chunk_chars, overlap_chars):
             chunks.append(Chunk(text=piece, source=f"{document.relpath}:{index}"))
@@ -128,6 +140,7 @@ def build_examples(
     max_chunk_chars: int = DEFAULT_MAX_CHARS,
     overlap_chars: int = DEFAULT_OVERLAP_CHARS,
     progress: Callable[[int, int], None] | None = None,
+    with_facts: bool = True,
 ) -> ExampleSet:
     """Examples from every usable file of ``report`` (raises DataError if the report is blocked).
 
@@ -142,8 +155,16 @@ def build_examples(
 
     explicit: list[Example] = []
     chunks: list[Chunk] = []
+    facts: list[Fact] = []
+    passages: list[Example] = []
     with paused_gc():  # many small objects, no cycles (see utils/gcpause)
-        documents = _read_documents(report, explicit, chunks, max_chunk_chars, overlap_chars)
+        documents = _read_documents(report, explicit, chunks, max_chunk_chars, overlap_chars,
+                                    facts if with_facts else None, passages if with_facts else None)
+    if with_facts and generator.name == "offline" and facts:
+        # Fact-level Q&A replaces the topic-level examples where a chunk states facts; a chunk without
+        # any (a poem, a list) still gets the generator's examples, so training always has data.
+        with_fact = {f.source for f in facts}
+        chunks = [c for c in chunks if c.source.rsplit(":", 1)[0] not in with_fact]
 
     generated: list[Example] = []
     if chunks:
@@ -163,16 +184,20 @@ def build_examples(
             generator = OfflineGenerator(pairs_per_chunk)
             generated = generator.generate(chunks, progress=progress)
 
-    before = len(explicit) + len(generated)
+    from_facts = fact_examples(facts)
+    before = len(explicit) + len(generated) + len(from_facts) + len(passages)
     with paused_gc():
-        examples = dedupe_examples(explicit + generated)
+        examples = dedupe_examples(explicit + from_facts + generated + passages)
     duplicates = before - len(examples)
     mode = "offline" if generator.name == "offline" else "groq"
-    made = sum(1 for e in examples if e.kind != "explicit")
+    made = sum(1 for e in examples if e.kind not in ("explicit", "fact", "passage"))
     counts = {
         "explicit": sum(1 for e in examples if e.kind == "explicit"),
         "generated": sum(1 for e in examples if e.kind == "generated"),
         "offline": sum(1 for e in examples if e.kind == "offline"),
+        "fact": sum(1 for e in examples if e.kind == "fact"),
+        "passage": sum(1 for e in examples if e.kind == "passage"),
+        "facts": len(facts),
         "duplicates": duplicates,
         "chunks": len(chunks),
         "documents": documents,
@@ -181,8 +206,10 @@ def build_examples(
         raise DataError(f"No training examples could be built from '{report.root}'; add more text "
                         f"(whole sentences, or Question:/Answer: pairs).")
     how = "offline" if mode == "offline" else f"by {generator.name}"
-    message = (f"Built {len(examples)} examples: {counts['explicit']} from Q&A in your text and {made} "
-               f"generated {how} from {len(chunks)} chunks" + (f" ({duplicates} duplicates removed)." if duplicates
-                                                               else "."))
+    message = (f"Built {len(examples)} examples: {counts['explicit']} from Q&A in your text, "
+               + (f"{counts['fact']} questions on {len(facts)} facts, {counts['passage']} passages of the text, "
+                  if with_facts else "")
+               + f"{made} generated {how} from {len(chunks)} chunks"
+               + (f" ({duplicates} duplicates removed)." if duplicates else "."))
     _say(on_message, message)
-    return ExampleSet(examples=examples, qa_mode=mode, message=message, counts=counts)
+    return ExampleSet(examples=examples, qa_mode=mode, message=message, counts=counts, facts=facts)

@@ -45,7 +45,7 @@ from llmcustoms.paths import home_dir
 from llmcustoms.utils.logger import get_logger, scrub
 
 #: Part of every cache key: change it whenever the prompt or the parsing changes meaning.
-PROMPT_VERSION = "qa-v1"
+PROMPT_VERSION = "qa-v2-facts"
 DEFAULT_BASE_URL = "https://api.groq.com"
 DEFAULT_MODEL = "llama-3.3-70b-versatile"
 #: What Groq's SDK appends to ``GROQ_BASE_URL``.
@@ -59,11 +59,14 @@ SYSTEM_PROMPT = (
 USER_PROMPT = (
     "Write {n} question-and-answer pairs about the text between <text> and </text> "
     "(fewer if the text holds fewer facts).\n"
+    "- Ask about single facts: a name, a number, a date, a place, a definition or a relation.\n"
+    "- Ask each fact in two or three different ways (who/what/when/where/how many, the reverse "
+    "question, different words), each as its own pair with the same answer.\n"
     "- Each question must make sense on its own to someone who has not seen the text: name the "
     'subject instead of saying "the text", "the passage" or "the author".\n'
-    "- Each answer is one to three complete sentences using only facts from the text, in its words "
+    "- Each answer is one short complete sentence stating the fact, using only the text, in its words "
     "where possible.\n"
-    "- Ask about different facts; no two questions alike.\n"
+    "- No two questions alike.\n"
     '- If the text holds no facts worth asking about, reply {{"pairs": []}}.\n'
     "- Write in the language of the text.\n\n"
     "<text>\n{chunk}\n</text>"

@@ -35,7 +35,7 @@ class Example:
 
     messages: list[dict[str, str]]
     source: str
-    kind: Literal["explicit", "generated", "offline"] = "offline"
+    kind: Literal["explicit", "generated", "offline", "fact", "passage"] = "offline"
 
     @property
     def prompt(self) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 EVENT_KINDS = ("start", "step", "eval", "checkpoint", "warning", "oom_retry", "done", "error", "resume",
-               "stop", "info")
+               "stop", "info", "knowledge")
 
 EventSink = Callable[[dict[str, Any]], None]
 

@@ -61,8 +61,11 @@ PRESET_EXTRAS: dict[str, dict[str, Any]] = {
                      "eval_steps": 200, "qa_pairs_per_chunk": 8},
 }
 
-#: On a CPU a run should finish in minutes: fewer steps and shorter sequences.
-CPU_LIMITS = {"max_steps": 30, "max_seq_len": 256, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2}
+#: On a CPU a run should finish in minutes: shorter sequences, small batches; the number of steps comes
+#: from the data and the measured speed (``training/budget.py``), not from the preset.
+CPU_LIMITS = {"max_seq_len": 256, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2}
+#: On a CPU: at least this learning rate and LoRA width (few passes must teach facts).
+CPU_KNOWLEDGE_FLOORS = {"learning_rate": 1e-3, "lora_rank": 16, "lora_alpha": 32}
 
 
 def get_preset(name: str) -> dict[str, Any]:
@@ -84,11 +87,20 @@ def adapt_for_cpu(preset: dict[str, Any]) -> tuple[dict[str, Any], str]:
         if adapted.get(key, 0) > limit:
             changes.append(f"{key} {adapted[key]}→{limit}")
             adapted[key] = limit
+    from llmcustoms.training.budget import CPU_EPOCHS, CPU_MINUTES
+
+    # A CPU run makes few passes: a higher rate and a wider adapter make facts stick within them
+    # (measured on examples/data: see benchmarks/RESULTS.md, "Knowledge").
+    for key, floor in CPU_KNOWLEDGE_FLOORS.items():
+        if float(adapted.get(key, 0)) < floor:
+            changes.append(f"{key} {adapted.get(key)}→{floor:g}")
+            adapted[key] = floor
+    name = adapted.get("name", "quality")
+    adapted.update(budget_by_data=True, budget_epochs=CPU_EPOCHS.get(name, 6.0),
+                   budget_minutes=CPU_MINUTES.get(name, 10.0))
     for key in ("save_steps", "eval_steps"):
         adapted[key] = min(adapted.get(key, adapted["max_steps"]), adapted["max_steps"])
-    note = (
-        "No GPU: training on the CPU, shortened so it finishes in minutes (" + ", ".join(changes) + ")."
-        if changes
-        else "No GPU: training on the CPU."
-    )
+    note = (f"No GPU: training on the CPU. Steps are set by your data ({adapted['budget_epochs']:g} passes over "
+            f"the examples, at most {adapted['budget_minutes']:g} min, measured on real steps)"
+            + (f"; shortened: {', '.join(changes)}." if changes else "."))
     return adapted, note

@@ -19,7 +19,8 @@ class ProgressPrinter:
             self._step(event)
         elif kind == "eval":
             self._write(f"eval loss {event.get('eval_loss', float('nan')):.4f} at step {event.get('step', 0)}")
-        elif kind in ("info", "start", "warning", "oom_retry", "checkpoint", "resume", "error", "done", "stop"):
+        elif kind in ("info", "start", "warning", "oom_retry", "checkpoint", "resume", "error", "done", "stop",
+                      "knowledge", "knowledge_check"):
             prefix = {"warning": "warning: ", "error": "error: ", "oom_retry": "out of memory: "}.get(kind, "")
             if event.get("message"):
                 self._write(prefix + str(event["message"]))

@@ -97,6 +97,7 @@ class PreparedData:
     qa_mode: str
     example_prompts: list[str]
     notes: list[str]
+    knowledge: Any = None  # evaluation.split.KnowledgeSplit: the held-out facts and their questions
 
 
 def choose_device(request_device: str | None, force_cpu: bool) -> str:
@@ -252,7 +253,20 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
     pairs = int(get_preset(request.preset).get("qa_pairs_per_chunk", 3))
     built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=on_message,
                            confirm=send_permission(request, on_message))
-    train, held_out = split_examples(built.examples, eval_fraction=0.1, seed=request.seed)
+    from llmcustoms.evaluation.split import split_facts, training_examples
+
+    knowledge = split_facts(built.facts, seed=request.seed)
+    on_message(knowledge.summary())
+    examples = built.examples
+    # Benchmark-only switch (benchmarks/bench_knowledge.py), never set by the product itself.
+    ablation = request.extra.get("ablation") or os.environ.get("LLMCUSTOMS_ABLATION")
+    if ablation == "no_watch":
+        ablation = None
+    if ablation:  # benchmarks/bench_knowledge.py: what each part of the training data buys
+        examples = _ablate(ablation, examples, report, request, pairs)
+        on_message(f"Ablation {ablation!r}: training on {len(examples)} examples.")
+    train, held_out = split_examples(training_examples(examples, built.facts, knowledge),
+                                     eval_fraction=0.1, seed=request.seed)
     if not train or not held_out:
         from llmcustoms.errors import DataError
 
@@ -269,7 +283,34 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
         train_rows=pack_examples(train_ds, max_seq_len), eval_rows=pack_examples(eval_ds, max_seq_len),
         train_examples=len(train), eval_examples=len(held_out), qa_mode=built.qa_mode,
         example_prompts=[e.prompt for e in held_out[:5]], notes=[built.message] if built.message else [],
+        knowledge=knowledge,
     )
+
+
+#: Ablations for the knowledge benchmark (request.extra["ablation"]).
+ABLATIONS = ("topic_examples", "one_phrasing", "no_passages")
+
+
+def _ablate(ablation: str, examples: list, report, request: TrainRequest, pairs: int) -> list:
+    """The training examples without one part: 'topic_examples' (the earlier topic-level offline examples
+    instead of fact-level ones), 'one_phrasing' (one question per fact), 'no_passages' (no plain text)."""
+    from llmcustoms.data.examples import build_examples
+
+    if ablation == "topic_examples":
+        return build_examples(report, qa="offline", pairs_per_chunk=pairs, with_facts=False).examples
+    if ablation == "one_phrasing":
+        seen: set[str] = set()
+        kept = []
+        for example in examples:
+            if example.kind == "fact":
+                if example.source in seen:
+                    continue
+                seen.add(example.source)
+            kept.append(example)
+        return kept
+    if ablation == "no_passages":
+        return [e for e in examples if e.kind != "passage"]
+    raise ValueError(f"unknown ablation {ablation!r}; one of {', '.join(ABLATIONS)}")
 
 
 def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
@@ -557,6 +598,20 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         checkpoints.discard_incomplete(run.checkpoints_dir)
 
     trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
+    if not setup.resume and config.get("budget_by_data") and request.max_steps is None:
+        _set_budget(trainer, data, config, run, emit)
+    knowledge_before = _knowledge_before(model, tokenizer, data, run, setup, emit)
+    watch = None
+    if not setup.resume and knowledge_before is not None and data.knowledge.dev_probes \
+            and config.get("knowledge_watch", True) and os.environ.get("LLMCUSTOMS_ABLATION") != "no_watch":
+        from llmcustoms.training.knowledge_watch import KnowledgeWatch
+
+        rows_per_step = int(config["per_device_train_batch_size"]) * int(config["gradient_accumulation_steps"])
+        per_epoch = max(1, math.ceil(len(data.train_rows) / rows_per_step))
+        every = max(1, min(per_epoch, int(config["max_steps"]) // 4 or 1))
+        watch = KnowledgeWatch(model, tokenizer, data.knowledge.dev_probes, every=every, emit=emit, patience=2,
+                               min_steps=min(int(config["max_steps"]), 2 * per_epoch))
+        trainer.add_callback(watch)
     eval_before = recorded.get("eval_loss_before") if setup.resume else None
     if eval_before is None:
         eval_before = _eval_loss(trainer)
@@ -581,11 +636,16 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
 
     steps = trainer.state.global_step
+    restored = False
+    if watch is not None and callback.nonfinite_step is None and not callback.stopped_by_user:
+        watch.finish(steps)
+        restored = watch.best_step is not None and watch.best_step != steps
+        run.update(knowledge_checks=watch.history, best_step=watch.best_step, stopped_early=watch.stopped_early)
     if callback.nonfinite_step is not None:
         raise TrainingError(f"The loss became NaN or infinite at step {callback.nonfinite_step}, so training "
                             f"stopped: try a lower learning rate (it was {float(config['learning_rate']):g}) or "
                             "the bestaccuracy preset.")
-    if callback.last_eval_step == steps and callback.last_eval_loss is not None \
+    if not restored and callback.last_eval_step == steps and callback.last_eval_loss is not None \
             and math.isfinite(callback.last_eval_loss):
         eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
     else:
@@ -594,13 +654,79 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
 
     adapter = str(run.adapter_dir) if is_secondary() else save_adapter(trainer.model, tokenizer, run)
     status = "stopped" if callback.stopped_by_user else "done"
+    knowledge = _knowledge_after(trainer.model, tokenizer, data, knowledge_before, run, emit, steps)
     run.update(status=status, eval_loss_after=eval_after, adapter_path=adapter, steps=steps,
                finished_at=time.time())
     emit(make_event("done", step=steps, max_steps=config["max_steps"], status=status, eval_loss_before=eval_before,
                     eval_loss_after=eval_after, adapter_path=adapter,
+                    knowledge=_knowledge_fields(knowledge),
                     message=f"{'Stopped' if status == 'stopped' else 'Done'}: held-out loss "
-                            f"{_fmt(eval_before)} → {_fmt(eval_after)}; adapter in {adapter}"))
+                            f"{_fmt(eval_before)} → {_fmt(eval_after)}"
+                            + (f"; {knowledge.headline()}" if knowledge is not None else "")
+                            + f"; adapter in {adapter}"))
     return TrainResult(run, adapter, eval_before, eval_after, steps, status, setup.notes)
+
+
+def _set_budget(trainer, data: PreparedData, config: dict[str, Any], run: RunDir, emit: EventSink) -> None:
+    """Steps from the data and the measured speed (CPU): passes over the rows, capped by the preset's minutes."""
+    from llmcustoms.training.budget import CHECKPOINT_EVERY_S, measure_step_seconds, plan_budget
+
+    micro, accumulation = int(config["per_device_train_batch_size"]), int(config["gradient_accumulation_steps"])
+    seconds = measure_step_seconds(trainer, data.train_rows, micro, accumulation)
+    budget = plan_budget(len(data.train_rows), micro * accumulation, float(config.get("budget_epochs", 6.0)),
+                         seconds, config.get("budget_minutes"))
+    steps = budget.steps
+    save_every = max(1, min(steps, int(CHECKPOINT_EVERY_S / max(seconds, 1e-3))))
+    config.update(max_steps=steps, save_steps=save_every, eval_steps=max(1, min(steps, 2 * budget.steps_per_epoch)),
+                  seconds_per_step_measured=round(seconds, 3))
+    args = trainer.args
+    args.max_steps, args.save_steps, args.eval_steps = steps, config["save_steps"], config["eval_steps"]
+    args.warmup_steps = int(math.ceil(steps * float(config.get("warmup_ratio", 0.0))))
+    run.update(config=config, budget={"steps": steps, "epochs": round(budget.epochs, 2), "seconds_per_step":
+                                      round(seconds, 3), "capped_by_time": budget.capped_by_time,
+                                      "message": budget.message})
+    emit(make_event("info", step=0, max_steps=steps, eta_s=round(steps * seconds, 1), message=budget.message))
+
+
+def _knowledge_before(model, tokenizer, data: PreparedData, run: RunDir, setup: RunSetup, emit: EventSink):
+    """The base model's answers to the held-out questions (closed and open book), asked once per run."""
+    from llmcustoms.evaluation.knowledge import KnowledgeReport, score_knowledge
+
+    split = data.knowledge
+    if split is None or not split.enough:
+        return None
+    stored = run.read().get("knowledge_before")
+    if setup.resume and stored and stored.get("questions") == len(split.probes):
+        return KnowledgeReport.from_dict(stored)
+    emit(make_event("info", message=f"Asking the {len(split.probes)} held-out questions of the base model "
+                                    "(closed book, then with the passage: open book)…"))
+    report = score_knowledge(model, tokenizer, split.probes, conditions=("base", "open_book"))
+    run.update(knowledge_before=report.to_dict(), knowledge_probes=[p.to_dict() for p in split.probes])
+    return report
+
+
+def _knowledge_after(model, tokenizer, data: PreparedData, before, run: RunDir, emit: EventSink, step: int):
+    """The tuned model asked the same questions; the full report goes to run.json and a 'knowledge' event."""
+    from llmcustoms.evaluation.knowledge import score_knowledge
+
+    split = data.knowledge
+    if split is None or before is None:
+        message = split.summary() if split is not None else "No knowledge score."
+        run.update(knowledge={"questions": len(split.probes) if split else 0, "base": None, "tuned": None,
+                              "open_book": None, "message": message, "rows": []})
+        return None
+    known = {c: [row[c] for row in before.rows] for c in ("base", "open_book")}
+    report = score_knowledge(model, tokenizer, split.probes, known=known)
+    report.message = f"{report.headline()}. {split.summary()}"
+    run.update(knowledge=report.to_dict())
+    emit(make_event("knowledge", step=step, message=f"Knowledge: {report.headline()}.", **_knowledge_fields(report)))
+    return report
+
+
+def _knowledge_fields(report) -> dict[str, Any]:
+    if report is None:
+        return {}
+    return {"questions": report.questions, "base": report.base, "tuned": report.tuned, "open_book": report.open_book}
 
 
 def _build_trainer(model, data: PreparedData, collator, callback, config: dict[str, Any], run: RunDir,

@@ -1,0 +1,50 @@
+"""``llmcustoms eval RUN``: the knowledge score of a finished run, asked afresh from its folder.
+
+The base model and the run's adapter are loaded the plain PEFT way (``ChatSession``), and the run's
+held-out questions (stored in run.json when it trained) are asked closed book to the base and the tuned
+model, and open book to the base. The report replaces run.json's ``knowledge``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from llmcustoms.errors import InputError
+from llmcustoms.evaluation.knowledge import CONDITIONS, KnowledgeReport, score_knowledge
+from llmcustoms.evaluation.split import Probe
+
+
+def run_probes(run) -> list[Probe]:
+    """The held-out questions recorded in run.json (InputError when the run recorded none)."""
+    data = run.read()
+    stored = data.get("knowledge_probes")
+    if stored is None:
+        message = (data.get("knowledge") or {}).get("message")
+        raise InputError(f"Run {run.id} has no held-out questions to ask"
+                         + (f": {message}" if message else " (it was trained before the knowledge score existed, "
+                            "or its text had too few facts)."))
+    return [Probe(**{k: p[k] for k in ("fact_id", "question", "reference", "span", "context", "trained_phrasings")})
+            for p in stored]
+
+
+def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
+                 conditions: Sequence[str] = CONDITIONS,
+                 progress: Callable[[str, int, int], None] | None = None, save: bool = True) -> KnowledgeReport:
+    """Ask run ``run_ref``'s held-out questions again and score them (stored in run.json when ``save``)."""
+    from llmcustoms.chat.session import ChatSession
+    from llmcustoms.training.runs import RunDir
+
+    run = RunDir.open(run_ref, root=output_dir)
+    probes = run_probes(run)
+    if not probes:
+        return KnowledgeReport(questions=0, base=None, tuned=None, open_book=None,
+                               message="Too few facts to test: this run has no knowledge score.")
+    session = ChatSession(run.path).load()
+    try:
+        report = score_knowledge(session.model, session.tokenizer, probes, conditions=conditions, progress=progress)
+    finally:
+        session.close()
+    if save:
+        run.update(knowledge=report.to_dict())
+    return report

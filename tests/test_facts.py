@@ -1,0 +1,92 @@
+"""Fact-level questions from hand-written sentences, and the split that keeps held-out phrasings out of training."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from llmcustoms.data.facts import fact_examples, facts_from_text
+from llmcustoms.evaluation.split import split_facts, training_examples
+
+TEXT = """Harbour notes
+
+Velmoria was founded in 1742 by Admiral Teodora Vask. The capital of Velmoria is Quillhaven, a harbour city.
+In 1848 Emeric Dallow completed the first Tide Engine at Saltmarsh Point. About 412,000 people live in Velmoria.
+Founding Day falls on 9 March. The River Tamsk flows from the slopes of Mount Orrin. She ruled until 1771.
+"""
+
+
+def _facts():
+    return facts_from_text(TEXT, "notes.txt")
+
+
+def _questions(span: str) -> list[str]:
+    return [q for f in _facts() if f.span == span for _, q in f.questions]
+
+
+@pytest.mark.parametrize(("span", "expected"), [
+    ("1742", "When was Velmoria founded by Admiral Teodora Vask?"),  # a year, auxiliary moved to the front
+    ("Admiral Teodora Vask", "Who was Velmoria founded in 1742 by?"),  # a person, preposition kept at the end
+    ("Quillhaven", "What is the capital of Velmoria?"),  # a name after "is", the appositive dropped
+    ("1848", "In what year did Emeric Dallow complete the first Tide Engine at Saltmarsh Point?"),  # do-support
+    ("412,000 people", "How many people live in Velmoria?"),  # a number and what it counts
+    ("9 March", "On what date does Founding Day fall?"),  # a date
+])
+def test_each_fact_type_gets_a_natural_question(span, expected):
+    assert expected in _questions(span)
+
+
+def test_every_fact_is_asked_several_ways_including_a_fill_in():
+    facts = _facts()
+    assert len(facts) >= 8
+    for fact in facts:
+        forms = [form for form, _ in fact.questions]
+        assert len(fact.questions) >= 2, fact
+        assert "fill_in" in forms
+        fill = dict(fact.questions)["fill_in"]
+        assert "_____" in fill and fact.span not in fill.replace("Fill in the blank:", "").split("_____")[0][-3:]
+
+
+def test_questions_stand_on_their_own_and_answers_are_whole_sentences():
+    for fact in _facts():
+        for _, question in fact.questions:
+            assert not re.search(r"\b(the|this) (text|passage|document)\b", question, re.IGNORECASE), question
+            assert question[0].isupper()
+        assert fact.sentence[0].isupper() and fact.sentence.endswith((".", "!")), fact.sentence
+        assert fact.span in fact.sentence
+
+
+def test_leading_pronoun_is_replaced_by_the_name_it_stands_for():
+    ruled = [f for f in _facts() if f.span == "1771"]
+    assert ruled and ruled[0].sentence.startswith("Emeric Dallow") is False
+    assert not ruled[0].sentence.startswith("She ")
+
+
+def test_text_without_facts_gives_none():
+    poem = "Softly the grey waves\nfold into evening light\nand nothing is said\n\nwind, salt, stone, rope, gull"
+    assert facts_from_text(poem, "poem.txt") == []
+
+
+def test_split_by_fact_keeps_each_held_out_phrasing_out_of_training():
+    facts = _facts()
+    split = split_facts(facts, seed=3, share=0.5)
+    examples = fact_examples(facts)
+    kept = training_examples(examples, facts, split)
+    trained = {e.prompt for e in kept}
+    assert split.probes
+    for probe in split.probes:
+        assert probe.question not in trained
+        sentence_trained = any(e.answer == probe.reference for e in kept)
+        assert sentence_trained == (probe.trained_phrasings > 0)
+    # Everything not held out is still trained on.
+    held = {p.question for p in split.probes}
+    unseen = {p.reference for p in split.probes if p.trained_phrasings == 0}
+    assert {e.prompt for e in examples if e.prompt not in held and e.answer not in unseen} == trained
+
+
+def test_split_is_deterministic_and_too_few_facts_is_said():
+    facts = _facts()
+    assert [p.question for p in split_facts(facts, seed=1).probes] == [p.question for p in split_facts(facts, seed=1).probes]
+    few = split_facts(facts[:2])
+    assert not few.enough and "Too few facts to test" in few.summary()
