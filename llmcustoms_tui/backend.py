@@ -307,3 +307,45 @@ def open_chat_session(run_dir: str) -> Any:
     session = ChatSession(run_dir)
     session.load()
     return session
+
+
+# -- the knowledge score ------------------------------------------------------------------------
+def run_knowledge(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the run's knowledge score without its rows, the held-out questions) from run.json.
+
+    The score is ``format.knowledge_summary`` of run.json's ``knowledge`` (None for a run from before the
+    score, or one still training). The questions come from ``knowledge_probes`` (written before training
+    starts), else from the score's rows; each has ``question``, ``reference``, ``span`` and
+    ``trained_phrasings``. Never raises: an unreadable run has neither.
+    """
+    from llmcustoms.training.runs import RunDir
+    from llmcustoms_tui.format import knowledge_summary
+
+    try:
+        data = RunDir(run_dir).read()
+    except Exception:  # noqa: BLE001 - no run.json (yet), or half-written by an old core
+        return None, []
+    knowledge = data.get("knowledge") if isinstance(data.get("knowledge"), dict) else {}
+    source = data.get("knowledge_probes") or knowledge.get("rows") or []
+    probes, seen = [], set()
+    for item in source if isinstance(source, list) else []:
+        if not isinstance(item, dict) or not str(item.get("question") or "").strip():
+            continue
+        question = " ".join(str(item["question"]).split())
+        if question in seen:
+            continue
+        seen.add(question)
+        probes.append({"question": question, "reference": str(item.get("reference") or ""),
+                       "span": str(item.get("span") or ""), "trained_phrasings": item.get("trained_phrasings")})
+    return knowledge_summary(knowledge), probes
+
+
+def answer_is_correct(answer: str, span: str) -> bool | None:
+    """Whether ``answer`` holds the reference's key span, scored as the knowledge score does (None: can't say)."""
+    if not span.strip() or not answer.strip():
+        return None
+    try:
+        from llmcustoms.evaluation.scoring import is_correct
+    except ImportError:  # pragma: no cover - a core without the knowledge score
+        return None
+    return bool(is_correct(answer, span))

@@ -79,3 +79,59 @@ def describe_error(error: BaseException | None) -> str:
     if len(first) > 200:
         first = first[:197] + "…"
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+# -- the knowledge score (run.json's ``knowledge``, the ``knowledge`` and ``done`` events) --------------
+KNOWLEDGE_FIELDS = ("questions", "base", "tuned", "open_book", "message")
+
+
+def knowledge_summary(data: object) -> dict | None:
+    """The score's numbers and message from a run.json ``knowledge`` dict or an event (no rows); None if none."""
+    if not isinstance(data, dict) or not data:
+        return None
+    summary = {name: data.get(name) for name in KNOWLEDGE_FIELDS}
+    try:
+        summary["questions"] = int(summary["questions"] or 0)
+    except (TypeError, ValueError):
+        summary["questions"] = 0
+    for name in ("base", "tuned", "open_book"):
+        value = summary[name]
+        summary[name] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    summary["message"] = str(summary["message"] or "")
+    return summary
+
+
+def knowledge_scored(summary: dict | None) -> bool:
+    """Whether there is a tuned score to show (not 'too few facts', not a run from before the score)."""
+    return bool(summary and summary.get("questions") and summary.get("tuned") is not None)
+
+
+def _known(summary: dict, name: str) -> int | None:
+    value = summary.get(name)
+    return None if value is None else round(value * summary["questions"])
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.0f} %"
+
+
+def knowledge_parts(summary: dict) -> list[str]:
+    """``['Knows 22 of 30 held-out facts (73 %)', 'base model 1 (3 %)', 'open book 25 (83 %)']``."""
+    parts = [f"Knows {_known(summary, 'tuned')} of {summary['questions']} held-out facts ({_pct(summary['tuned'])})"]
+    if summary.get("base") is not None:
+        parts.append(f"base model {_known(summary, 'base')} ({_pct(summary['base'])})")
+    if summary.get("open_book") is not None:
+        parts.append(f"open book {_known(summary, 'open_book')} ({_pct(summary['open_book'])})")
+    return parts
+
+
+def knowledge_headline(summary: dict | None) -> str:
+    """'Knows 22 of 30 held-out facts; the base model knew 1 (open book: 25)', or the run's message."""
+    if not knowledge_scored(summary):
+        return (summary or {}).get("message") or "No knowledge score for this run."
+    text = f"Knows {_known(summary, 'tuned')} of {summary['questions']} held-out facts"
+    if summary.get("base") is not None:
+        text += f"; the base model knew {_known(summary, 'base')}"
+    if summary.get("open_book") is not None:
+        text += f" (open book: {_known(summary, 'open_book')})"
+    return text

@@ -100,18 +100,26 @@ class ChatReady(Message):
     session: Any
     example_prompts: list[str]
     description: str
+    #: The run's knowledge score (``format.knowledge_summary``), None for a run without one.
+    knowledge: dict[str, Any] | None = None
+    #: The held-out questions (``backend.run_knowledge``): question, reference, span, trained_phrasings.
+    held_out: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class AnswerChunk(Message):
-    """The answer so far for one turn and one side (``tuned`` or ``base``)."""
+    """The answer so far for one turn and one side (``tuned`` or ``base``).
+
+    ``complete``: this side's answer is whole; ``done``: the turn's last side is (the screen is free again).
+    """
 
     turn: int
     side: str
     text: str
     done: bool = False
+    complete: bool = False
 
     def can_replace(self, message: Message) -> bool:
         # The newer text contains the older one; a final chunk is never dropped behind a partial one.
         return (isinstance(message, AnswerChunk) and message.turn == self.turn and message.side == self.side
-                and not self.done)
+                and not self.done and not self.complete)

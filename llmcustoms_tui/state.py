@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmcustoms_tui.format import fmt_loss
+from llmcustoms_tui.format import fmt_loss, knowledge_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmcustoms_tui.launcher import RunHandle
@@ -54,6 +54,11 @@ class RunState:
     eval_points: list[tuple[int, float]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The knowledge score at the end (``format.knowledge_summary``: questions, base, tuned, open_book, message).
+    knowledge: dict[str, Any] | None = None
+    #: (step, share of the dev questions right) from the periodic checks during training.
+    knowledge_checks: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
     message: str = ""
     events_seen: int = 0
     finished: bool = False
@@ -136,6 +141,30 @@ class RunState:
     def _on_oom_retry(self, event: dict[str, Any], message: str) -> None:
         self._log(f"⚠ out of memory, retrying smaller: {message}" if message else "⚠ out of memory, retrying smaller")
 
+    def _on_knowledge_check(self, event: dict[str, Any], message: str) -> None:
+        score = _num(event.get("dev_score"))
+        step = int(event.get("step") or self.step)
+        best = event.get("best_step")
+        if isinstance(best, (int, float)):
+            self.best_step = int(best)
+        if score is not None:
+            self.knowledge_checks = [p for p in self.knowledge_checks if p[0] < step] + [(step, score)]
+        self._log(f"◆ {message}" if message else f"◆ dev questions at step {step}: "
+                  + (f"{score * 100:.0f} % right" if score is not None else "checked"))
+
+    def _on_knowledge(self, event: dict[str, Any], message: str) -> None:
+        self.knowledge = knowledge_summary(event)
+        if self.knowledge is not None and message and not self.knowledge["message"]:
+            self.knowledge["message"] = message
+        self._log(f"◆ {message}" if message else "◆ knowledge score ready")
+
+    @property
+    def dev_score(self) -> tuple[float, float] | None:
+        """(latest, best) share of the dev questions answered right, once checked."""
+        if not self.knowledge_checks:
+            return None
+        return self.knowledge_checks[-1][1], max(score for _, score in self.knowledge_checks)
+
     def _on_stop(self, event: dict[str, Any], message: str) -> None:
         self.status = "stopping"
         self._log(message or "Stopping: saving the adapter…")
@@ -152,6 +181,8 @@ class RunState:
             self.eval_loss_after = after
         self.eta_s = 0.0
         self.finished = True
+        if self.knowledge is None:
+            self.knowledge = knowledge_summary(event.get("knowledge"))
         summary = message or "Training finished."
         if not message and before is not None and after is not None:
             summary += f" Eval loss {fmt_loss(before)} → {fmt_loss(after)}."

@@ -99,10 +99,14 @@ async def run(args: argparse.Namespace) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), 30, "the chat")
         chat = app.screen
         await wait_for(pilot, lambda: chat.session is not None, 300, "the chat model")
-        prompts = list(getattr(chat.session, "example_prompts", None) or []) or ["What is the Tide Engine?"]
-        chat.compare = False
-        await pilot.press("ctrl+b")  # the base model's answer beside the tuned one
-        chat.ask(prompts[0])
+        if chat.held_out:  # a held-out question of the knowledge score: tuned and base side by side
+            await pilot.press("ctrl+n", "enter")
+        else:
+            prompts = list(getattr(chat.session, "example_prompts", None) or []) or ["What is the Tide Engine?"]
+            chat.compare = False
+            await pilot.press("ctrl+b")  # the base model's answer beside the tuned one
+            chat.ask(prompts[0])
+        await pilot.pause(0.2)
         await wait_for(pilot, lambda: not chat.busy, 300, "the answer")
         await shoot(pilot, out, 5, "chat", png)
         await pilot.press("escape")  # frees the model

@@ -19,16 +19,22 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from test_tui_fakes import (
+    FEW_FACTS_KNOWLEDGE,
     FIXED_HARDWARE,
     RUN_ID,
+    SAMPLE_KNOWLEDGE,
+    SAMPLE_PROBES,
     FakeChatSession,
     ScriptedLauncher,
     scripted_events,
     write_run,
 )
+from textual.widgets import Input, OptionList
 
 from llmcustoms.errors import LLMCustomsError
+from llmcustoms_tui import backend
 from llmcustoms_tui.app import LLMCustomsApp, main
+from llmcustoms_tui.launcher import RunHandle
 from llmcustoms_tui.screens.chat import ChatScreen
 from llmcustoms_tui.screens.confirm import ConfirmScreen
 from llmcustoms_tui.screens.data import DataScreen
@@ -448,11 +454,156 @@ async def test_chat_streams_answers_and_compares_with_the_base_model(tmp_path):
         await pilot.press("ctrl+b")  # the base model's answer for the same prompt, beside it
         await wait_for(pilot, lambda: "not sure" in shown(app), what="the base answer")
         assert "base model" in shown(app) and "tuned" in shown(app)
-        await pilot.press("ctrl+o", "enter")  # a suggestion, sent as is
+        await pilot.press("ctrl+o", "enter")  # a suggestion goes into the prompt box…
+        await wait_for(pilot, lambda: app.screen.query_one("#chat-input", Input).value == "What is the Tide Engine?",
+                       what="the suggestion in the prompt")
+        await pilot.press("enter")  # …and Enter sends it
         await wait_for(pilot, lambda: "You: What is the Tide Engine?" in shown(app), what="the suggestion")
         await pilot.press("escape")
         await pilot.pause()
     assert sessions and sessions[0].closed  # leaving the chat frees the model
+
+
+# -- the knowledge score ----------------------------------------------------------------------------
+async def _open_train(pilot, app, run_dir) -> TrainScreen:
+    app.state.run = RunHandle.attach(run_dir)
+    app.goto("train")
+    await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.run_state.finished,
+                   what="the finished run")
+    return app.screen
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_dashboard_shows_the_knowledge_score_when_the_run_ends(tmp_path, size):
+    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
+                        probes=SAMPLE_PROBES)
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await _open_train(pilot, app, run_dir)
+        await wait_for(pilot, lambda: "Knows 22 of 30 held-out facts (73 %)" in shown(app), what="the score")
+        text = shown(app)
+        # The three numbers on one line, the long form where it fits and a shorter one at 80 columns.
+        base = "base model 1 (3 %)" if size[0] >= 100 else "base 1 (3 %)"
+        assert re.search(rf"Knows 22 of 30 held-out facts \(73 %\) · {re.escape(base)} · open book 25 \(83 %\)",
+                         text), text
+        assert "Eval loss before 3.200 → after 1.520" in text  # still there, below it
+        assert "Eval loss" in text.split("Knows 22 of 30")[1]
+        assert screen.run_state.knowledge["questions"] == 30
+        # The dev-question checks during training went to the log and the "now" panel.
+        assert any("Dev questions at step 20: 5 of 8 right" in line for line in screen.run_state.log)
+        assert "dev facts" in text and "62 %" in text
+
+
+async def test_the_dashboard_shows_the_score_of_a_run_it_follows_live(tmp_path):
+    notes = write_notes(tmp_path / "notes")
+    gate = threading.Semaphore(0)
+    launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate, knowledge=True)
+    app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher, max_steps=6)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.report is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.state.plan is not None)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
+        for _ in range(5):
+            gate.release()
+        await wait_for(pilot, lambda: "step 5 / 6" in shown(app), what="step 5")
+        assert "Knows" not in shown(app)  # no score before the end
+        gate.release()
+        await wait_for(pilot, lambda: "Knows 22 of 30 held-out facts (73 %)" in shown(app), what="the score")
+        assert "open book 25 (83 %)" in shown(app)
+
+
+async def test_too_few_facts_is_said_on_the_dashboard_and_no_score_is_made_up(tmp_path):
+    # No knowledge event; the done event carries an empty dict; run.json has the sentence.
+    events = scripted_events(30)
+    events[-1]["knowledge"] = {}
+    run_dir = write_run(tmp_path / "runs", events, knowledge=FEW_FACTS_KNOWLEDGE)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_train(pilot, app, run_dir)
+        await wait_for(pilot, lambda: "Too few facts to test" in shown(app), what="the sentence")
+        text = shown(app)
+        assert "Knowledge: Too few facts to test (3 checkable" in text
+        assert "Knows" not in text and "held-out facts" not in text
+        assert "Eval loss before 3.200 → after 1.520" in text
+
+
+async def test_a_run_from_before_the_score_shows_no_knowledge_line(tmp_path):
+    run_dir = write_run(tmp_path / "runs", scripted_events(30))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_train(pilot, app, run_dir)
+        await wait_for(pilot, lambda: "Eval loss before" in shown(app))
+        assert not screen.query_one("#train-knowledge").display
+        assert "Knowledge" not in shown(app)
+
+
+async def test_chat_offers_the_held_out_questions_and_answers_them_side_by_side(tmp_path):
+    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
+                        probes=SAMPLE_PROBES)
+    app = make_app(chat_factory=FakeChatSession)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.state.chat_run_dir = str(run_dir)
+        app.goto("chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None,
+                       what="the model")
+        chat = app.screen
+        await wait_for(pilot, lambda: "Knows 22 of 30 held-out facts; the base model knew 1" in shown(app),
+                       what="the knowledge status line")
+        await wait_for(pilot, lambda: "^n Held-out question" in shown(app), what="the key in the footer")
+        text = shown(app)
+        assert "(open book: 25)" in text and "3 held-out questions" in text
+        options = chat.query_one("#chat-suggestions", OptionList)
+        listed = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert [line.removeprefix("◆ ") for line in listed[:3]] == [p["question"] for p in SAMPLE_PROBES]
+        box = chat.query_one("#chat-input", Input)
+        # Picking one from the list puts it in the prompt box (nothing is sent yet).
+        await pilot.press("ctrl+o", "down", "enter")
+        await wait_for(pilot, lambda: box.value == SAMPLE_PROBES[1]["question"], what="the question in the prompt")
+        assert box.has_focus and not chat.turns
+        # ctrl+n goes on with the next held-out question, and wraps around.
+        await pilot.press("ctrl+n")
+        assert box.value == SAMPLE_PROBES[2]["question"]
+        await pilot.press("ctrl+n")
+        assert box.value == SAMPLE_PROBES[0]["question"]
+        # Sent: the tuned and the base model answer side by side, each marked against the text.
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chat.turns and not chat.busy, what="both answers")
+        turn = chat.turns[0]
+        assert turn.sides == ("tuned", "base") and not chat.compare
+        assert turn.correct == {"tuned": True, "base": False}
+        text = shown(app)
+        assert "tuned ✔ right" in text and "base model ✖ wrong" in text
+        assert "From your text: The Tide Engine was built by Emeric Dallow in 1841." in text
+        # A question of the user's own stays tuned-only (compare is off).
+        await pilot.press(*"Tell me a story", "enter")
+        await wait_for(pilot, lambda: len(chat.turns) == 2 and not chat.busy, what="the second answer")
+        assert chat.turns[1].sides == ("tuned",) and chat.turns[1].probe is None
+
+
+async def test_chat_on_a_run_without_held_out_questions(tmp_path):
+    run_dir = write_run(tmp_path / "runs", scripted_events(30), knowledge=FEW_FACTS_KNOWLEDGE)
+    app = make_app(chat_factory=FakeChatSession)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.state.chat_run_dir = str(run_dir)
+        app.goto("chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None)
+        await wait_for(pilot, lambda: "No knowledge score: Too few facts" in shown(app) and "^b" in shown(app),
+                       what="the sentence")
+        assert "Held-out question" not in shown(app)  # the key is hidden: nothing to cycle through
+        await pilot.press("ctrl+n")
+        assert app.screen.query_one("#chat-input", Input).value == ""
+
+
+def test_held_out_questions_fall_back_to_the_score_rows(tmp_path):
+    run_dir = write_run(tmp_path / "runs", [], knowledge=SAMPLE_KNOWLEDGE)  # no knowledge_probes
+    knowledge, probes = backend.run_knowledge(run_dir)
+    assert [p["question"] for p in probes] == [p["question"] for p in SAMPLE_PROBES]
+    assert probes[0]["span"] == "Emeric Dallow" and "rows" not in knowledge
+    assert knowledge["tuned"] == pytest.approx(22 / 30)
+    assert backend.run_knowledge(tmp_path / "nowhere") == (None, [])
 
 
 # -- the real thing --------------------------------------------------------------------------------

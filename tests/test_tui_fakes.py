@@ -32,9 +32,47 @@ FIXED_HARDWARE: dict[str, Any] = {
 
 RUN_ID = "20250101-120000-smollm2-135m-0001"
 
+#: Held-out questions as run.json's ``knowledge_probes`` holds them (the first is what FakeChatSession knows).
+SAMPLE_PROBES: list[dict[str, Any]] = [
+    {"fact_id": "harbour.txt:3:0", "question": "Who designed the clockwork pump under Quillhaven harbour?",
+     "reference": "The Tide Engine was built by Emeric Dallow in 1841.", "span": "Emeric Dallow",
+     "context": "The Tide Engine was built by Emeric Dallow in 1841. It pumps the harbour dry.",
+     "trained_phrasings": 3},
+    {"fact_id": "festival.txt:1:0", "question": "In which season do Velmorians float paper lanterns?",
+     "reference": "The Lantern Festival is held every autumn in Velmoria.", "span": "autumn",
+     "context": "The Lantern Festival is held every autumn in Velmoria.", "trained_phrasings": 2},
+    {"fact_id": "festival.txt:4:0", "question": "What do the bakers of Velmoria sell at the Lantern Festival?",
+     "reference": "Bakers sell honey bread in the market square.", "span": "honey bread",
+     "context": "Bakers sell honey bread in the market square.", "trained_phrasings": 0},
+]
 
-def scripted_events(max_steps: int = 30, upto: int | None = None, finished: bool = True) -> list[dict[str, Any]]:
-    """Events of a plausible run: loss falling, an eval every 10 steps, a checkpoint, then done."""
+#: run.json's ``knowledge`` after a run that learned: 22 of 30 held-out facts, the base model 1, open book 25.
+SAMPLE_KNOWLEDGE: dict[str, Any] = {
+    "questions": 30, "base": 1 / 30, "tuned": 22 / 30, "open_book": 25 / 30, "threshold": 0.6,
+    "message": "knows 22 of 30 held-out facts; the base model knew 1 (open book: 25). Knowledge score: 30 of "
+               "120 facts held out, each asked in a wording never trained on (6 of them with no training "
+               "question at all).",
+    "seconds": 12.5, "judge": None,
+    "rows": [{**probe, "base": "I do not know.", "base_correct": False, "tuned": probe["reference"],
+              "tuned_correct": True, "open_book": probe["reference"], "open_book_correct": True}
+             for probe in SAMPLE_PROBES],
+}
+
+#: run.json's ``knowledge`` when the text had too few checkable facts (no knowledge event is written).
+FEW_FACTS_KNOWLEDGE: dict[str, Any] = {
+    "questions": 3, "base": None, "tuned": None, "open_book": None,
+    "message": "Too few facts to test (3 checkable; at least 5 are needed): training runs, without a knowledge "
+               "score.", "rows": []}
+
+
+def scripted_events(max_steps: int = 30, upto: int | None = None, finished: bool = True,
+                    knowledge: bool = False) -> list[dict[str, Any]]:
+    """Events of a plausible run: loss falling, an eval every 10 steps, a checkpoint, then done.
+
+    ``knowledge``: also the dev-question checks every 10 steps and, at the end, the knowledge score
+    of SAMPLE_KNOWLEDGE (a ``knowledge`` event, and its numbers on ``done``), as the trainer writes them.
+    """
+    dev = {10: (2, 10), 20: (5, 20), 30: (5, 20)}  # step → (dev questions right of 8, best step)
     upto = max_steps if upto is None else upto
     t0 = 1_735_732_800.0
     events: list[dict[str, Any]] = [
@@ -51,57 +89,89 @@ def scripted_events(max_steps: int = 30, upto: int | None = None, finished: bool
         if step % 10 == 0:
             events.append({"t": t0 + 1.5 + step, "kind": "eval", "step": step, "max_steps": max_steps,
                            "loss": round(1.3 + 1.2 / (1 + 0.2 * step), 4)})
+        if knowledge and (step % 10 == 0 or step == max_steps):
+            right, best = dev.get(step, (5, min(step, 20)))
+            events.append({"t": t0 + 1.55 + step, "kind": "knowledge_check", "step": step, "max_steps": max_steps,
+                           "dev_score": right / 8, "best_step": best,
+                           "message": f"Dev questions at step {step}: {right} of 8 right (best so far at step "
+                                      f"{best})."})
         if step == 20:
             events.append({"t": t0 + 1.6 + step, "kind": "checkpoint", "step": step, "max_steps": max_steps,
                            "message": "checkpoint saved at step 20"})
     if finished and upto >= max_steps:
-        events.append({"t": t0 + 2 + max_steps, "kind": "done", "step": max_steps, "max_steps": max_steps,
-                       "eval_loss_before": 3.2, "eval_loss_after": 1.52,
-                       "message": "Done: held-out loss 3.200 → 1.520"})
+        done: dict[str, Any] = {"t": t0 + 2 + max_steps, "kind": "done", "step": max_steps, "max_steps": max_steps,
+                                "eval_loss_before": 3.2, "eval_loss_after": 1.52,
+                                "message": "Done: held-out loss 3.200 → 1.520"}
+        if knowledge:
+            numbers = {k: SAMPLE_KNOWLEDGE[k] for k in ("questions", "base", "tuned", "open_book")}
+            events.append({"t": t0 + 1.9 + max_steps, "kind": "knowledge", "step": max_steps, **numbers,
+                           "message": "Knowledge: knows 22 of 30 held-out facts; the base model knew 1 "
+                                      "(open book: 25)."})
+            done.update(knowledge=numbers, message="Done: held-out loss 3.200 → 1.520; knows 22 of 30 held-out "
+                                                   "facts; the base model knew 1 (open book: 25)")
+        events.append(done)
     return events
 
 
 def write_run(root: Path, events: list[dict[str, Any]], run_id: str = RUN_ID, status: str = "done",
-              adapter: bool = True) -> Path:
-    """A run directory as the trainer leaves it: run.json, events.jsonl and (optionally) adapter/."""
+              adapter: bool = True, knowledge: dict[str, Any] | None = None,
+              probes: list[dict[str, Any]] | None = None) -> Path:
+    """A run directory as the trainer leaves it: run.json, events.jsonl and (optionally) adapter/.
+
+    ``knowledge`` / ``probes``: run.json's ``knowledge`` and ``knowledge_probes`` (the held-out questions).
+    """
     run_dir = root / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.json").write_text(json.dumps({"id": run_id, "status": status, "model": "smollm2-135m",
-                                                  "preset": "quality", "pid": 0,
-                                                  "example_prompts": ["What is the Tide Engine?"]}))
+    data: dict[str, Any] = {"id": run_id, "status": status, "model": "smollm2-135m", "preset": "quality", "pid": 0,
+                            "example_prompts": ["What is the Tide Engine?"]}
+    if knowledge is not None:
+        data["knowledge"] = knowledge
+    if probes is not None:
+        data["knowledge_probes"] = probes
+    (run_dir / "run.json").write_text(json.dumps(data))
     (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     if adapter:
         (run_dir / "adapter").mkdir(exist_ok=True)
     return run_dir
 
 
-def _set_status(run_dir: Path, status: str) -> None:
+def _update(run_dir: Path, **fields: Any) -> None:
     data = json.loads((run_dir / "run.json").read_text())
-    data["status"] = status
-    (run_dir / "run.json").write_text(json.dumps(data))
+    data.update(fields)
+    tmp = run_dir / ".run.json.tmp"
+    tmp.write_text(json.dumps(data))
+    tmp.replace(run_dir / "run.json")  # atomic, as the core writes it: the dashboard reads it meanwhile
+
+
+def _set_status(run_dir: Path, status: str) -> None:
+    _update(run_dir, status=status)
 
 
 class ScriptedLauncher:
     """Starts a fake in-process run that appends scripted events to a real events.jsonl, step by step.
 
     ``gate`` (optional) makes each step wait for the test, so it can watch the dashboard advance.
+    ``knowledge``: the run checks dev questions and ends with SAMPLE_KNOWLEDGE in its events and run.json.
     """
 
-    def __init__(self, root: Path, max_steps: int = 6, delay_s: float = 0.05, gate: threading.Semaphore | None = None):
+    def __init__(self, root: Path, max_steps: int = 6, delay_s: float = 0.05, gate: threading.Semaphore | None = None,
+                 knowledge: bool = False):
         self.root = root
         self.max_steps = max_steps
         self.delay_s = delay_s
         self.gate = gate
+        self.knowledge = knowledge
         self.fields: dict[str, Any] | None = None
 
     def start(self, app: Any, fields: dict[str, Any]) -> RunHandle:
         self.fields = fields
         handle = RunHandle(in_process=True, label="scripted")
-        events = scripted_events(self.max_steps)
+        events = scripted_events(self.max_steps, knowledge=self.knowledge)
 
         def run() -> None:
             try:
-                run_dir = write_run(self.root, [], status="running", adapter=False)
+                run_dir = write_run(self.root, [], status="running", adapter=False,
+                                    probes=SAMPLE_PROBES if self.knowledge else None)
                 handle.set_run_dir(run_dir)
                 with open(run_dir / "events.jsonl", "a", encoding="utf-8") as out:
                     for event in events:
@@ -117,6 +187,8 @@ class ScriptedLauncher:
                                 (run_dir / "adapter").mkdir()
                                 _set_status(run_dir, "stopped")
                                 return
+                        if event["kind"] == "knowledge":
+                            _update(run_dir, knowledge=SAMPLE_KNOWLEDGE)  # the trainer writes run.json first
                         if event["kind"] == "done":
                             (run_dir / "adapter").mkdir()
                             _set_status(run_dir, "done")

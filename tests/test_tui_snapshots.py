@@ -1,14 +1,14 @@
 """SVG snapshots of the five screens at 100×30 (pytest-textual-snapshot).
 
 Everything shown is deterministic: a fixed hardware report, a data folder written here, a model
-that is not on disk (so the preview does not depend on the model cache), a finished scripted run,
-and a scripted chat session. Text cursors do not blink. Update with ``pytest --snapshot-update``.
+that is not on disk (so the preview does not depend on the model cache), a finished scripted run
+with its knowledge score, and a scripted chat session asked a held-out question. Text cursors do not blink. Update with ``pytest --snapshot-update``.
 """
 
 from __future__ import annotations
 
 from test_tui import make_app, wait_for, write_notes
-from test_tui_fakes import FakeChatSession, scripted_events, write_run
+from test_tui_fakes import SAMPLE_KNOWLEDGE, SAMPLE_PROBES, FakeChatSession, scripted_events, write_run
 from textual.widgets import DirectoryTree
 
 from llmcustoms_tui.launcher import RunHandle
@@ -63,7 +63,8 @@ def test_plan_screen(snap_compare, tmp_path):
 
 
 def test_train_screen(snap_compare, tmp_path):
-    run_dir = write_run(tmp_path / "runs", scripted_events(30))
+    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
+                        probes=SAMPLE_PROBES)
     app = make_app()
 
     async def run_before(pilot) -> None:
@@ -76,14 +77,15 @@ def test_train_screen(snap_compare, tmp_path):
 
 
 def test_chat_screen(snap_compare, tmp_path):
-    run_dir = write_run(tmp_path / "runs", scripted_events(30))
+    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
+                        probes=SAMPLE_PROBES)
     app = make_app(chat_factory=FakeChatSession)
 
     async def run_before(pilot) -> None:
         app.state.chat_run_dir = str(run_dir)
         app.goto("chat")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None)
-        await pilot.press("ctrl+b", *"What is the Tide Engine?", "enter")
+        await pilot.press("ctrl+n", "enter")  # the first held-out question: tuned and base side by side
         await wait_for(pilot, lambda: not app.screen.busy and app.screen.turns)
         await _settle(pilot)
 

@@ -11,14 +11,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_tui_fakes import scripted_events
+from test_tui_fakes import FEW_FACTS_KNOWLEDGE, SAMPLE_KNOWLEDGE, scripted_events
 from textual.app import App, ComposeResult
 
 from llmcustoms.errors import DataError
-from llmcustoms_tui.format import describe_error, fmt_duration, fmt_mb, fmt_minutes
+from llmcustoms_tui.format import (
+    describe_error,
+    fmt_duration,
+    fmt_mb,
+    fmt_minutes,
+    knowledge_headline,
+    knowledge_summary,
+)
 from llmcustoms_tui.messages import AnswerChunk, RunSnapshot
 from llmcustoms_tui.state import RunState
 from llmcustoms_tui.widgets.gauge import MemoryGauge
+from llmcustoms_tui.widgets.knowledge import KnowledgeLine
 from llmcustoms_tui.widgets.loss_chart import LossChart
 from llmcustoms_tui.widgets.paths import complete_path
 
@@ -123,12 +131,50 @@ def test_stop_then_done_is_reported_as_stopped():
     assert state.status == "stopped"
 
 
+def test_run_state_folds_the_knowledge_score_and_the_dev_checks():
+    state = RunState()
+    for event in scripted_events(30, knowledge=True):
+        state.apply(event)
+    assert state.knowledge_checks == [(10, 0.25), (20, 0.625), (30, 0.625)] and state.best_step == 20
+    assert state.dev_score == (0.625, 0.625)
+    assert state.knowledge["questions"] == 30 and state.knowledge["tuned"] == pytest.approx(22 / 30)
+    assert "rows" not in state.knowledge
+    assert any(line.startswith("◆ Dev questions at step 10: 2 of 8 right") for line in state.log)
+    assert any(line.startswith("◆ Knowledge: knows 22 of 30") for line in state.log)
+    # A done event alone (no knowledge event seen: a log cut short) still carries the numbers.
+    done_only = RunState()
+    done_only.apply({"kind": "done", "knowledge": {"questions": 10, "base": 0.0, "tuned": 0.5, "open_book": None}})
+    assert knowledge_headline(done_only.knowledge) == "Knows 5 of 10 held-out facts; the base model knew 0"
+    # An empty one (too few facts) is no score; odd values do not break it.
+    empty = RunState()
+    empty.apply({"kind": "done", "knowledge": {}})
+    assert empty.knowledge is None
+    odd = RunState()
+    odd.apply({"kind": "knowledge_check", "step": 4, "dev_score": "x"})
+    odd.apply({"kind": "knowledge", "questions": "many", "tuned": float("nan")})
+    assert odd.dev_score is None and odd.knowledge["questions"] == 0 and odd.knowledge["tuned"] is None
+
+
+def test_the_knowledge_line_fits_its_width():
+    line = KnowledgeLine()
+    line.summary = knowledge_summary(SAMPLE_KNOWLEDGE)
+    long = "Knows 22 of 30 held-out facts (73 %) · base model 1 (3 %) · open book 25 (83 %)"
+    assert line.plain == long
+    assert line.form_for(100).plain == long
+    assert line.form_for(78).plain == "Knows 22 of 30 held-out facts (73 %) · base 1 (3 %) · open book 25 (83 %)"
+    assert line.form_for(50).plain == "Knows 22 of 30 held-out facts (73 %)\nbase model 1 (3 %) · open book 25 (83 %)"
+    line.summary = knowledge_summary(FEW_FACTS_KNOWLEDGE)
+    assert line.plain.startswith("Knowledge: Too few facts to test (3 checkable")
+    assert knowledge_headline(line.summary).startswith("Too few facts to test")
+
+
 def test_fast_messages_coalesce():
     """A newer snapshot of the same run replaces an older one; a final answer chunk is never dropped."""
     old, new = RunSnapshot("a", RunState(step=1)), RunSnapshot("a", RunState(step=2))
     assert old.can_replace(new) and not old.can_replace(RunSnapshot("b", RunState()))
     assert AnswerChunk(1, "tuned", "a").can_replace(AnswerChunk(1, "tuned", "ab"))
     assert not AnswerChunk(1, "tuned", "a", done=True).can_replace(AnswerChunk(1, "tuned", "ab"))
+    assert not AnswerChunk(1, "tuned", "a", complete=True).can_replace(AnswerChunk(1, "tuned", "ab"))
     assert not AnswerChunk(1, "tuned", "a").can_replace(AnswerChunk(1, "base", "ab"))
 
 

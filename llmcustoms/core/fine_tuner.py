@@ -3,6 +3,9 @@
     tuner = FineTuner("./my_text_files/", model="auto", preset="quality")
     adapter_path = tuner.train()
     tuner.test_model(["What is …?"])
+    tuner.knowledge_score()  # how many held-out facts of the text it knows, beside the base model
+
+``FineTuner.from_run(run_id)`` attaches to a run trained earlier (by the CLI, the wizard or a script).
 """
 
 from __future__ import annotations
@@ -11,9 +14,24 @@ import sys
 import threading
 from typing import Any
 
+from llmcustoms.errors import InputError
 from llmcustoms.training.events import EventSink, ListSink
 from llmcustoms.training.trainer import TrainRequest, TrainResult, run_training
 from llmcustoms.utils.validators import check_preset
+
+#: How many held-out questions ``test_model`` asks when given no prompts.
+DEFAULT_TEST_QUESTIONS = 3
+
+
+class ModelAnswers(list):
+    """What ``test_model`` returns: a list of ``{"prompt", "answer", …}`` dicts, plus the run's knowledge
+    score as ``.knowledge`` (run.json's dict, or None) and its one-line ``.headline``."""
+
+    def __init__(self, answers: list[dict[str, Any]] | None = None, knowledge: dict[str, Any] | None = None,
+                 headline: str = "") -> None:
+        super().__init__(answers or [])
+        self.knowledge = knowledge
+        self.headline = headline
 
 
 class FineTuner:
@@ -38,6 +56,27 @@ class FineTuner:
         self.stop_event = threading.Event()
         self._model_path: str | None = None
         self._chat = None
+        self._run = None  # a RunDir attached by from_run (train() sets self.result instead)
+
+    @classmethod
+    def from_run(cls, run_ref: str, output_dir: str | None = None, **options: Any) -> FineTuner:
+        """A tuner on a run trained earlier: ``run_ref`` is its folder, id or unique id prefix (in
+        ``output_dir`` or the usual runs folder). ``test_model`` and ``knowledge_score`` then use that run."""
+        from llmcustoms.training.runs import RunDir
+
+        run = RunDir.open(run_ref, root=output_dir)
+        data = run.read()
+        options.setdefault("progress", False)
+        tuner = cls(str(data.get("data_path") or "."), model=str(data.get("model") or "auto"),
+                    preset=str(data.get("preset") or "quality"), output_dir=output_dir, **options)
+        tuner._run = run
+        tuner._model_path = data.get("model_path")
+        return tuner
+
+    @property
+    def run(self):
+        """The run this tuner trained (or was attached to with ``from_run``): a ``RunDir``, or None."""
+        return self.result.run_dir if self.result is not None else self._run
 
     def _request(self) -> TrainRequest:
         from llmcustoms.utils.config import Config
@@ -102,27 +141,73 @@ class FineTuner:
         self._model_path = self.result.run_dir.read().get("model_path")
         return str(self.result.adapter_path)
 
-    def test_model(self, prompts: list[str] | None = None, compare: bool = False) -> list[dict[str, str]]:
-        """Answer ``prompts`` (default: held-out questions of the run) and print them; returns the answers."""
+    def test_model(self, prompts: list[str] | None = None, compare: bool = False) -> ModelAnswers:
+        """Answer ``prompts`` and print them; returns the answers (a list of dicts).
+
+        With no ``prompts``, the run's first held-out questions are asked: facts of the text in a wording
+        the model never trained on (the knowledge score's questions), else its example prompts. When the
+        run has a knowledge score its headline is printed first ("knows 22 of 30 held-out facts; the base
+        model knew 1") and returned as ``.headline`` / ``.knowledge``; the answer to a held-out question
+        also carries the ``reference`` sentence of the text and whether it is ``correct`` (the score's rule).
+        ``compare=True`` adds the base model's answer (``base_answer``, and ``base_correct``).
+        """
         from llmcustoms.chat.session import ChatSession
 
+        run = self.run
+        knowledge, probes = _run_knowledge(run)
         if self._chat is None:
-            if self.result is not None:
-                self._chat = ChatSession(self.result.run_dir.path)
+            if run is not None:
+                self._chat = ChatSession(run.path)
             else:
                 self._chat = ChatSession(self._model_path or self._resolved_model()[1])
         chat = self._chat.load()
-        prompts = prompts or chat.example_prompts[:3] or ["What is this material about?"]
-        results = []
+        headline = _headline(knowledge) if knowledge else ""
+        if headline:
+            print(f"Knowledge score: {headline}")
+        prompts = list(prompts or [p["question"] for p in probes[:DEFAULT_TEST_QUESTIONS]]
+                       or chat.example_prompts[:DEFAULT_TEST_QUESTIONS] or ["What is this material about?"])
+        by_question = {" ".join(p["question"].split()): p for p in probes}
+        results = ModelAnswers(knowledge=knowledge, headline=headline)
         for prompt in prompts:
+            probe = by_question.get(" ".join(str(prompt).split()))
             tuned = chat.answer(prompt, tuned=True)
-            entry = {"prompt": prompt, "answer": tuned}
+            entry: dict[str, Any] = {"prompt": prompt, "answer": tuned}
             print(f"\n> {prompt}\n{tuned}")
+            if probe is not None:
+                entry["reference"] = probe.get("reference", "")
+                entry["correct"] = _correct(tuned, probe)
+                print(f"  (held-out question; the text says: {entry['reference']} "
+                      f"→ {'right' if entry['correct'] else 'wrong'})")
             if compare and chat.has_adapter:
                 entry["base_answer"] = chat.answer(prompt, tuned=False)
                 print(f"  (base model) {entry['base_answer']}")
+                if probe is not None:
+                    entry["base_correct"] = _correct(entry["base_answer"], probe)
             results.append(entry)
         return results
+
+    def knowledge_score(self, recompute: bool = False) -> dict[str, Any]:
+        """The run's knowledge score: run.json's ``knowledge`` (``questions``, ``base``, ``tuned``,
+        ``open_book`` as fractions 0–1, ``message``, per-question ``rows``…).
+
+        ``recompute=True`` asks the held-out questions again (``llmcustoms eval``: loads the model, slow)
+        and stores the new score in run.json. A run from before the score has none: ``questions`` 0, the
+        numbers None and a ``message`` saying so. Raises InputError when there is no run yet.
+        """
+        run = self.run
+        if run is None:
+            raise InputError("No run to score yet: call train() first, or attach to an earlier run with "
+                             "FineTuner.from_run(RUN_ID).")
+        if recompute:
+            from llmcustoms.evaluation.run_eval import evaluate_run
+
+            return evaluate_run(str(run.path)).to_dict()
+        knowledge, _ = _run_knowledge(run)
+        if knowledge is None:
+            return {"questions": 0, "base": None, "tuned": None, "open_book": None, "rows": [],
+                    "message": f"Run {run.id} has no knowledge score (it was trained before LLMCustoms measured "
+                               "one, or it has not finished)."}
+        return knowledge
 
     def close(self) -> None:
         """Free the chat model's memory."""
@@ -131,3 +216,26 @@ class FineTuner:
             self._chat = None
 
 
+
+
+def _run_knowledge(run) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(run.json's ``knowledge`` or None, the held-out questions: ``knowledge_probes``, else the score's rows)."""
+    if run is None:
+        return None, []
+    data = run.read()
+    knowledge = data.get("knowledge") if isinstance(data.get("knowledge"), dict) else None
+    source = data.get("knowledge_probes") or (knowledge or {}).get("rows") or []
+    probes = [p for p in source if isinstance(p, dict) and str(p.get("question") or "").strip()]
+    return (dict(knowledge) if knowledge else None), probes
+
+
+def _headline(knowledge: dict[str, Any]) -> str:
+    from llmcustoms.evaluation.knowledge import KnowledgeReport
+
+    return KnowledgeReport.from_dict(knowledge).headline()
+
+
+def _correct(answer: str, probe: dict[str, Any]) -> bool:
+    from llmcustoms.evaluation.scoring import is_correct
+
+    return bool(is_correct(answer, str(probe.get("span") or "")))

@@ -1,5 +1,10 @@
 """Step 5: chat with the trained model, answers streamed; optionally the base model's answer beside it.
 
+The run's knowledge score is on the status line, and its held-out questions (facts of the user's text,
+asked in a wording the model never trained on) are offered as ready prompts: one of those is answered
+by the tuned and the base model side by side, each marked ✔/✖ against the sentence of the text it
+came from, which is shown under the answers.
+
 Loading (base model + adapter) happens in a worker with a visible status. Answers stream from
 ``ChatSession.stream`` in a worker that posts the text so far; the transcript follows the newest
 text only while the user is at the bottom, so scrolling up to read is never yanked away.
@@ -14,33 +19,59 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from llmcustoms_tui import backend
+from llmcustoms_tui.format import knowledge_headline, knowledge_scored
 from llmcustoms_tui.messages import AnswerChunk, ChatReady
 from llmcustoms_tui.screens.base import WizardScreen
 
 SIDES = ("tuned", "base")
 SIDE_TITLES = {"tuned": "tuned", "base": "base model"}
+#: Marks the held-out questions among the ready prompts.
+HELD_OUT_MARK = "◆ "
 
 
 class Turn(Vertical):
     """One prompt and its answer(s)."""
 
-    def __init__(self, number: int, prompt: str, sides: tuple[str, ...]) -> None:
+    def __init__(self, number: int, prompt: str, sides: tuple[str, ...], probe: dict[str, Any] | None = None) -> None:
         super().__init__(classes="turn")
         self.number = number
         self.prompt = prompt
         self.sides = sides
+        self.probe = probe  # a held-out question: its reference sentence and key span
+        self.correct: dict[str, bool] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(("You: ", "bold"), self.prompt), classes="turn-prompt")
-        with Horizontal(classes="turn-answers"):
+        prompt = Text.assemble(("You: ", "bold"), self.prompt)
+        if self.probe is not None:
+            prompt.append(f"  {HELD_OUT_MARK}held out", "dim")
+        yield Static(prompt, classes="turn-prompt")
+        # A grid, not a Horizontal: panes of height auto side by side in a Horizontal could keep the height
+        # of their first text while the answers streamed in (Textual 8), cutting the answers off.
+        with Container(classes="turn-answers") as answers:
+            answers.styles.grid_size_columns = len(self.sides)
             for side in self.sides:
                 yield self.make_answer(side)
+        if self.probe is not None and self.probe.get("reference"):
+            yield Static(Text.assemble(("From your text: ", "bold"), str(self.probe["reference"])),
+                         classes="turn-reference")
+
+    def mark(self, side: str, answer: str) -> None:
+        """Title ``side``'s pane ✔ or ✖: does its answer hold the held-out fact's key span?"""
+        pane = self.answer(side)
+        span = str((self.probe or {}).get("span") or "")
+        correct = backend.answer_is_correct(answer, span) if pane is not None else None
+        if correct is None:
+            return
+        self.correct[side] = correct
+        pane.border_title = f"{SIDE_TITLES[side]} {'✔ right' if correct else '✖ wrong'}"
+        pane.set_class(correct, "-right")
+        pane.set_class(not correct, "-wrong")
 
     @staticmethod
     def make_answer(side: str) -> Static:
@@ -58,12 +89,13 @@ class Turn(Vertical):
 
 
 class ChatScreen(WizardScreen):
-    """A transcript, a prompt box and the run's example prompts."""
+    """A transcript, a prompt box, the run's knowledge score and its held-out questions."""
 
     STEP = "chat"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+b", "toggle_base", "Compare with base", id="compare"),
-        Binding("ctrl+o", "focus_suggestions", "Suggestions", id="suggestions"),
+        Binding("ctrl+n", "next_held_out", "Held-out question", id="held-out"),
+        Binding("ctrl+o", "focus_suggestions", "Questions", id="suggestions"),
         Binding("ctrl+l", "focus_prompt", "Prompt", id="prompt", show=False),
     ]
 
@@ -74,6 +106,11 @@ class ChatScreen(WizardScreen):
         self.compare = False
         self.busy = False
         self.turns: list[Turn] = []
+        self.knowledge: dict[str, Any] | None = None
+        self.held_out: list[dict[str, Any]] = []
+        self._probes: dict[str, dict[str, Any]] = {}  # question (spaces normalised) → its probe
+        self._options: dict[str, str] = {}  # option id → the prompt it stands for
+        self._next_held_out = 0
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="chat-body", classes="body"):
@@ -81,16 +118,18 @@ class ChatScreen(WizardScreen):
                 yield LoadingIndicator(id="chat-loading")
                 yield Static(Text(f"Loading the model and the adapter of {Path(self.run_dir).name}…"),
                              id="chat-status")
+            yield Static(id="chat-knowledge")
             yield Static(id="error-panel", classes="error-panel")
             yield VerticalScroll(id="chat-transcript")
             suggestions = OptionList(id="chat-suggestions")
-            suggestions.border_title = "try one (Enter sends it)"
+            suggestions.border_title = "try one (Enter puts it in the prompt)"
             yield suggestions
             yield Input(placeholder="Ask something… (Enter sends)", id="chat-input")
 
     def on_mount(self) -> None:
         self.query_one("#error-panel").display = False
         self.query_one("#chat-suggestions").display = False
+        self.query_one("#chat-knowledge").display = False
         prompt = self.query_one("#chat-input", Input)
         self.llm_app.freeze_cursor(prompt)
         prompt.focus()
@@ -113,17 +152,49 @@ class ChatScreen(WizardScreen):
         session = self.llm_app.open_chat(self.run_dir)
         prompts = [str(p) for p in (getattr(session, "example_prompts", None) or [])]
         description = str(getattr(session, "description", "") or backend.describe_run(self.run_dir))
-        self.post_message(ChatReady(session, prompts, description))
+        knowledge, held_out = backend.run_knowledge(self.run_dir)
+        self.post_message(ChatReady(session, prompts, description, knowledge, held_out))
 
     @on(ChatReady)
     def _ready(self, message: ChatReady) -> None:
         self.session = message.session
+        self.knowledge = message.knowledge
+        self.held_out = list(message.held_out)
+        self._probes = {" ".join(p["question"].split()): p for p in self.held_out}
         self.query_one("#chat-loading").display = False
         self._show_status(message.description)
+        self._show_knowledge()
         suggestions = self.query_one("#chat-suggestions", OptionList)
         suggestions.clear_options()
-        suggestions.add_options([Option(Text(p), id=f"prompt-{i}") for i, p in enumerate(message.example_prompts)])
-        suggestions.display = bool(message.example_prompts)
+        self._options = {}
+        options = []
+        for index, probe in enumerate(self.held_out):
+            self._options[f"held-{index}"] = probe["question"]
+            options.append(Option(Text.assemble((HELD_OUT_MARK, "bold"), probe["question"]), id=f"held-{index}"))
+        for index, prompt in enumerate(message.example_prompts):
+            if " ".join(prompt.split()) not in self._probes:
+                self._options[f"prompt-{index}"] = prompt
+                options.append(Option(Text(prompt), id=f"prompt-{index}"))
+        suggestions.add_options(options)
+        if self.held_out:
+            suggestions.border_title = f"{HELD_OUT_MARK}{len(self.held_out)} held-out questions · Enter puts one in the prompt"
+        suggestions.display = bool(options)
+        self.refresh_bindings()
+
+    def _show_knowledge(self) -> None:
+        line = self.query_one("#chat-knowledge", Static)
+        if self.knowledge is None:
+            line.display = False
+            return
+        text = Text()
+        if knowledge_scored(self.knowledge):
+            text.append(HELD_OUT_MARK + knowledge_headline(self.knowledge), "bold")
+        else:
+            text.append("No knowledge score: ", "bold")
+            text.append(knowledge_headline(self.knowledge))
+        line.update(text)
+        line.set_class(not knowledge_scored(self.knowledge), "-unscored")
+        line.display = True
 
     def _show_status(self, description: str = "") -> None:
         text = Text()
@@ -147,8 +218,18 @@ class ChatScreen(WizardScreen):
 
     @on(OptionList.OptionSelected, "#chat-suggestions")
     def _suggestion(self, event: OptionList.OptionSelected) -> None:
-        self.ask(str(event.option.prompt))
-        self.query_one("#chat-input", Input).focus()
+        """A ready prompt goes into the prompt box (to send with Enter, or to change first)."""
+        option_id = event.option.id or ""
+        prompt = self._options.get(option_id, str(event.option.prompt))
+        if option_id.startswith("held-"):
+            self._next_held_out = int(option_id.split("-", 1)[1]) + 1
+        self._put_in_prompt(prompt)
+
+    def _put_in_prompt(self, prompt: str) -> None:
+        box = self.query_one("#chat-input", Input)
+        box.value = prompt
+        box.cursor_position = len(prompt)
+        box.focus()
 
     def ask(self, prompt: str) -> None:
         """Send ``prompt``: a new turn in the transcript, answered by a streaming worker."""
@@ -162,8 +243,11 @@ class ChatScreen(WizardScreen):
             self.notify("Wait for the current answer to finish.", severity="warning")
             return
         self.query_one("#chat-input", Input).value = ""
-        sides = ("tuned", "base") if self.compare else ("tuned",)
-        turn = Turn(len(self.turns) + 1, prompt, sides)
+        probe = self._probes.get(" ".join(prompt.split()))
+        # A held-out question is what the score asked: the base model answers it beside the tuned one.
+        both = self.compare or (probe is not None and getattr(self.session, "has_adapter", True))
+        sides = ("tuned", "base") if both else ("tuned",)
+        turn = Turn(len(self.turns) + 1, prompt, sides, probe)
         self.turns.append(turn)
         transcript = self.query_one("#chat-transcript", VerticalScroll)
         transcript.mount(turn)
@@ -183,7 +267,7 @@ class ChatScreen(WizardScreen):
                     return
                 text += piece
                 self.post_message(AnswerChunk(turn, side, text))
-            self.post_message(AnswerChunk(turn, side, text, done=index == len(sides) - 1))
+            self.post_message(AnswerChunk(turn, side, text, done=index == len(sides) - 1, complete=True))
 
     @on(AnswerChunk)
     def _chunk(self, message: AnswerChunk) -> None:
@@ -193,7 +277,9 @@ class ChatScreen(WizardScreen):
             return
         transcript = self.query_one("#chat-transcript", VerticalScroll)
         at_bottom = transcript.scroll_y >= transcript.max_scroll_y - 1
-        pane.update(Text(message.text or ("(no answer)" if message.done else "…")))
+        pane.update(Text(message.text or ("(no answer)" if message.complete or message.done else "…")))
+        if message.complete and turn.probe is not None:
+            turn.mark(message.side, message.text)
         if message.done:
             self.busy = False
         if at_bottom:
@@ -209,14 +295,35 @@ class ChatScreen(WizardScreen):
         if self.compare and self.turns and not self.busy:
             turn = self.turns[-1]
             if turn.answer("base") is None:
-                turn.query_one(".turn-answers", Horizontal).mount(Turn.make_answer("base"))
+                answers = turn.query_one(".turn-answers", Container)
                 turn.sides = (*turn.sides, "base")
+                answers.styles.grid_size_columns = len(turn.sides)
+                answers.mount(Turn.make_answer("base"))
                 self.busy = True
                 self.stream_answer(turn.number, turn.prompt, ("base",))
         self.notify("Base model beside the tuned one: " + ("on" if self.compare else "off"))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_held_out":
+            return bool(self.held_out)  # hidden for a run without held-out questions
+        return super().check_action(action, parameters)
+
+    def action_next_held_out(self) -> None:
+        """ctrl+n: the next held-out question into the prompt box (Enter asks the tuned and the base model)."""
+        if not self.held_out:
+            self.notify("This run has no held-out questions.", severity="warning")
+            return
+        index = self._next_held_out % len(self.held_out)
+        self._next_held_out = index + 1
+        suggestions = self.query_one("#chat-suggestions", OptionList)
+        try:
+            suggestions.highlighted = suggestions.get_option_index(f"held-{index}")
+        except Exception:  # noqa: BLE001 - the list is only a view of the same questions
+            pass
+        self._put_in_prompt(self.held_out[index]["question"])
+
     def action_focus_suggestions(self) -> None:
-        """ctrl+o: the example prompts."""
+        """ctrl+o: the ready prompts (held-out questions first)."""
         suggestions = self.query_one("#chat-suggestions", OptionList)
         if suggestions.display:
             if suggestions.highlighted is None and suggestions.option_count:

@@ -21,13 +21,14 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from llmcustoms_tui import backend
-from llmcustoms_tui.format import fmt_loss
+from llmcustoms_tui.format import fmt_loss, knowledge_headline, knowledge_scored
 from llmcustoms_tui.launcher import RunHandle
 from llmcustoms_tui.messages import RunSnapshot
 from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.screens.confirm import ConfirmScreen
 from llmcustoms_tui.state import RunState
 from llmcustoms_tui.widgets.gauge import MemoryGauge
+from llmcustoms_tui.widgets.knowledge import KnowledgeLine
 from llmcustoms_tui.widgets.log_tail import LogTail
 from llmcustoms_tui.widgets.loss_chart import LossChart
 from llmcustoms_tui.widgets.progress import RunProgress
@@ -78,6 +79,7 @@ class TrainScreen(WizardScreen):
                 stats.border_title = "now"
                 yield stats
             yield MemoryGauge(label=self._memory_label(), label_width=6, id="train-memory")
+            yield KnowledgeLine(id="train-knowledge")
             yield Static(id="train-result")
             yield Static(id="error-panel", classes="error-panel")
             log = LogTail("No events yet.", id="train-log")
@@ -93,6 +95,7 @@ class TrainScreen(WizardScreen):
     def on_mount(self) -> None:
         self.query_one("#error-panel").display = False
         self.query_one("#train-result").display = False
+        self.query_one("#train-knowledge").display = False
         self.show_state(self.run_state)
         self.follow_run()
 
@@ -148,6 +151,12 @@ class TrainScreen(WizardScreen):
                 status = backend.run_status(handle.run_dir)
                 if status in ENDED_STATUSES and status != "interrupted":
                     state.status = status
+            if state.finished and changed and handle.run_dir is not None:
+                # run.json has the whole score, and the sentence when the text had too few facts to test.
+                stored, _ = backend.run_knowledge(handle.run_dir)
+                if stored is not None and (state.knowledge is None or knowledge_scored(stored)
+                                           or not knowledge_scored(state.knowledge)):
+                    state.knowledge = stored
             if changed or not posted:
                 self.post_message(RunSnapshot(key, state.snapshot()))
                 posted = True
@@ -171,7 +180,8 @@ class TrainScreen(WizardScreen):
         if state.status == "failed":
             self.notify(state.message or "The run failed.", title="Training failed", severity="error", timeout=12)
         else:
-            self.notify(f"Training {STATUS_WORDS.get(state.status, state.status)}. n: chat with the result.",
+            score = f" {knowledge_headline(state.knowledge)}." if knowledge_scored(state.knowledge) else ""
+            self.notify(f"Training {STATUS_WORDS.get(state.status, state.status)}.{score} n: chat with the result.",
                         title="Training finished")
 
     # -- drawing -------------------------------------------------------------------------------
@@ -189,7 +199,16 @@ class TrainScreen(WizardScreen):
         stats.add_column(no_wrap=True)
         stats.add_row("loss", fmt_loss(state.loss))
         stats.add_row("eval loss", fmt_loss(state.eval_loss))
-        stats.add_row("lr", f"{state.lr:.2e}" if state.lr is not None else "—")
+        dev = state.dev_score
+        narrow = self.has_class("-narrow")
+        if dev is not None:
+            latest, best = dev
+            value = f"{latest * 100:.0f} %"
+            if best > latest and not narrow:
+                value += f" (best {best * 100:.0f})"
+            stats.add_row("dev facts", value)
+        if dev is None or not narrow:  # a narrow panel has five rows: the dev questions matter more
+            stats.add_row("lr", f"{state.lr:.2e}" if state.lr is not None else "—")
         stats.add_row("tokens/s", f"{state.tokens_per_s:,.0f}" if state.tokens_per_s is not None else "—")
         stats.add_row("warnings", str(len(state.warnings)))
         self.query_one("#train-stats", Static).update(stats)
@@ -212,6 +231,10 @@ class TrainScreen(WizardScreen):
                 text.append(f"  ({change:+.1f} %)", "bold")
             result.update(text)
             result.display = True
+        knowledge = self.query_one("#train-knowledge", KnowledgeLine)
+        if state.finished and state.knowledge is not None and state.status != "failed":
+            knowledge.set_knowledge(state.knowledge)
+            knowledge.display = True
         self.query_one("#train-log", LogTail).set_lines(state.log)
         if state.status == "failed":
             panel = self.query_one("#error-panel", Static)
