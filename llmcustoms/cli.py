@@ -108,6 +108,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         out = Path(args.out)
+        if out.is_dir():
+            raise InputError(f"{out} is a folder: give --out a file name, e.g. {out / 'examples.jsonl'}.")
         if out.exists() and not args.force:
             raise InputError(f"{out} already exists: choose another --out or add --force.")
         write_examples_jsonl(built.examples, out)
@@ -202,8 +204,11 @@ def _ask_to_send(request: Any, assume_yes: bool) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from llmcustoms.training.trainer import TrainRequest, run_training
+    from llmcustoms.utils.config import Config, check_max_steps
 
-    request = TrainRequest(data_path=args.dir, model=args.model, preset=args.preset, max_steps=args.max_steps,
+    preset = args.preset or Config().load_env_config().get("DEFAULT_PRESET") or "quality"
+    request = TrainRequest(data_path=args.dir, model=args.model, preset=preset,
+                           max_steps=check_max_steps(args.max_steps),
                            output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
                            max_seq_len=args.max_seq_len, device="cpu" if args.cpu else None)
     _ask_to_send(request, args.yes)
@@ -216,7 +221,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         _print_detached(start_detached(request), args.json, "Training")
         return 0
-    return _run_in_foreground(lambda sink, stop: run_training(request, sink=sink, stop=stop), args.json)
+    def announce(run: Any) -> None:
+        # First, so `llmcustoms attach/stop RUN` work from another SSH session while this one trains.
+        if not args.json:
+            print(f"Run {run.id}: {run.path}", file=sys.stderr, flush=True)
+
+    return _run_in_foreground(lambda sink, stop: run_training(request, sink=sink, stop=stop, on_run=announce),
+                              args.json)
 
 
 def _run_in_foreground(train: Any, as_json: bool) -> int:
@@ -272,7 +283,11 @@ def _stream_to_stdout(chunks) -> str:
 def cmd_chat(args: argparse.Namespace) -> int:
     from llmcustoms.chat.session import ChatSession
 
-    session = ChatSession(args.run)
+    if args.prompt is not None and not args.prompt.strip():
+        raise InputError("The prompt is empty: give a question with --prompt, or leave it out to chat.")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise InputError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}.")
+    session = ChatSession(args.run, runs_root=args.output_dir)
     print("Loading the model…", file=sys.stderr)
     session.load()
     prompts = [args.prompt] if args.prompt else None
@@ -389,7 +404,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from llmcustoms.training.detach import stop_run
 
     run = _open_run(args.run, args.output_dir)
-    if not args.no_wait:
+    if args.force:
+        print(f"Stopping {run.id} at once (--force): no checkpoint or adapter is saved now; "
+              f"`llmcustoms resume {run.id}` continues from the last complete checkpoint.", file=sys.stderr)
+    elif not args.no_wait:
         print(f"Stopping {run.id}: it finishes its step and saves a checkpoint and the adapter…", file=sys.stderr)
     state = stop_run(run, wait_s=None if args.no_wait else args.timeout, force=args.force)
     if args.no_wait:
@@ -468,8 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a model on a folder")
     p.add_argument("dir")
     p.add_argument("--model", default="auto", help="a name from `llmcustoms models`, a folder or a Hub id")
-    p.add_argument("--preset", default="quality", help="highspeed | quality | bestaccuracy")
-    p.add_argument("--max-steps", type=int)
+    p.add_argument("--preset", default=None,
+                   help="highspeed | quality | bestaccuracy (default: DEFAULT_PRESET, else quality)")
+    p.add_argument("--max-steps", type=int,
+                   help="optimizer steps (1–1,000,000; default: from your data on a CPU, the preset's on a GPU)")
     p.add_argument("--save-steps", type=int)
     p.add_argument("--output-dir", help="where runs are written (default ~/.llmcustoms/runs)")
     p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
@@ -488,10 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="chat with a trained run")
     p.add_argument("run", help="a run directory or id (or a model name to chat with a base model)")
-    p.add_argument("--prompt")
+    p.add_argument("--prompt", help="ask this one question and exit (without it: a chat at the terminal)")
     p.add_argument("--compare", action="store_true", help="also show the base model's answer")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-new-tokens", type=int, default=200, help="the longest answer, in tokens (default 200)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; higher varies")
+    p.add_argument("--output-dir", help="where runs are looked up (default ~/.llmcustoms/runs)")
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("eval", help="the knowledge score of a run: base vs tuned vs open book on held-out questions")
@@ -559,15 +580,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `llmcustoms runs | head -1`: the reader left; stop quietly (stdout is gone, so point it at nothing).
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as error:
+        if args.debug:
+            raise
+        import errno
+
+        if error.errno == errno.ENOSPC:
+            print(f"error: the disk is full ({error.filename or 'while writing'}): free some space and run "
+                  "again.", file=sys.stderr)
+            return 1
+        return _unexpected(error)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one sentence, no traceback
         if args.debug:
             raise
-        from llmcustoms.utils.logger import get_logger, scrub
+        return _unexpected(error)
 
-        get_logger("llmcustoms.cli").exception("unexpected error")
-        print(f"error: unexpected {type(error).__name__}: {scrub(str(error)).splitlines()[0] if str(error) else ''} "
-              "(run again with --debug for details)", file=sys.stderr)
-        return 1
+
+def _unexpected(error: BaseException) -> int:
+    from llmcustoms.utils.logger import get_logger, scrub
+
+    get_logger("llmcustoms.cli").exception("unexpected error")
+    print(f"error: unexpected {type(error).__name__}: {scrub(str(error)).splitlines()[0] if str(error) else ''} "
+          "(run again with --debug for details)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,10 @@ class RunNotFoundError(InputError):
     """A run directory that does not exist or holds no run."""
 
 
+class DamagedRunError(InputError):
+    """A run whose run.json is empty, cut short or not JSON (its adapter folder may still be intact)."""
+
+
 class DownloadError(LLMCustomsError):
     """A model could not be downloaded (offline, server error, truncated file)."""
 

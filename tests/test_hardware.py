@@ -73,7 +73,7 @@ def test_cpu_config_is_fp32_with_the_cpu_sentence():
     config = HardwareDetector().get_training_config("smollm2-135m", 0, preset="quality")
     assert config["device"] == "cpu" and config["precision"] == "fp32"
     assert config["reason"].startswith("No GPU: training on the CPU")
-    assert config["max_steps"] <= 30 and config["max_seq_len"] <= 256
+    assert "Steps are set by your data" in config["reason"] and config["max_seq_len"] <= 256
     assert config["bf16_autocast"] == cpu_supports_bf16()
     assert config["fits"] is True
     assert config["memory_estimate_mb"]["total_mb"] > 0

@@ -59,3 +59,20 @@ def test_the_seed_example_runs_as_a_user_would(tmp_path, embedded_model_dir):
     assert "> Who founded Velmoria?" in result.stdout
     adapter = result.stdout.split("Model saved to:")[1].split()[0]
     assert Path(adapter, "adapter_model.safetensors").is_file()
+
+
+def test_a_short_run_on_a_small_fact_set_knows_more_than_the_base_model(tmp_path, embedded_model_dir):
+    """The knowledge score on the real model: held-out phrasings of trained facts, asked after training."""
+    from test_knowledge_run import PROSE
+
+    from llmcustoms.training.trainer import TrainRequest, run_training
+
+    folder = tmp_path / "almanac"
+    folder.mkdir()
+    (folder / "brisca.txt").write_text(PROSE)
+    result = run_training(TrainRequest(data_path=str(folder), model=str(embedded_model_dir), preset="quality",
+                                       device="cpu", qa="offline", max_steps=48, output_dir=str(tmp_path / "runs")))
+    knowledge = result.run_dir.read()["knowledge"]
+    assert knowledge["questions"] >= 5
+    assert knowledge["tuned"] > knowledge["base"], knowledge["rows"]
+    assert knowledge["tuned"] >= 0.4, [(r["question"], r["tuned"]) for r in knowledge["rows"]]

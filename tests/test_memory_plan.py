@@ -101,7 +101,23 @@ def test_plan_on_the_cpu_says_so():
     cpu = {"device": "cpu", "gpus": [], "cpu_count": 2, "cpu_bf16": False, "ram_available_mb": 16_000}
     plan = make_plan("smollm2-135m", "quality", hardware=cpu)
     assert plan.device == "cpu" and plan.config["precision"] == "fp32" and plan.fits
-    assert plan.reason.startswith("No GPU: training on the CPU, shortened")
-    # ~170 tokens/s on 2 cores (DESIGN.md), 30 steps × 4 × 256 tokens: a few minutes.
-    assert 100 < plan.tokens_per_s < 300
-    assert plan.estimated_minutes < 10
+    assert plan.reason.startswith("No GPU: training on the CPU. Steps are set by your data")
+    # ~170 tokens/s on 2 cores (DESIGN.md); no data yet: the quality preset's cap (10 min) plus load and scoring.
+    assert 100 < plan.tokens_per_s < 300 and plan.speed_source == "a guess"
+    assert plan.estimated_minutes == 12.0
+    # With a folder's size the steps come from the data: 4k text tokens × 10 × 6 passes at 171 tok/s ≈ 23 min,
+    # capped at 10; a small folder takes less.
+    small = make_plan("smollm2-135m", "quality", hardware=cpu, data_report={"estimated_tokens": 500})
+    assert small.estimated_minutes < plan.estimated_minutes
+
+
+def test_plan_uses_the_speed_an_earlier_run_measured_here():
+    from llmcustoms.training.budget import remember_speed
+
+    cpu = {"device": "cpu", "gpus": [], "cpu_count": 2, "cpu_bf16": False, "ram_available_mb": 16_000}
+    guessed = make_plan("smollm2-135m", "quality", hardware=cpu, data_report={"estimated_tokens": 1000})
+    remember_speed("smollm2-135m", "cpu", guessed.tokens_per_s * 4)
+    measured = make_plan("smollm2-135m", "quality", hardware=cpu, data_report={"estimated_tokens": 1000})
+    assert measured.speed_source.startswith("measured") and abs(measured.tokens_per_s - guessed.tokens_per_s * 4) < 0.2
+    assert measured.estimated_minutes < guessed.estimated_minutes
+    assert "measured here" in " ".join(measured.summary_lines())

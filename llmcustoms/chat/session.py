@@ -25,8 +25,9 @@ class ChatSession:
     """
 
     def __init__(self, run_or_model: str | os.PathLike[str], base_model_path: str | None = None,
-                 system_prompt: str | None = None) -> None:
+                 system_prompt: str | None = None, runs_root: str | os.PathLike[str] | None = None) -> None:
         self.ref = str(run_or_model)
+        self.runs_root = runs_root
         self.base_model_path = base_model_path
         self.adapter_path: str | None = None
         self.system_prompt = system_prompt
@@ -37,14 +38,24 @@ class ChatSession:
         self._resolve()
 
     def _resolve(self) -> None:
+        from llmcustoms.errors import DamagedRunError
         from llmcustoms.training.runs import RunDir
 
         try:
-            run = RunDir.open(self.ref)
+            run = RunDir.open(self.ref, root=self.runs_root)
         except RunNotFoundError:
             run = None
         if run is not None:
-            data = run.read()
+            try:
+                data = run.read()
+            except DamagedRunError:
+                if not (run.adapter_dir / "adapter_config.json").is_file():
+                    raise
+                # run.json went bad but the adapter is intact: PEFT recorded the base model in it.
+                import json
+
+                adapter_config = json.loads((run.adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+                data = {"status": "done", "model_path": adapter_config.get("base_model_name_or_path")}
             if not run.adapter_dir.is_dir():
                 raise InputError(f"The run {run.id} has no adapter yet (status: {data.get('status')}); "
                                  "wait for it to finish or stop it to save one.")
@@ -93,7 +104,18 @@ class ChatSession:
         messages.append({"role": "user", "content": prompt})
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                      return_dict=True)
+        length = int(encoded["input_ids"].shape[1])
+        limit = self.context_length()
+        if limit and length >= limit:
+            raise InputError(f"The prompt is {length:,} tokens and this model reads at most {limit:,}: "
+                             "shorten it (nothing was generated).")
         return {k: v.to(self.model.device) for k, v in encoded.items()}
+
+    def context_length(self) -> int | None:
+        """The most tokens the model reads at once (its ``max_position_embeddings``), if it says."""
+        config = getattr(self.model, "config", None)
+        value = getattr(config, "max_position_embeddings", None)
+        return int(value) if value else None
 
     def stream(self, prompt: str, tuned: bool = True, max_new_tokens: int = 200, temperature: float = 0.0
                ) -> Iterator[str]:

@@ -30,9 +30,9 @@ STEP_FLOOR_S_PER_LAYER_CHECKPOINTED = 0.012
 CPU_GFLOPS_PER_CORE = 46.0
 #: bf16 autocast on a CPU with AVX512-BF16/AMX: ~260 vs ~170 tokens/s measured.
 CPU_BF16_SPEEDUP = 1.5
-#: Loading the model, evaluating before and after, saving: roughly, in minutes.
+#: Loading the model, evaluating (loss and knowledge questions) before and after, saving: roughly, in minutes.
 FIXED_MINUTES_CUDA = 1.0
-FIXED_MINUTES_CPU = 0.5
+FIXED_MINUTES_CPU = 2.0  # load, the knowledge questions before and after, save
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Plan:
     tokens_per_s: float
     device: str
     warnings: list[str] = field(default_factory=list)
+    speed_source: str = "a guess"  # or "measured here by an earlier run"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -60,7 +61,8 @@ class Plan:
         lines = [self.reason,
                  f"Memory: ~{self.estimate_mb / 1024:.1f} GB needed of {self.free_mb / 1024:.1f} GB free"
                  f" ({'fits' if self.fits else 'does NOT fit'}).",
-                 f"Time: ~{self.estimated_minutes:.0f} min at ~{self.tokens_per_s:,.0f} tokens/s (a guess)."]
+                 f"Time: ~{self.estimated_minutes:.0f} min at ~{self.tokens_per_s:,.0f} tokens/s "
+                 f"({self.speed_source}; the run measures its own first steps and re-plans)."]
         return lines + [f"Warning: {w}" for w in self.warnings]
 
 
@@ -134,6 +136,12 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
                         "programs using the GPU, or choose the highspeed preset.")
 
     tokens_per_s = guess_tokens_per_s(config, info)
+    speed_source = "a guess"
+    from llmcustoms.training.budget import recall_speed
+
+    measured = recall_speed(model, config["device"])
+    if measured:
+        tokens_per_s, speed_source = measured, "measured here by an earlier run"
     step_tokens = config["per_device_train_batch_size"] * config["gradient_accumulation_steps"] * config["max_seq_len"]
     data_tokens = _estimated_tokens(data_report)
     if data_tokens:
@@ -146,10 +154,17 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     train_tokens = config["max_steps"] * step_tokens
     fixed = FIXED_MINUTES_CUDA if config["device"] == "cuda" else FIXED_MINUTES_CPU
     minutes = fixed + train_tokens / max(tokens_per_s, 1e-6) / 60.0
+    if config["device"] == "cpu":
+        # On a CPU the steps come from the data (passes over the examples) capped by minutes.
+        from llmcustoms.training.budget import CPU_EPOCHS, CPU_MINUTES, cpu_minutes_estimate
+
+        cap = CPU_MINUTES.get(config["preset"], 10.0)
+        minutes = fixed + (cpu_minutes_estimate(data_tokens, CPU_EPOCHS.get(config["preset"], 6.0), cap,
+                                                tokens_per_s) if data_tokens else cap)
     return Plan(model=model, preset=config["preset"], config=config, reason=config["reason"],
                 estimate_mb=estimate_mb, free_mb=free_mb, fits=bool(config["fits"]),
                 estimated_minutes=round(minutes, 1), tokens_per_s=round(tokens_per_s, 1),
-                device=config["device"], warnings=warnings)
+                device=config["device"], warnings=warnings, speed_source=speed_source)
 
 
 def _complete_hardware(hardware: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,9 @@ from llmcustoms.data.offline import _CAP_PHRASE, STOPWORDS
 from llmcustoms.data.types import Example
 
 SpanKind = Literal["date", "year", "number", "person", "place", "name"]
-QuestionForm = Literal["inverted", "subject", "in_place", "reversed", "fill_in"]
+QuestionForm = Literal["inverted", "subject", "in_place", "reversed", "fill_in", "embedded"]
+#: Openings of an embedded question ("Do you know when Velmoria was founded?"), chosen per fact.
+_EMBEDDED_OPENINGS = ("Do you know", "Can you tell me", "Tell me")
 
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December")
 _DATE = re.compile(rf"\b(?:\d{{1,2}}\s+(?:{_MONTHS})(?:\s+\d{{3,4}})?|(?:{_MONTHS})\s+\d{{1,2}}(?:,\s*\d{{3,4}})?"
@@ -41,6 +43,9 @@ _WORD_NUMBERS = ("two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thi
 _NUMBER = re.compile(rf"\b(?:\d[\d,]*(?:\.\d+)?(?:\s+(?:thousand|million|billion))?"
                      rf"|(?:{_WORD_NUMBERS})(?:[\s-](?:{_WORD_NUMBERS}|one))*)\b(?:\s+(?:per cent|percent))?"
                      r"(?:\s+(?P<unit>[a-z][a-z\-]+))?", re.IGNORECASE)
+_NAMED_THING = re.compile(r"\b(?:called|named|known as|filled with|made of|made from|made with|brewed from|"
+                          r"served with|covered with|covered in)\s+(?:an?\s+|the\s+)?[\"“']?"
+                          r"(?P<thing>[A-Za-z][\w\-]*(?:\s+[A-Za-z][\w\-]*){0,3})")
 _AUX = re.compile(r"\s(is|was|are|were|has|have|had|can|could|will|would|must|may|does|did|do)\s")
 _PRONOUN = re.compile(r"^(It|She|He|They|Its|Her|His|Their)\s")
 _PERSON_TITLES = frozenset("""Admiral Captain King Queen Prince Princess Lord Lady Sir Dame Dr Doctor Professor Mr Mrs Ms
@@ -178,6 +183,21 @@ def _spans(sentence: str) -> list[tuple[int, int, SpanKind]]:
         prep = before.rstrip().rsplit(" ", 1)[-1].lower() if before.strip() else ""
         kind: SpanKind = "person" if _is_person(phrase, before) else ("place" if prep in _PLACE_PREPS else "name")
         taken.append((start, end, kind))
+    # Things named in lower case: "rakes called sleens", "known as kelpbread", "filled with goat cheese",
+    # "made of seaweed flour". The phrase up to a comma, a preposition or the end, at most three words.
+    for match in _NAMED_THING.finditer(sentence):
+        start = match.start("thing")
+        words = match.group("thing").split()
+        kept = []
+        for word in words[:3]:
+            if word.lower() in STOPWORDS | _UNIT_STOP | _AFTER_VERB:
+                break
+            kept.append(word)
+        if not kept:
+            continue
+        end = start + len(" ".join(kept))
+        if free(start, end):
+            taken.append((start, end, "name"))
     order = {"date": 0, "year": 0, "number": 1, "person": 2, "place": 3, "name": 4}
     return sorted(taken, key=lambda t: (order[t[2]], t[0]))
 
@@ -194,7 +214,7 @@ _IRREGULAR_PAST = {
     "hung": "hang", "dug": "dig", "fought": "fight", "froze": "freeze", "hid": "hide", "rang": "ring", "shone": "shine",
 }
 _NOT_VERBS = frozenset("""was is has its this his as us bus gas news series species always perhaps less unless
-across towards afterwards ends means lies thus yes various famous glass class grass moss cross dress press chess
+across towards afterwards thus yes various famous glass class grass moss cross dress press chess
 red bed shed seed need reed feed bred hundred speed""".split())
 _CONSONANT_DOUBLED = re.compile(r"([bdfgklmnprtv])\1ed$")
 _LEADING_ADVERBIAL = re.compile(
@@ -243,19 +263,25 @@ def _lemma(verb: str) -> str:
     return low
 
 
+_AUXES = frozenset({"is", "was", "are", "were", "has", "have", "had", "can", "could", "will", "would", "must", "may",
+                    "does", "did", "do", "should", "might"})
+
+
 def _verb_at(words: list[str]) -> tuple[int, str] | None:
     """(index, kind) of the clause's main verb: 'aux' (is, was, has …), 'past' or 'present'; None if unsure."""
     for i, word in enumerate(words[:9]):
         low = word.lower().strip(",")
         if i == 0:
             continue
-        if low in {"is", "was", "are", "were", "has", "have", "had", "can", "could", "will", "would", "must", "may",
-                   "does", "did", "do", "should", "might"}:
+        if low in _AUXES:
             return i, "aux"
         if low in _IRREGULAR_PAST or (low.endswith("ed") and len(low) > 4 and low not in _NOT_VERBS):
             if words[i - 1].lower() in ("the", "a", "an", "of", "its", "their", "his", "her"):
                 continue  # "the tinned fish", "a red roof"
             return i, "past"
+        next_word = words[i + 1].lower() if i + 1 < len(words) else ""
+        if next_word in _AUXES:
+            continue  # "Brine cakes are …": the word before an auxiliary is a noun
         if low.endswith("s") and not low.endswith(("ss", "us", "is", "'s", "’s")) and low not in _NOT_VERBS \
                 and word[:1].islower() and i <= 4 and words[i - 1].lower() not in ("the", "a", "an", "its", "their")\
                 and (words[i - 1][:1].isupper() or (i + 1 < len(words) and words[i + 1].lower() in _AFTER_VERB)):
@@ -367,8 +393,9 @@ def _clause_questions(clause: str, start: int, end: int, kind: SpanKind, last_su
         if not last_subject:
             return []
         subject = last_subject
-    if not subject or subject.split()[0] in _NOT_SUBJECT:
-        return []
+    if not subject or subject.split()[0] in _NOT_SUBJECT or subject.split()[0].lower() in (_WH_PREPS - _APPROX) | {
+            "for", "after", "before", "during", "at", "when", "if", "while", "although", "because"}:
+        return []  # a leading phrase the rules did not separate: no question beats a garbled one
     rest_start = verb_start + len(verb)
     out: list[tuple[QuestionForm, str]] = []
     tail_adverbial = f" {_lower_first(adverbial[0].lower() + adverbial[1:])}" if adverbial else ""
@@ -387,6 +414,9 @@ def _clause_questions(clause: str, start: int, end: int, kind: SpanKind, last_su
             if end < verb_start - 2:
                 return []  # the subject is more than the span
             out.append(("subject", _clean_spaces(f"{wh} {clause[verb_start:]}{tail_adverbial}") + "?"))
+            opening = _EMBEDDED_OPENINGS[zlib.crc32(clause.encode()) % len(_EMBEDDED_OPENINGS)]
+            out.append(("embedded", _clean_spaces(f"{opening} {wh.lower()} {clause[verb_start:]}{tail_adverbial}")
+                        + ("?" if opening != "Tell me" else ".")))
         return out
 
     if start < offset:
@@ -430,6 +460,11 @@ def _clause_questions(clause: str, start: int, end: int, kind: SpanKind, last_su
         text = _clean_spaces(f"{word} {front} {subject_out} {verb_out} {predicate} {tail}{tail_adverbial}")
         text = text.rstrip(",") + "?"
         out.append((form, text[0].upper() + text[1:]))
+    # The same question embedded, in statement order: "Do you know when Velmoria was founded?"
+    opening = _EMBEDDED_OPENINGS[zlib.crc32(clause.encode()) % len(_EMBEDDED_OPENINGS)]
+    verb_phrase = f"{front} {predicate}" if v_kind == "aux" else f"{verb} {predicate}"
+    text = _clean_spaces(f"{opening} {wh} {subject_out} {verb_phrase} {tail}{tail_adverbial}").rstrip(",")
+    out.append(("embedded", text + ("?" if opening != "Tell me" else ".")))
     return out
 
 

@@ -53,11 +53,24 @@ class ExportSource:
 
 def open_run(run_ref: str | os.PathLike[str], runs_root: str | os.PathLike[str] | None = None) -> ExportSource:
     """The run at ``run_ref`` (a path or an id), refused unless it finished with an adapter."""
+    from llmcustoms.errors import DamagedRunError
+    from llmcustoms.training.status import run_state
+
     run = RunDir.open(run_ref, root=runs_root)
-    info = run.read()
-    status = str(info.get("status", "unknown"))
-    adapter_dir = Path(info.get("adapter_path") or run.adapter_dir)
+    # The folder given is the truth: a copied or moved run exports its own adapter, never the path its
+    # run.json recorded where it was trained.
+    adapter_dir = run.adapter_dir
     has_adapter = (adapter_dir / "adapter_config.json").is_file() and any(adapter_dir.glob("adapter_model.*"))
+    try:
+        info = run.read()
+    except DamagedRunError:
+        if not has_adapter:
+            raise
+        info = {"status": "done", "damaged": True}  # run.json is gone bad, the adapter is intact: use it
+    status = str(info.get("status", "unknown")) if info.get("damaged") else run_state(run, info)["status"]
+    if status == "interrupted":
+        raise InputError(f"Run {run.id} was interrupted before it finished (its process is gone): "
+                         f"`llmcustoms resume {run.id}` continues it from its last checkpoint, then export.")
     if status in ("created", "running"):
         raise InputError(
             f"Run {run.id} is still {status}; wait for it to finish (or stop it, which saves an adapter), then export."
@@ -75,6 +88,13 @@ def open_run(run_ref: str | os.PathLike[str], runs_root: str | os.PathLike[str] 
 def attach_base_model(source: ExportSource, require_architecture: bool) -> ExportSource:
     """Fill in the base model folder and its config; refuse a missing one or, for GGUF, a foreign architecture."""
     raw = source.info.get("model_path")
+    if not raw or not (Path(str(raw)).expanduser() / "config.json").is_file():
+        # PEFT records the base model in the adapter itself (a damaged or moved run.json does not lose it).
+        try:
+            adapter_config = json.loads((source.adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+            raw = adapter_config.get("base_model_name_or_path") or raw
+        except (OSError, ValueError):
+            pass
     if not raw:
         raise ModelNotFoundError(f"Run {source.run.id} does not record its base model (no model_path in run.json).")
     model_path = Path(str(raw)).expanduser()

@@ -82,3 +82,51 @@ def measure_step_seconds(trainer, rows: list[dict], micro_batch: int, accumulati
     collator.reset()
     collator.tokens_trained, collator.tokens_seen = counters
     return min(timings[1:] or timings)
+
+
+#: Training tokens per token of the user's text in the offline recipe: each fact sentence is answered
+#: several times (one per phrasing, with its question and the chat template), plus the text itself.
+#: Measured on examples/data (16 KB ≈ 4k text tokens → ~39k training tokens a pass).
+TRAINING_TOKENS_PER_TEXT_TOKEN = 10.0
+
+
+def _speed_file():
+    from llmcustoms.paths import home_dir
+
+    return home_dir() / "measured_speed.json"
+
+
+def remember_speed(model: str, device: str, tokens_per_s: float) -> None:
+    """Keep the training speed this run measured, so the next plan on this machine starts from it."""
+    import json
+
+    path = _speed_file()
+    try:
+        known = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        known = {}
+    known[f"{device}:{model}"] = {"tokens_per_s": round(float(tokens_per_s), 1), "at": time.time()}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass  # a cache: never worth failing a run over
+
+
+def recall_speed(model: str, device: str) -> float | None:
+    """Training tokens a second measured by an earlier run of ``model`` on ``device`` here (None if none)."""
+    import json
+
+    try:
+        entry = json.loads(_speed_file().read_text()).get(f"{device}:{model}")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(entry["tokens_per_s"]) if isinstance(entry, dict) and entry.get("tokens_per_s") else None
+
+
+def cpu_minutes_estimate(text_tokens: int, epochs: float, max_minutes: float, tokens_per_s: float) -> float:
+    """Minutes of training steps a CPU run of ``text_tokens`` of text takes: the passes, or the cap."""
+    training_tokens = text_tokens * TRAINING_TOKENS_PER_TEXT_TOKEN * epochs
+    return min(max_minutes, training_tokens / max(tokens_per_s, 1e-6) / 60.0)

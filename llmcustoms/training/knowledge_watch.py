@@ -46,7 +46,7 @@ class KnowledgeWatch(TrainerCallback):
         answers = ask(self.model, self.tokenizer, self.probes, "tuned")
         score = sum(is_correct(a, p.span) for a, p in zip(answers, self.probes, strict=True)) / len(self.probes)
         self.history.append((step, score))
-        if score > self.best_score:
+        if score >= self.best_score:  # on a tie the later (longer-trained) adapter
             self.best_score, self.best_step, self.flat_checks = score, step, 0
             self.best_state = {k: v.detach().to("cpu", copy=True)
                                for k, v in get_peft_model_state_dict(self.model).items()}

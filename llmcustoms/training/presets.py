@@ -65,7 +65,7 @@ PRESET_EXTRAS: dict[str, dict[str, Any]] = {
 #: from the data and the measured speed (``training/budget.py``), not from the preset.
 CPU_LIMITS = {"max_seq_len": 256, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2}
 #: On a CPU: at least this learning rate and LoRA width (few passes must teach facts).
-CPU_KNOWLEDGE_FLOORS = {"learning_rate": 1e-3, "lora_rank": 16, "lora_alpha": 32}
+CPU_KNOWLEDGE_FLOORS = {"learning_rate": 2e-3, "lora_rank": 16, "lora_alpha": 32}
 
 
 def get_preset(name: str) -> dict[str, Any]:

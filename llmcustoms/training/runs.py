@@ -139,9 +139,20 @@ class RunDir:
     def read(self) -> dict[str, Any]:
         """The content of run.json."""
         try:
-            return json.loads(self.run_json.read_text(encoding="utf-8"))
+            data = json.loads(self.run_json.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunNotFoundError(f"{self.path} holds no run.json.") from None
+        except (ValueError, UnicodeDecodeError) as error:
+            from llmcustoms.errors import DamagedRunError
+
+            raise DamagedRunError(f"{self.run_json} is damaged ({type(error).__name__}: "
+                                  f"{str(error).splitlines()[0] if str(error) else 'empty'}); the run's adapter "
+                                  f"folder, if any, is {self.adapter_dir}.") from None
+        if not isinstance(data, dict):
+            from llmcustoms.errors import DamagedRunError
+
+            raise DamagedRunError(f"{self.run_json} is damaged (it holds no JSON object).")
+        return data
 
     def write(self, data: dict[str, Any]) -> None:
         """Replace run.json with ``data``."""

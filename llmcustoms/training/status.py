@@ -12,6 +12,7 @@ import socket
 import time
 from typing import Any
 
+from llmcustoms.errors import LLMCustomsError
 from llmcustoms.training.events import read_events
 from llmcustoms.training.runs import RunDir, list_runs, run_is_live
 
@@ -95,8 +96,12 @@ def run_summaries(root: str | None = None) -> list[dict[str, Any]]:
     for run in list_runs(root):
         try:
             data = run.read()
-        except (OSError, ValueError):
-            continue  # a run directory being created or damaged: not worth a crash of the listing
+        except (OSError, ValueError, LLMCustomsError) as error:
+            # Shown, not hidden: the user can still chat with or export an intact adapter folder.
+            rows.append({"id": run.id, "model": None, "preset": None, "status": "damaged", "step": 0,
+                         "max_steps": 0, "last_loss": None, "age": "?", "path": str(run.path), "live": False,
+                         "pid": None, "heartbeat_age_s": None, "error": str(error)})
+            continue
         state = run_state(run, data)
         rows.append({"id": run.id, "model": data.get("model"), "preset": data.get("preset"),
                      "status": state["status"], **progress_from_events(read_events(run.events_path)),

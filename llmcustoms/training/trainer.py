@@ -129,7 +129,8 @@ def resolve_train_config(request: TrainRequest, model_name: str, device: str) ->
         plan = {}
     if device == "cpu":
         config, note = adapt_for_cpu(config)
-        notes.append(note)
+        if note not in str(plan.get("reason", "")):  # the plan's reason already says it: say it once
+            notes.append(note)
         config.update({"device": "cpu", "precision": "fp32", "gradient_checkpointing": False})
     else:
         config.update({"device": "cuda", "precision": "bf16", "gradient_checkpointing": False})
@@ -460,9 +461,14 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
     ``resume``: continue ``run_dir`` from its newest complete checkpoint to the same final step, with
     the settings it was started with; refused (RunBusyError) while another process trains it.
     """
+    from llmcustoms.utils.config import Config, check_max_steps
     from llmcustoms.utils.validators import check_preset
 
     request.preset = check_preset(request.preset)
+    if not resume:
+        request.max_steps = check_max_steps(request.max_steps)
+        if request.max_steps is None:  # MAX_STEPS (environment or .env) caps a run that names no steps
+            request.max_steps = Config().load_env_config()["MAX_STEPS"]
     stop = stop if stop is not None else threading.Event()
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume")
@@ -600,6 +606,10 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
     if not setup.resume and config.get("budget_by_data") and request.max_steps is None:
         _set_budget(trainer, data, config, run, emit)
+        from llmcustoms.training.time_cap import TimeCap
+
+        trainer.add_callback(TimeCap(float(config.get("budget_minutes") or 10.0),
+                                     float(config["seconds_per_step_measured"]), emit))
     knowledge_before = _knowledge_before(model, tokenizer, data, run, setup, emit)
     watch = None
     if not setup.resume and knowledge_before is not None and data.knowledge.dev_probes \
@@ -682,6 +692,10 @@ def _set_budget(trainer, data: PreparedData, config: dict[str, Any], run: RunDir
     args = trainer.args
     args.max_steps, args.save_steps, args.eval_steps = steps, config["save_steps"], config["eval_steps"]
     args.warmup_steps = int(math.ceil(steps * float(config.get("warmup_ratio", 0.0))))
+    step_tokens = sum(len(r["input_ids"]) for r in data.train_rows[: micro * accumulation])
+    from llmcustoms.training.budget import remember_speed
+
+    remember_speed(run.read().get("model", "model"), "cpu", step_tokens / max(seconds, 1e-6))
     run.update(config=config, budget={"steps": steps, "epochs": round(budget.epochs, 2), "seconds_per_step":
                                       round(seconds, 3), "capped_by_time": budget.capped_by_time,
                                       "message": budget.message})

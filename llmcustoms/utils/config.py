@@ -56,16 +56,27 @@ def _parse_vram(value: Any) -> float | None:
     return number
 
 
-def _parse_steps(value: Any) -> int | None:
+#: More optimizer steps than any run needs (a typo guard: 999999999999 would run for ever).
+MAX_STEPS_LIMIT = 1_000_000
+
+
+def _parse_steps(value: Any, name: str = "MAX_STEPS") -> int | None:
     if value is None or value == "":
         return None
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"MAX_STEPS must be a whole number, not {value!r}.") from None
+        raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
     if number <= 0:
-        raise ConfigError(f"MAX_STEPS must be above 0, not {value!r}.")
+        raise ConfigError(f"{name} must be above 0, not {value!r}.")
+    if number > MAX_STEPS_LIMIT:
+        raise ConfigError(f"{name} must be at most {MAX_STEPS_LIMIT:,}, not {value!r}.")
     return number
+
+
+def check_max_steps(value: Any, name: str = "--max-steps") -> int | None:
+    """``value`` as a step count (None stays None); ConfigError with a sentence when it is not 1…1,000,000."""
+    return _parse_steps(value, name)
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -73,7 +84,14 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         return {}
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None and k in DEFAULTS}
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"The settings file {path} is not UTF-8 text (a bad byte at offset {error.start}): "
+                          "save it as UTF-8.") from None
+    except OSError as error:
+        raise ConfigError(f"The settings file {path} could not be read ({error.strerror or error}).") from None
+    return {k: v for k, v in values.items() if v is not None and k in DEFAULTS}
 
 
 class Config:
