@@ -124,6 +124,14 @@ def agreement(result: dict) -> tuple[float, int]:
     return same / max(1, len(rows)), round(plain_score * len(rows))
 
 
+def _passes(run: dict) -> str:
+    """Passes over the training rows the run really made (the budget's plan scaled to the steps taken)."""
+    budget = run.get("budget") or {}
+    if not budget.get("steps") or not budget.get("epochs"):
+        return "?"
+    return f"{run['steps'] * budget['epochs'] / budget['steps']:.1f}"
+
+
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f} %"
 
@@ -132,18 +140,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folders", default=",".join(DEFAULT_FOLDERS))
     parser.add_argument("--ablations", action="store_true", help="also train examples/data without each part")
+    parser.add_argument("--ablation-steps", type=int, default=70, help="steps of each ablation run (default 70)")
+    parser.add_argument("--ablation-watch", action="store_true", help="also the run without best-adapter choice")
+    parser.add_argument("--ablation-old-budget", action="store_true", help="also the old fixed 30-step run")
+    parser.add_argument("--skip-main", metavar="RESULTS_JSON",
+                        help="reuse the folders' results from an earlier run's results.json (ablations only)")
     args = parser.parse_args()
     os.chdir(ROOT)
     work = Path(tempfile.mkdtemp(prefix="bench-knowledge-"))
     env = {**os.environ, "LLMCUSTOMS_HOME": os.environ.get("LLMCUSTOMS_HOME", str(Path.home() / ".llmcustoms"))}
     when, where, load_before = now(), machine(), load_average()
 
-    results = []
-    for folder in args.folders.split(","):
+    results = json.loads(Path(args.skip_main).read_text()) if args.skip_main else []
+    for folder in ([] if args.skip_main else args.folders.split(",")):
         print(f"training on {folder} …", flush=True)
         result = train_and_eval(folder, work / "runs", env)
         result["agreement"], result["plain_correct"] = agreement(result)
         result["independent"] = independent(folder, result["run"])
+        result["measured"] = f"{when} on {where}; load average before: {load_before}"
         results.append(result)
         r = result["report"]
         print(f"  {folder}: base {pct(r['base'])}, tuned {pct(r['tuned'])}, open book {pct(r['open_book'])} on "
@@ -157,7 +171,7 @@ def main() -> int:
         unseen = [row for row in r["rows"] if row["trained_phrasings"] == 0]
         main_rows.append([result["folder"], r["questions"], pct(r["base"]), pct(r["tuned"]), pct(r["open_book"]),
                           f"{sum(x['tuned_correct'] for x in unseen)}/{len(unseen)}",
-                          f"{run.get('steps')} ({budget.get('epochs', '?')} passes)", run.get("best_step"),
+                          f"{run.get('steps')} ({_passes(run)} passes)", run.get("best_step"),
                           f"{result['wall_s'] / 60:.1f} min", pct(result["agreement"])])
     ind_rows = [[res["folder"], res["independent"]["questions"], pct(res["independent"].get("base")),
                  pct(res["independent"].get("tuned")), pct(res["independent"].get("open_book"))]
@@ -166,15 +180,19 @@ def main() -> int:
     ablation_rows = []
     if args.ablations:
         default = next(r for r in results if r["folder"] == "examples/data")
-        steps = str(default["run"]["steps"])
-        variants = [("full recipe (default run)", None, []),
+        steps = str(args.ablation_steps)
+        variants = [(f"full recipe, budget from the data ({default['run']['steps']} steps, the default run)", None,
+                     []),
+                    (f"full recipe, {steps} steps", "", ["--max-steps", steps]),
                     ("topic-level offline examples (before this issue)", "topic_examples", ["--max-steps", steps]),
                     ("one phrasing per fact", "one_phrasing", ["--max-steps", steps]),
-                    ("no plain-text passages", "no_passages", ["--max-steps", steps]),
-                    ("old fixed budget: 30 steps", None, ["--max-steps", "30"]),
-                    ("last adapter, no best-checkpoint choice", "no_watch", ["--max-steps", steps])]
+                    ("no plain-text passages", "no_passages", ["--max-steps", steps])]
+        if args.ablation_old_budget:
+            variants.append(("old fixed budget: 30 steps (full recipe)", "", ["--max-steps", "30"]))
+        if args.ablation_watch:
+            variants.append(("last adapter, no best-checkpoint choice", "no_watch", ["--max-steps", steps]))
         for label, ablation, extra in variants:
-            if ablation is None and not extra:
+            if ablation is None:
                 r = default["report"]
                 ablation_rows.append([label, default["run"]["steps"], pct(r["base"]), pct(r["tuned"])])
                 continue
@@ -188,7 +206,7 @@ def main() -> int:
             print(f"  tuned {pct(r['tuned'])}", flush=True)
 
     default = results[0]
-    text = [f"Measured {when} on {where}; load average before: {load_before}.",
+    text = [f"Measured {default.get('measured') or when + ' on ' + where}.",
             f"Command: `{command_line()}`.",
             "",
             "Held-out facts: for each, one phrasing of its question is never trained on and is asked after training "
@@ -214,7 +232,10 @@ def main() -> int:
                  "book = the whole source file in the prompt):", "",
                  table(["folder", "questions", "base", "tuned", "open book"], ind_rows)]
     if ablation_rows:
-        text += ["", f"Ablations on examples/data (same {default['run']['steps']} steps unless said; each a full run):",
+        text += ["", f"Ablations measured {when} (load average before: {load_before}).",
+                 "", f"Ablations on examples/data (each a full run of `llmcustoms train` with one part taken away, "
+                 f"at {args.ablation_steps} steps so each costs a few minutes; compare with the full recipe at the "
+                 f"same steps; `llmcustoms eval` scores each):",
                  "", table(["training data / budget", "steps", "base", "tuned"], ablation_rows)]
     write_section("## Knowledge", "\n".join(text))
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))

@@ -40,8 +40,12 @@ def test_get_preset_is_a_copy_and_unknown_names_are_refused():
 
 def test_cpu_adaptation_shortens_and_says_so():
     adapted, note = adapt_for_cpu(get_preset("bestaccuracy"))
-    assert adapted["max_steps"] == 30 and adapted["max_seq_len"] == 256
-    assert "max_steps 1000→30" in note and "CPU" in note
+    assert adapted["max_seq_len"] == 256 and "max_seq_len 1024→256" in note and "CPU" in note
+    # The steps come from the data on a CPU (budget.py), not from a fixed number: the preset says how many
+    # passes and minutes, and the note says so.
+    assert adapted["budget_by_data"] and adapted["budget_epochs"] == 10.0 and adapted["budget_minutes"] == 30.0
+    assert "Steps are set by your data (10 passes over the examples, at most 30 min" in note
+    assert adapted["learning_rate"] >= 2e-3 and adapted["lora_rank"] >= 16
 
 
 def test_config_precedence_env_over_local_dotenv_over_home_dotenv(tmp_path, isolated_home, monkeypatch):

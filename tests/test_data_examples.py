@@ -185,8 +185,10 @@ def test_sample_data_gives_explicit_and_offline_examples(sample_data):
     assert built.qa_mode == "offline"
     assert messages[0].startswith("No GROQ_API_KEY: using offline examples")
     assert messages[-1] == built.message and built.message.startswith(f"Built {len(built.examples)} examples")
-    assert 60 <= len(built.examples) <= 150
-    assert built.counts["explicit"] >= 30 and built.counts["offline"] >= 20
+    # Fact-level questions (several per fact) and the text's passages, beside the written Q&A.
+    assert 400 <= len(built.examples) <= 1200
+    assert built.counts["explicit"] >= 30 and built.counts["fact"] >= 300 and built.counts["passage"] >= 10
+    assert built.counts["facts"] >= 120 and len(built.facts) == built.counts["facts"]
     assert built.counts["documents"] == 7
     by_prompt = {e.prompt: e for e in built.examples}
     assert "Teodora Vask" in by_prompt["Who founded Velmoria?"].answer

@@ -395,8 +395,14 @@ def test_modelfile_template_renders_like_the_chat_template(tiny_exports, tiny_mo
 def test_refuses_an_unfinished_run(tiny_model_dir, tmp_path):
     from llmcustoms.export import export_run
 
+    from llmcustoms.training.runs import RunLock
+
     running = make_run(tiny_model_dir, tmp_path / "runs", status="running", adapter=False)
-    with pytest.raises(InputError, match="still running"):
+    with RunLock(running):  # held as the live training process holds it
+        with pytest.raises(InputError, match="still running"):
+            export_run(running.path, fmt="merged")
+    # The same run.json with no process behind it (a kill -9): interrupted, and how to go on.
+    with pytest.raises(InputError, match="interrupted.*llmcustoms resume"):
         export_run(running.path, fmt="merged")
     failed = make_run(tiny_model_dir, tmp_path / "runs", status="failed", adapter=False)
     with pytest.raises(InputError, match="did not finish"):

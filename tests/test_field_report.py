@@ -114,3 +114,27 @@ def test_export_of_a_killed_run_says_interrupted_not_still_running(tiny_model_di
     assert main(["export", str(run_dir), "--format", "adapter", "--out", str(tmp_path / "exported")]) == 2
     err = capsys.readouterr().err
     assert "interrupted" in err and "llmcustoms resume" in err and "still running" not in err
+
+
+def test_the_held_out_loss_set_is_capped(tmp_path, tiny_model_dir):
+    """A large folder holds out a few hundred examples for the loss, not thousands."""
+    from llmcustoms.training import trainer
+    from llmcustoms.training.model_loading import load_tokenizer
+    from llmcustoms.training.trainer import TrainRequest, prepare_data
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for n in range(60):
+        (folder / f"note{n}.txt").write_text(
+            f"Harbour note {n}\n\n" + " ".join(f"The tower number {n}-{k} was built in {1700 + k} by Mira Holt{k}."
+                                               for k in range(12)))
+    messages: list[str] = []
+    old = trainer.MAX_EVAL_EXAMPLES
+    trainer.MAX_EVAL_EXAMPLES = 50
+    try:
+        data = prepare_data(TrainRequest(data_path=str(folder), qa="offline"), load_tokenizer(str(tiny_model_dir)),
+                            256, messages.append)
+    finally:
+        trainer.MAX_EVAL_EXAMPLES = old
+    assert data.eval_examples == 50 and data.train_examples > 500
+    assert any("Held-out loss on 50 examples" in m for m in messages)

@@ -51,7 +51,8 @@ def test_a_run_writes_events_run_json_and_an_adapter(small_folder, tiny_model_di
     assert data["status"] == "done" and data["adapter_path"] == str(run.adapter_dir)
     assert data["eval_loss_before"] == pytest.approx(result.eval_loss_before)
     assert data["eval_loss_after"] == pytest.approx(result.eval_loss_after)
-    assert data["config"]["lora_rank"] == 4 and data["preset"] == "highspeed"
+    # highspeed's r=4, raised to 16 on a CPU so facts stick in few passes (presets.CPU_KNOWLEDGE_FLOORS)
+    assert data["config"]["lora_rank"] == 16 and data["preset"] == "highspeed"
     assert data["example_prompts"], "held-out prompts are offered to the chat"
     events = read_events(run.events_path)
     assert events == sink.events  # the file and the live sink see the same stream

@@ -640,7 +640,10 @@ async def test_full_walk_with_the_tiny_model(sample_data, tiny_model_dir):
         chat = app.screen
         await wait_for(pilot, lambda: not chat.busy, timeout=60, what="the answer")
         pane = chat.turns[0].answer("tuned")
-        assert str(pane.content).strip() not in ("", "…")
+        # The streamed answer replaced the placeholder. (A random tiny model may answer with blank lines,
+        # so the text itself is not judged; an error would be shown in the pane instead.)
+        text = str(pane.content)
+        assert text not in ("", "…") and "error" not in text.lower()
 
 
 def test_main_rejects_an_unknown_preset(capsys):

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 CPU_EPOCHS = {"highspeed": 3.0, "quality": 6.0, "bestaccuracy": 10.0}
 #: The most minutes of training steps a CPU run gets, per preset.
 CPU_MINUTES = {"highspeed": 4.0, "quality": 10.0, "bestaccuracy": 30.0}
+#: A Trainer step costs more than the bare forward and backward the probe times (the optimizer step,
+#: gradient clipping, logging and the event callback): the steps of four CPU runs on 2026-12-01 ran about
+#: 1.2–1.35× the probe's time (some on a loaded machine), so the estimate is scaled by this; ``TimeCap``
+#: still re-plans from the real steps if the machine slows down further.
+TRAINER_STEP_OVERHEAD = 1.25
 #: Save a checkpoint at least this often (seconds of measured steps), so an interrupt loses little.
 CHECKPOINT_EVERY_S = 150.0
 
@@ -81,7 +86,7 @@ def measure_step_seconds(trainer, rows: list[dict], micro_batch: int, accumulati
     model.zero_grad(set_to_none=True)
     collator.reset()
     collator.tokens_trained, collator.tokens_seen = counters
-    return min(timings[1:] or timings)
+    return min(timings[1:] or timings) * TRAINER_STEP_OVERHEAD
 
 
 #: Training tokens per token of the user's text in the offline recipe: each fact sentence is answered
