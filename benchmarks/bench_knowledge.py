@@ -167,7 +167,6 @@ def main() -> int:
     main_rows = []
     for result in results:
         r, run = result["report"], result["run"]
-        budget = run.get("budget") or {}
         unseen = [row for row in r["rows"] if row["trained_phrasings"] == 0]
         main_rows.append([result["folder"], r["questions"], pct(r["base"]), pct(r["tuned"]), pct(r["open_book"]),
                           f"{sum(x['tuned_correct'] for x in unseen)}/{len(unseen)}",

@@ -394,7 +394,6 @@ def test_modelfile_template_renders_like_the_chat_template(tiny_exports, tiny_mo
 # -- refusals --------------------------------------------------------------------------------------------
 def test_refuses_an_unfinished_run(tiny_model_dir, tmp_path):
     from llmcustoms.export import export_run
-
     from llmcustoms.training.runs import RunLock
 
     running = make_run(tiny_model_dir, tmp_path / "runs", status="running", adapter=False)
