@@ -90,3 +90,12 @@ def test_split_is_deterministic_and_too_few_facts_is_said():
     assert [p.question for p in split_facts(facts, seed=1).probes] == [p.question for p in split_facts(facts, seed=1).probes]
     few = split_facts(facts[:2])
     assert not few.enough and "Too few facts to test" in few.summary()
+
+
+def test_a_large_folder_samples_a_bounded_number_of_facts_and_says_so():
+    text = " ".join(f"Tower {n} of Brisca was built in {1500 + n} by Mira Holt." for n in range(400))
+    facts = facts_from_text(text, "towers.txt")
+    split = split_facts(facts, max_probes=20)
+    assert len(split.probes) == 20 and split.sampled
+    assert "a sample of 20 is asked" in split.summary()
+    assert not set(p.fact_id for p in split.probes) & set(p.fact_id for p in split.dev_probes)
