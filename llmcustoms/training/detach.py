@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import InputError, TrainingError
-from llmcustoms.training.events import read_new_events
+from llmcustoms.training.events import RUN_END_KINDS, read_new_events
 from llmcustoms.training.runs import RunBusyError, RunDir, pid_is_alive, run_is_live
 from llmcustoms.training.status import run_state as _run_state
 from llmcustoms.training.trainer import TrainRequest, check_resumable
 
 #: How long a starter waits for the worker's first sign of life (imports on a busy machine are slow).
 START_TIMEOUT_S = 120.0
-_TERMINAL = ("done", "error")
+_TERMINAL = RUN_END_KINDS
 
 RunRef = str | os.PathLike[str] | RunDir
 

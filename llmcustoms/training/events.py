@@ -16,6 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+#: A run (or one segment of it, before a resume) writes nothing more after one of these.
+RUN_END_KINDS = frozenset({"done", "error"})
+#: What ends following a stream of events: a run's end, or a ``stop`` request being answered.
+FOLLOW_END_KINDS = RUN_END_KINDS | {"stop"}
+
 EVENT_KINDS = ("start", "step", "eval", "checkpoint", "warning", "oom_retry", "done", "error", "resume",
                "stop", "info", "knowledge")
 
@@ -118,7 +123,7 @@ def follow_events(path: str | os.PathLike[str], poll_s: float = 0.25,
         events, offset = read_new_events(path, offset)
         for event in events:
             yield event
-            if event.get("kind") in ("done", "error", "stop"):
+            if event.get("kind") in FOLLOW_END_KINDS:
                 return
         if stop is not None and stop():
             return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from llmcustoms.training.events import FOLLOW_END_KINDS
+
 
 class ProgressPrinter:
     """An event sink that draws a tqdm bar for ``step`` events and prints the others."""
@@ -24,7 +26,7 @@ class ProgressPrinter:
             prefix = {"warning": "warning: ", "error": "error: ", "oom_retry": "out of memory: "}.get(kind, "")
             if event.get("message"):
                 self._write(prefix + str(event["message"]))
-            if kind in ("done", "error", "stop"):
+            if kind in FOLLOW_END_KINDS:
                 self.close()
 
     def _step(self, event: dict[str, Any]) -> None:
