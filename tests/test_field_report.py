@@ -138,3 +138,16 @@ def test_the_held_out_loss_set_is_capped(tmp_path, tiny_model_dir):
         trainer.MAX_EVAL_EXAMPLES = old
     assert data.eval_examples == 50 and data.train_examples > 500
     assert any("Held-out loss on 50 examples" in m for m in messages)
+
+
+def test_an_events_file_deleted_mid_run_is_written_again(tmp_path):
+    from llmcustoms.training.events import JsonlEventSink, make_event, read_events
+
+    path = tmp_path / "run" / "events.jsonl"
+    sink = JsonlEventSink(path)
+    sink(make_event("step", step=1))
+    path.unlink()  # a user (or a clean-up script) removes it while the run goes on
+    sink(make_event("step", step=2))
+    sink(make_event("done", step=2))
+    sink.close()
+    assert [e["step"] for e in read_events(path)] == [2, 2]

@@ -53,8 +53,21 @@ class JsonlEventSink:
         with self._lock:
             if self._file.closed:
                 return
+            self._reopen_if_gone()
             self._file.write(line + "\n")
             self._file.flush()
+
+    def _reopen_if_gone(self) -> None:
+        """A file deleted (or replaced) while the run writes it is created again, so readers see the run go
+        on (``attach``, ``runs``, the TUI); the lines written to the deleted file are gone with it."""
+        try:
+            same = os.path.samestat(os.fstat(self._file.fileno()), os.stat(self.path))
+        except OSError:
+            same = False
+        if not same:
+            self._file.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run's life
 
     def close(self) -> None:
         """Close the file; later events are dropped."""
