@@ -151,3 +151,16 @@ def test_an_events_file_deleted_mid_run_is_written_again(tmp_path):
     sink(make_event("done", step=2))
     sink.close()
     assert [e["step"] for e in read_events(path)] == [2, 2]
+
+
+def test_export_removes_what_a_killed_export_left_and_says_so(tiny_model_dir, tmp_path, capsys):
+    run_dir = _finished_run(tmp_path, tiny_model_dir, capsys)
+    target = tmp_path / "exported"
+    dead = tmp_path / ".exported.tmp-999999-abcdef"  # a kill -9 left it (no such process)
+    dead.mkdir()
+    (dead / "model.safetensors").write_bytes(b"\0" * 2**20)
+    mine = tmp_path / f".exported.tmp-{__import__('os').getpid()}-abcdef"  # a live export's: kept
+    mine.mkdir()
+    assert main(["export", str(run_dir), "--format", "adapter", "--out", str(target)]) == 0
+    assert not dead.exists() and mine.exists()
+    assert "unfinished export left by a process that was killed" in capsys.readouterr().err

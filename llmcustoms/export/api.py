@@ -20,7 +20,7 @@ from typing import Any
 
 from llmcustoms.errors import InputError
 from llmcustoms.export.source import ExportSource, attach_base_model, estimate_bytes, open_run
-from llmcustoms.export.staging import StagedFolder, refuse_existing
+from llmcustoms.export.staging import StagedFolder, clean_stale_staging, refuse_existing
 from llmcustoms.utils.validators import check_disk_space
 
 FORMATS = ("adapter", "merged", "gguf")
@@ -162,6 +162,9 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
     target = target.absolute()
     _check_target_is_safe(target, source)
     refuse_existing(target, force)
+    for stale, size in clean_stale_staging(target):
+        say(f"Removed {stale.name}, an unfinished export left by a process that was killed "
+            f"({size / 2**20:.0f} MB freed).")
     needed = estimate_bytes(source, fmt, quant)
     check_disk_space(target.parent, needed, f"the {fmt} export")
     say(f"Exporting run {source.run_id} as {fmt}{f' ({quant})' if fmt == 'gguf' else ''} to {target}…")

@@ -97,6 +97,30 @@ def write_marker(folder: Path, manifest: dict[str, Any] | None = None) -> Path:
     return path
 
 
+def clean_stale_staging(target: Path) -> list[tuple[Path, int]]:
+    """Remove temporary folders an earlier export of ``target`` left when its process was killed.
+
+    They are named ``.<target>.tmp-<pid>-<hex>`` by :class:`StagedFolder`; only those whose process is
+    gone are removed (an export still running keeps its own). Returns (folder, bytes freed) pairs.
+    """
+    import re
+
+    from llmcustoms.training.runs import pid_is_alive
+
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.tmp-(\d+)-[0-9a-f]{{6}}$")
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for candidate in target.parent.iterdir():
+        match = pattern.match(candidate.name)
+        if not match or candidate.is_symlink() or not candidate.is_dir() or pid_is_alive(int(match.group(1))):
+            continue
+        size = sum(f.stat().st_size for f in candidate.rglob("*") if f.is_file() and not f.is_symlink())
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append((candidate, size))
+    return removed
+
+
 class StagedFolder:
     """A temporary folder next to ``target`` that becomes ``target`` on :meth:`commit`.
 
