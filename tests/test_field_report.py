@@ -164,3 +164,28 @@ def test_export_removes_what_a_killed_export_left_and_says_so(tiny_model_dir, tm
     assert main(["export", str(run_dir), "--format", "adapter", "--out", str(target)]) == 0
     assert not dead.exists() and mine.exists()
     assert "unfinished export left by a process that was killed" in capsys.readouterr().err
+
+
+def test_resume_after_a_kill_during_the_final_save_never_passes_max_steps(tmp_path, tiny_model_dir):
+    from llmcustoms.training.events import read_events
+    from llmcustoms.training.trainer import TrainRequest, resume_training, run_training
+
+    folder = tmp_path / "notes"
+    shutil.copytree(SAMPLE_DATA, folder)
+    result = run_training(TrainRequest(data_path=str(folder), model=str(tiny_model_dir), preset="highspeed",
+                                       device="cpu", qa="offline", max_steps=4, save_steps=4,
+                                       output_dir=str(tmp_path / "runs")))
+    run = result.run_dir
+    # As a kill -9 in the middle of writing the adapter leaves it: every step trained and checkpointed,
+    # run.json still "running", no adapter, a half-written staging folder of the dead process.
+    shutil.rmtree(run.adapter_dir)
+    (run.path / ".adapter.tmp-999999").mkdir()
+    run.update(status="running", pid=999_999, pid_started_at=1.0, adapter_path=None)
+    events_before = len(read_events(run.events_path))
+    resumed = resume_training(run)
+    assert resumed.status == "done" and resumed.steps == 4
+    assert (run.adapter_dir / "adapter_model.safetensors").is_file()
+    assert not (run.path / ".adapter.tmp-999999").exists()
+    later = read_events(run.events_path)[events_before:]
+    assert all(e.get("step", 0) <= 4 for e in later)
+    assert not [e for e in later if e["kind"] == "step"]  # nothing trained again

@@ -375,6 +375,7 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
     """The adapter written to a temporary folder and renamed, so a kill never leaves half of one."""
     staging = run.path / f".adapter.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    _remove_stale_adapter_folders(run)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     old = run.path / f".adapter.old-{os.getpid()}"
@@ -383,6 +384,18 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
     os.replace(staging, run.adapter_dir)
     shutil.rmtree(old, ignore_errors=True)
     return str(run.adapter_dir)
+
+
+def _remove_stale_adapter_folders(run: RunDir) -> None:
+    """``.adapter.tmp-<pid>`` / ``.adapter.old-<pid>`` folders of processes that are gone (a kill during a save)."""
+    import re
+
+    from llmcustoms.training.runs import pid_is_alive
+
+    for folder in run.path.glob(".adapter.*-*"):
+        match = re.fullmatch(r"\.adapter\.(?:tmp|old)-(\d+)", folder.name)
+        if match and int(match.group(1)) != os.getpid() and not pid_is_alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- a run from start to end -----------------------------------------------------------------------
@@ -635,7 +648,14 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         eval_before = _eval_loss(trainer)
         run.update(eval_loss_before=eval_before)
 
-    while True:
+    finished_before = bool(setup.resume and checkpoint is not None
+                           and (checkpoints.checkpoint_step(checkpoint) or 0) >= int(config["max_steps"]))
+    if finished_before:
+        # It had trained every step and died while saving the end (a kill during the final save): load the
+        # last checkpoint's weights and finish, never stepping past max_steps.
+        _load_checkpoint_adapter(model, checkpoint)
+        trainer.state.global_step = int(checkpoints.checkpoint_step(checkpoint) or 0)
+    while not finished_before:
         out_of_memory = False
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -811,6 +831,17 @@ def _adapter_snapshot(model) -> dict[str, Any]:
     from peft import get_peft_model_state_dict
 
     return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
+
+
+def _load_checkpoint_adapter(model, checkpoint: Path) -> None:
+    """The LoRA weights a Trainer checkpoint holds, put into ``model``."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = checkpoint / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise TrainingError(f"The checkpoint {checkpoint} holds no adapter weights; start a new run.")
+    set_peft_model_state_dict(model, load_file(str(weights)))
 
 
 def _restore_adapter(model, snapshot: dict[str, Any]) -> None:
