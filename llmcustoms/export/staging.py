@@ -105,20 +105,9 @@ def clean_stale_staging(target: Path) -> list[tuple[Path, int]]:
     """
     import re
 
-    from llmcustoms.training.runs import pid_is_alive
+    from llmcustoms.training.runs import remove_dead_process_folders
 
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.tmp-(\d+)-[0-9a-f]{{6}}$")
-    removed = []
-    if not target.parent.is_dir():
-        return removed
-    for candidate in target.parent.iterdir():
-        match = pattern.match(candidate.name)
-        if not match or candidate.is_symlink() or not candidate.is_dir() or pid_is_alive(int(match.group(1))):
-            continue
-        size = sum(f.stat().st_size for f in candidate.rglob("*") if f.is_file() and not f.is_symlink())
-        shutil.rmtree(candidate, ignore_errors=True)
-        removed.append((candidate, size))
-    return removed
+    return remove_dead_process_folders(target.parent, rf"\.{re.escape(target.name)}\.tmp-(\d+)-[0-9a-f]{{6}}")
 
 
 class StagedFolder:

@@ -282,6 +282,28 @@ def pid_is_alive(pid: int | None, started_at: float | None = None) -> bool:
         return False
 
 
+def remove_dead_process_folders(parent: Path, pattern: str) -> list[tuple[Path, int]]:
+    """Remove folders under ``parent`` whose name matches ``pattern`` (a regex whose group 1 is a pid) and
+    whose process is gone: what a killed save or export left. Returns (folder, bytes freed) pairs."""
+    import re
+    import shutil
+
+    removed: list[tuple[Path, int]] = []
+    if not parent.is_dir():
+        return removed
+    for candidate in parent.iterdir():
+        match = re.fullmatch(pattern, candidate.name)
+        if not match or candidate.is_symlink() or not candidate.is_dir():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or pid_is_alive(pid):
+            continue
+        size = sum(f.stat().st_size for f in candidate.rglob("*") if f.is_file() and not f.is_symlink())
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append((candidate, size))
+    return removed
+
+
 def run_is_live(run: RunDir, data: dict[str, Any] | None = None) -> bool:
     """True while a process trains ``run`` (the lock; the pid where locks can not be asked)."""
     held = lock_is_held(run)

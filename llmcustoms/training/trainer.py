@@ -388,14 +388,9 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
 
 def _remove_stale_adapter_folders(run: RunDir) -> None:
     """``.adapter.tmp-<pid>`` / ``.adapter.old-<pid>`` folders of processes that are gone (a kill during a save)."""
-    import re
+    from llmcustoms.training.runs import remove_dead_process_folders
 
-    from llmcustoms.training.runs import pid_is_alive
-
-    for folder in run.path.glob(".adapter.*-*"):
-        match = re.fullmatch(r"\.adapter\.(?:tmp|old)-(\d+)", folder.name)
-        if match and int(match.group(1)) != os.getpid() and not pid_is_alive(int(match.group(1))):
-            shutil.rmtree(folder, ignore_errors=True)
+    remove_dead_process_folders(run.path, r"\.adapter\.(?:tmp|old)-(\d+)")
 
 
 # -- a run from start to end -----------------------------------------------------------------------
