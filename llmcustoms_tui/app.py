@@ -23,7 +23,7 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from llmcustoms_tui import backend
-from llmcustoms_tui.format import describe_error
+from llmcustoms_tui.format import describe_error, tui_hint
 from llmcustoms_tui.launcher import (
     STARTING_WORKER,
     TRAINING_WORKER,
@@ -60,6 +60,16 @@ STEP_HELP = {
     "train": "The live training dashboard",
     "chat": "Chat with the trained model",
 }
+
+
+#: The theme for terminals with 8 or 16 colours: the terminal's own ANSI colours (accent green, warning
+#: yellow, error red), so only errors are red.
+FEW_COLOURS_THEME = "ansi-dark"
+
+
+def uses_few_colours(color_system: str | None) -> bool:
+    """Whether a terminal with this Rich colour system (``standard``: 8/16 colours) needs the ANSI theme."""
+    return color_system in ("standard", "windows")
 
 
 class StepCommands(Provider):
@@ -108,6 +118,7 @@ class LLMCustomsApp(App[None]):
         chat_factory: Callable[[str], Any] | None = None,
         check_live_runs: bool = True,
         cursor_blink: bool = True,
+        few_colours: bool | None = None,
     ) -> None:
         """Options are the command line's; the keyword-only ones let tests and scripts inject parts.
 
@@ -118,8 +129,16 @@ class LLMCustomsApp(App[None]):
             chat_factory: ``run_dir -> loaded ChatSession`` (default: the core's ChatSession).
             check_live_runs: offer to re-open a run still going on from an earlier session.
             cursor_blink: False freezes text cursors (deterministic screenshots).
+            few_colours: draw with the terminal's own 8/16 ANSI colours (None: when the terminal has no
+                more, e.g. ``TERM=xterm``).
         """
         super().__init__()
+        if few_colours is None:
+            few_colours = uses_few_colours(self.console.color_system)
+        if few_colours:
+            # The default theme's orange accent and warning both become bright red in 16 colours, so
+            # every heading and key would look like an error; this theme names the terminal's colours.
+            self.theme = FEW_COLOURS_THEME
         self.state = WizardState(data_path=data, model=model or "auto", preset=preset or "quality",
                                  max_steps=max_steps, qa=qa, hardware=hardware)
         self._hardware_probe = hardware_probe
@@ -274,7 +293,8 @@ class LLMCustomsApp(App[None]):
         """Every worker's state change ends here: failures become a readable notification and a
         message on the screen that owns the worker; the end of training may close the app."""
         if state == WorkerState.ERROR:
-            text = describe_error(worker.error)
+            # The core's advice names CLI options; here the same choice is a key.
+            text = tui_hint(describe_error(worker.error), on_plan_screen=getattr(self.screen, "STEP", "") == "plan")
             node = worker.node
             if isinstance(node, WizardScreen) and node.is_attached:
                 node.show_worker_error(worker.name, text)

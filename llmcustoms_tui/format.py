@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 
 def fmt_mb(mb: float | int | None) -> str:
@@ -135,3 +136,39 @@ def knowledge_headline(summary: dict | None) -> str:
     if summary.get("open_book") is not None:
         text += f" (open book: {_known(summary, 'open_book')})"
     return text
+
+
+def elide_middle(text: str, width: int) -> str:
+    """``text`` shortened to ``width`` characters by cutting its middle: ``velmoria_…_notes.txt``.
+
+    File names of one folder often share a start (``velmoria_history.txt``, ``velmoria_harbour.txt``):
+    cut at the end they all read the same, cut in the middle they stay different.
+    """
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    if width == 1:
+        return "…"
+    tail = (width - 1) // 2
+    head = width - 1 - tail
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+#: A CLI option in a core message, e.g. ``--model smollm2-135m``, and the TUI key that makes the same choice.
+_FLAG = re.compile(r"`?--(model|preset)[ =]([\w./:-]+?)`?(?=[\s,;)]|\.(?:\s|$)|$)")
+_KEYS = {"model": "m", "preset": "p"}
+
+
+def tui_hint(text: str, on_plan_screen: bool = False) -> str:
+    """A core sentence with its CLI advice (``--model NAME``) said as the key to press in the TUI.
+
+    The core speaks to the command line; in the wizard the same choice is a key on the plan screen.
+    ``on_plan_screen``: the user is there already (else the hint says how to get back to it).
+    """
+    def key(match: re.Match[str]) -> str:
+        option, value = match.group(1), match.group(2)
+        from_here = "" if on_plan_screen else "go back to the plan (esc) and "
+        return f"{from_here}press {_KEYS[option]} to pick {value}"
+
+    return _FLAG.sub(key, text)

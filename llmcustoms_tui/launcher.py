@@ -80,6 +80,17 @@ class RunHandle:
         """Whether closing the app leaves the run going."""
         return not self.in_process
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether someone asked the run to stop (this app, or ``llmcustoms stop`` writing the stop file)."""
+        if self.stop_event.is_set():
+            return True
+        if self._run_dir is None:
+            return False
+        from llmcustoms.training.runs import RunDir  # light: no torch
+
+        return RunDir(self._run_dir).stop_path.exists()
+
     def request_stop(self) -> str:
         """Ask the run to stop gracefully; returns a sentence saying what happens next."""
         if self.in_process:
@@ -93,6 +104,7 @@ class RunHandle:
                 request_detached_stop(self._run_dir)
             except Exception as error:  # noqa: BLE001 - e.g. it ended meanwhile: say so
                 return describe_error(error)
+            self.stop_event.set()  # remembered here too: the dashboard says "stopping" at once
             return "Asked the run to stop: it ends the current step and saves the adapter trained so far."
         return "The run is still starting: stop it once its dashboard shows the first step."
 

@@ -45,8 +45,10 @@ class RunState:
     tokens_per_s: float | None = None
     vram_used_mb: float | None = None
     vram_total_mb: float | None = None
-    ram_used_mb: float | None = None  # CPU runs report RAM instead of VRAM
+    ram_used_mb: float | None = None  # CPU runs report RAM instead of VRAM: the system's use…
     ram_total_mb: float | None = None
+    ram_available_mb: float | None = None  # …what the system has available…
+    ram_process_mb: float | None = None  # …and the training process's own share
     eta_s: float | None = None
     eval_loss: float | None = None
     eval_loss_before: float | None = None
@@ -76,10 +78,13 @@ class RunState:
         if isinstance(max_steps, (int, float)) and max_steps > 0:
             self.max_steps = int(max_steps)
         for name in ("lr", "tokens_per_s", "vram_used_mb", "vram_total_mb", "ram_used_mb", "ram_total_mb",
-                     "eta_s"):
+                     "ram_available_mb", "ram_process_mb", "eta_s"):
             value = _num(event.get(name))
             if value is not None:
                 setattr(self, name, value)
+        if "ram_used_mb" in event and "ram_available_mb" not in event and "ram_process_mb" not in event:
+            # Events of older runs: their ram_used_mb was the process's memory, not the system's use.
+            self.ram_process_mb, self.ram_used_mb = self.ram_used_mb, None
         message = str(event.get("message") or "").strip()
         if message:
             self.message = message
@@ -130,6 +135,9 @@ class RunState:
             self.eval_loss_before = loss
         self.eval_points.append((step, loss))
         self._log(message or f"eval at step {step}: loss {fmt_loss(loss)}")
+
+    def _on_eval_progress(self, event: dict[str, Any], message: str) -> None:
+        pass  # shown as the status message (set above), not logged: it arrives every few seconds
 
     def _on_checkpoint(self, event: dict[str, Any], message: str) -> None:
         self._log(message or f"checkpoint saved at step {self.step}")
@@ -210,7 +218,7 @@ class RunState:
         """(label, used, total) of the memory the run trains in: VRAM on a GPU, else RAM."""
         if self.vram_total_mb is not None or self.vram_used_mb is not None:
             return "VRAM", self.vram_used_mb, self.vram_total_mb
-        if self.ram_total_mb is not None or self.ram_used_mb is not None:
+        if self.ram_total_mb is not None or self.ram_used_mb is not None or self.ram_process_mb is not None:
             return "RAM", self.ram_used_mb, self.ram_total_mb
         return "Memory", None, None
 

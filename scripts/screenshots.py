@@ -74,7 +74,7 @@ async def run(args: argparse.Namespace) -> None:
         png = False
     data = os.path.relpath(ROOT / "examples" / "data")
     app = LLMCustomsApp(data=data, model=args.model, preset=args.preset, max_steps=args.max_steps, qa="offline",
-                        check_live_runs=False, cursor_blink=False)
+                        check_live_runs=False, cursor_blink=False, few_colours=False)
     width, height = (int(n) for n in args.size.lower().split("x"))
     async with app.run_test(size=(width, height)) as pilot:
         await wait_for(pilot, lambda: app.state.hardware is not None, 120, "the hardware probe")

@@ -75,6 +75,7 @@ def make_app(**options) -> LLMCustomsApp:
     options.setdefault("hardware", FIXED_HARDWARE)
     options.setdefault("check_live_runs", False)
     options.setdefault("cursor_blink", False)
+    options.setdefault("few_colours", False)  # the same colours whatever TERM the tests run under
     return LLMCustomsApp(**options)
 
 

@@ -20,7 +20,11 @@ from llmcustoms.training.health import HealthMonitor, Pulse
 
 
 def memory_fields(device: str) -> dict[str, Any]:
-    """VRAM used/total on CUDA; the process's RAM on the CPU."""
+    """VRAM used/total on CUDA; on the CPU the system's RAM (used, available, total) and this process's share.
+
+    ``ram_used_mb`` is the whole system's use (total minus available), not the process's: the rest of the
+    machine counts against what training may still take, and "free" must mean what is really available.
+    """
     if device == "cuda":
         import torch
 
@@ -29,8 +33,11 @@ def memory_fields(device: str) -> dict[str, Any]:
                 "vram_peak_mb": int(torch.cuda.max_memory_reserved() / 2**20)}
     import psutil
 
-    return {"ram_used_mb": int(psutil.Process(os.getpid()).memory_info().rss / 2**20),
-            "ram_total_mb": int(psutil.virtual_memory().total / 2**20)}
+    system = psutil.virtual_memory()
+    return {"ram_used_mb": int((system.total - system.available) / 2**20),
+            "ram_total_mb": int(system.total / 2**20),
+            "ram_available_mb": int(system.available / 2**20),
+            "ram_process_mb": int(psutil.Process(os.getpid()).memory_info().rss / 2**20)}
 
 
 class EventCallback(TrainerCallback):

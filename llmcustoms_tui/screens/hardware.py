@@ -111,7 +111,8 @@ class HardwareScreen(WizardScreen):
 
         ram = self.query_one("#hw-ram", MemoryGauge)
         if ram_total:
-            ram.set_memory(ram_total - (ram_free if ram_free is not None else ram_total), ram_total)
+            ram.set_memory(ram_total - (ram_free if ram_free is not None else ram_total), ram_total,
+                           available_mb=ram_free)
         warnings = [str(w) for w in info.get("warnings") or []]
         box = self.query_one("#hw-warnings", Static)
         box.display = bool(warnings)

@@ -20,7 +20,7 @@ from textual.widgets import Label, RadioButton, RadioSet, Select, Static
 from textual.worker import get_current_worker
 
 from llmcustoms_tui import backend
-from llmcustoms_tui.format import fmt_mb, fmt_minutes
+from llmcustoms_tui.format import fmt_mb, fmt_minutes, tui_hint
 from llmcustoms_tui.messages import PlanReady
 from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.screens.confirm import ConfirmScreen
@@ -175,7 +175,7 @@ class PlanScreen(WizardScreen):
 
     def show_plan(self, plan: Any) -> None:
         """Draw the plan: the reason, memory against free memory, the settings and the time."""
-        reason = str(plan_value(plan, "reason", "") or "")
+        reason = tui_hint(str(plan_value(plan, "reason", "") or ""), on_plan_screen=True)
         self.query_one("#plan-reason", Static).update(Text(reason or "No reason given.", style="bold"))
         estimate = plan_value(plan, "estimate_mb")
         free = plan_value(plan, "free_mb")
@@ -191,6 +191,10 @@ class PlanScreen(WizardScreen):
             fit.set_classes("fit-no")
             fit.update(Text(f"✖ Will not fit: needs about {fmt_mb(estimate)}, only {fmt_mb(free)} free. "
                             "Pick a smaller model or the highspeed preset."))
+        unavailable = self.unavailable_text(plan)
+        if unavailable:
+            fit.set_classes("fit-no")
+            fit.update(Text(f"✖ {unavailable}"))
 
         config = plan_value(plan, "config", {}) or {}
         facts: list[tuple[str, str]] = [
@@ -223,6 +227,17 @@ class PlanScreen(WizardScreen):
             table.add_row(*row)
         self.query_one("#plan-facts", Static).update(table)
 
+    @staticmethod
+    def unavailable_text(plan: Any) -> str:
+        """Why the plan's model cannot be had now and which key picks one that can ('' when it can)."""
+        if plan_value(plan, "available", True):
+            return ""
+        why = tui_hint(str(plan_value(plan, "availability", "") or "The model cannot be had now."), on_plan_screen=True)
+        alternative = plan_value(plan, "offline_alternative")
+        if alternative and f"pick {alternative}" not in why:
+            why = f"{why.rstrip('.')}. Press m to pick {alternative}, the embedded model (works offline)."
+        return why
+
     def show_worker_error(self, worker_name: str, text: str) -> None:
         if worker_name == "make-plan":
             self.query_one("#plan-reason", Static).update(Text("No plan for this choice.", style="bold"))
@@ -249,6 +264,11 @@ class PlanScreen(WizardScreen):
         if self.send_plan_for != (self.wizard.qa, self.wizard.preset):
             self.notify(f"Cannot start: {self.send_plan_error}" if self.send_plan_error else
                         "Still working out what would be sent to the Q&A server…", severity="warning")
+            return
+        unavailable = self.unavailable_text(plan)
+        if unavailable:
+            # Starting would only fail once the download does: say it now, with the key that helps.
+            self.notify(unavailable, title="Cannot start", severity="error", timeout=12)
             return
         if not plan_value(plan, "fits", True):
             self.app.push_screen(

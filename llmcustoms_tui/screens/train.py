@@ -9,6 +9,7 @@ leaving the screen (or the app, for a detached run) does not touch the run.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import ClassVar
 
 from rich.table import Table
@@ -21,7 +22,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from llmcustoms_tui import backend
-from llmcustoms_tui.format import fmt_loss, knowledge_headline, knowledge_scored
+from llmcustoms_tui.format import fmt_loss, knowledge_scored, tui_hint
 from llmcustoms_tui.launcher import RunHandle
 from llmcustoms_tui.messages import RunSnapshot
 from llmcustoms_tui.screens.base import WizardScreen
@@ -51,14 +52,25 @@ STATUS_WORDS = {
 }
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the current folder when inside it (shorter to read), else as it is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (OSError, ValueError):
+        return str(path)
+
+
 class TrainScreen(WizardScreen):
     """Progress, loss, speed and memory of one run."""
 
     STEP = "train"
+    # Two bindings for Esc and for n: the footer says what the key does now (check_action shows one).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Leave (run goes on)", id="back"),
+        Binding("escape", "leave", "Leave (run goes on)", id="leave"),
+        Binding("escape", "back", "Back", id="back"),
         Binding("s", "stop", "Stop & save", id="stop"),
         Binding("n", "chat", "Next: chat", id="next"),
+        Binding("n", "chat_later", "chat opens when the run ends", id="next-later"),
     ]
 
     def __init__(self, handle: RunHandle) -> None:
@@ -178,18 +190,24 @@ class TrainScreen(WizardScreen):
         if run_dir is not None and (run_dir / "adapter").is_dir():
             self.wizard.chat_run_dir = str(run_dir)
         if state.status == "failed":
-            self.notify(state.message or "The run failed.", title="Training failed", severity="error", timeout=12)
-        else:
-            score = f" {knowledge_headline(state.knowledge)}." if knowledge_scored(state.knowledge) else ""
-            self.notify(f"Training {STATUS_WORDS.get(state.status, state.status)}.{score} n: chat with the result.",
-                        title="Training finished")
+            self.notify(tui_hint(state.message or "The run failed."), title="Training failed", severity="error",
+                        timeout=12)
+        # A finished run is said on the screen itself (the title and the result lines, with the adapter's
+        # folder): a toast would only cover the lines it repeats.
+
+    def shown_status(self, state: RunState) -> str:
+        """The status to show: ``stopping`` from the moment Stop was asked until the run has ended."""
+        if not state.finished and state.status in ("waiting", "running") and self.handle.stop_requested:
+            return "stopping"
+        return state.status
 
     # -- drawing -------------------------------------------------------------------------------
     def show_state(self, state: RunState) -> None:
         """Draw everything from one RunState."""
         title = Text()
         title.append(f"Run {self.handle.run_id}", "bold")
-        title.append(f"  ·  {STATUS_WORDS.get(state.status, state.status)}")
+        status = self.shown_status(state)
+        title.append(f"  ·  {STATUS_WORDS.get(status, status)}")
         self.query_one("#train-title", Static).update(title)
         self.query_one(RunProgress).update_progress(state.step, state.max_steps, state.eta_s, state.finished)
         self.query_one(LossChart).set_data(state.train_points, state.eval_points, state.max_steps)
@@ -218,18 +236,15 @@ class TrainScreen(WizardScreen):
         if used is None and total is None:
             label = self._memory_label()  # nothing measured yet: name what the run will use
         memory.label = label
-        memory.set_memory(used, total)
-        memory.refresh()
+        if label == "RAM":
+            memory.set_memory(used, total, available_mb=state.ram_available_mb, process_mb=state.ram_process_mb)
+        else:
+            memory.set_memory(used, total)
 
         result = self.query_one("#train-result", Static)
-        if state.finished and (state.eval_loss_before is not None or state.eval_loss_after is not None):
-            text = Text("Eval loss ", style="bold")
-            text.append(f"before {fmt_loss(state.eval_loss_before)} → after {fmt_loss(state.eval_loss_after)}")
-            before, after = state.eval_loss_before, state.eval_loss_after
-            if before and after is not None:
-                change = (after - before) / before * 100
-                text.append(f"  ({change:+.1f} %)", "bold")
-            result.update(text)
+        lines = self._result_lines(state)
+        if lines is not None:
+            result.update(lines)
             result.display = True
         knowledge = self.query_one("#train-knowledge", KnowledgeLine)
         if state.finished and state.knowledge is not None and state.status != "failed":
@@ -238,22 +253,53 @@ class TrainScreen(WizardScreen):
         self.query_one("#train-log", LogTail).set_lines(state.log)
         if state.status == "failed":
             panel = self.query_one("#error-panel", Static)
-            panel.update(Text(f"✖ {state.message or 'The run failed.'}"))
+            panel.update(Text(f"✖ {tui_hint(state.message or 'The run failed.')}"))
             panel.display = True
+
+    def _result_lines(self, state: RunState) -> Text | None:
+        """The lines under the gauges once the run has ended: eval loss before/after, and where the adapter is."""
+        if not state.finished:
+            return None
+        text = Text()
+        if state.eval_loss_before is not None or state.eval_loss_after is not None:
+            text.append("Eval loss ", style="bold")
+            text.append(f"before {fmt_loss(state.eval_loss_before)} → after {fmt_loss(state.eval_loss_after)}")
+            before, after = state.eval_loss_before, state.eval_loss_after
+            if before and after is not None:
+                change = (after - before) / before * 100
+                text.append(f"  ({change:+.1f} %)", "bold")
+        run_dir = self.handle.run_dir
+        if state.status != "failed" and run_dir is not None and (run_dir / "adapter").is_dir():
+            if text:
+                text.append("\n")
+            text.append("Adapter ", style="bold")
+            text.append(f"{_shown_path(run_dir / 'adapter')}  ·  n: chat with it")
+        return text or None
 
     # -- keys ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        ended = self.run_state.finished
         if action == "stop":
-            return None if self.run_state.finished else True
-        if action == "chat":
-            return True if self.run_state.finished else None
+            # Hidden once asked: a second press would only ask again while the run saves.
+            return False if ended or self.handle.stop_requested else True
+        if action in ("chat", "back"):
+            return ended
+        if action in ("chat_later", "leave"):
+            return not ended
         return super().check_action(action, parameters)
 
-    def action_back(self) -> None:
-        """Esc: leave the dashboard; the run goes on (re-open it from the command palette: Train)."""
-        if not self.run_state.finished:
-            self.notify("The run goes on. Re-open its dashboard from the command palette (ctrl+p → Train).")
+    def action_leave(self) -> None:
+        """Esc while training: leave the dashboard; the run goes on (re-open it from the command palette)."""
+        self.notify("The run goes on. Re-open its dashboard from the command palette (ctrl+p → Train).")
         self.app.pop_screen()
+
+    def action_back(self) -> None:
+        """Esc once the run has ended: the previous step."""
+        self.app.pop_screen()
+
+    def action_chat_later(self) -> None:
+        """n while training: say when the chat opens."""
+        self.notify("The chat opens when the run ends: n then chats with the trained model.")
 
     def action_stop(self) -> None:
         """s: stop gracefully (asks first); the adapter trained so far is saved."""
@@ -268,6 +314,9 @@ class TrainScreen(WizardScreen):
     def _stop_confirmed(self, stop: bool | None) -> None:
         if stop:
             self.notify(self.handle.request_stop(), title="Stopping")
+            # "stopping…" from now on: the run may need minutes to end its step and save.
+            self.show_state(self.run_state)
+            self.refresh_bindings()
 
     def action_chat(self) -> None:
         """n: chat with the trained model."""

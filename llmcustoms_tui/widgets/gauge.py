@@ -2,6 +2,8 @@
 
 Two modes: ``usage`` (used out of total: VRAM, RAM) and ``need`` (a plan's estimate against the
 free memory). The bar uses different characters for the two parts so it reads without colour.
+RAM is the system's: ``RAM ███░░ 11.7 / 24.0 GB used · 12.3 GB available · this run 2.4 GB`` — what is
+available is the system's own figure (not total minus used), and the run's share is said apart.
 """
 
 from __future__ import annotations
@@ -37,29 +39,45 @@ class MemoryGauge(Widget):
         self.label_width = label_width
         self.set_reactive(MemoryGauge.value_mb, value_mb)
         self.set_reactive(MemoryGauge.total_mb, total_mb)
+        #: What the system says is available (None: total minus used is what is free).
+        self.available_mb: float | None = None
+        #: The training process's own share, said after the bar (None: not shown).
+        self.process_mb: float | None = None
 
-    def set_memory(self, value_mb: float | None, total_mb: float | None) -> None:
-        """Update both numbers at once (one refresh)."""
+    def set_memory(self, value_mb: float | None, total_mb: float | None, *, available_mb: float | None = None,
+                   process_mb: float | None = None) -> None:
+        """Update the numbers at once (one refresh); ``available_mb`` and ``process_mb`` as described above."""
+        self.available_mb = available_mb
+        self.process_mb = process_mb
         self.value_mb = value_mb
         self.total_mb = total_mb
+        self.refresh()
 
     @property
     def fraction(self) -> float | None:
-        """value / total, or None when unknown."""
-        if self.value_mb is None or not self.total_mb:
+        """value / total (the run's share when only that is known), or None when unknown."""
+        value = self.value_mb if self.value_mb is not None else self.process_mb
+        if value is None or not self.total_mb:
             return None
-        return max(0.0, self.value_mb / self.total_mb)
+        return max(0.0, value / self.total_mb)
 
     def detail(self) -> str:
         """The words after the bar."""
         value, total = self.value_mb, self.total_mb
+        share = f"this run {fmt_mb(self.process_mb)}" if self.process_mb is not None else ""
+        if value is None and share and total is not None:
+            return f"{share} of {fmt_mb(total)}"  # a run from before the system's use was recorded
         if value is None or total is None:
             return "unknown"
         if self.mode == "need":
             if value > total:
                 return f"needs {fmt_mb(value)}, only {fmt_mb(total)} free"
             return f"needs {fmt_mb(value)} of {fmt_mb(total)} free"
-        return f"{fmt_mb(value)} / {fmt_mb(total)} used · {fmt_mb(max(0.0, total - value))} free"
+        if self.available_mb is not None:
+            text = f"{fmt_mb(value)} / {fmt_mb(total)} used · {fmt_mb(self.available_mb)} available"
+        else:
+            text = f"{fmt_mb(value)} / {fmt_mb(total)} used · {fmt_mb(max(0.0, total - value))} free"
+        return f"{text} · {share}" if share else text
 
     def render(self) -> Text:
         label = self.label.ljust(self.label_width) if self.label else ""
