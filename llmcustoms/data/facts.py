@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from llmcustoms.data.chunking import split_sentences
+from llmcustoms.data.chunking import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
 from llmcustoms.data.offline import _CAP_PHRASE, STOPWORDS
 from llmcustoms.data.types import Example
 
@@ -549,7 +549,7 @@ def passage_examples(text: str, source: str, title: str, max_chars: int = 700) -
 
     Trains on the documents as written (the sentences in their context), next to the Q&A.
     """
-    sentences = [s for s in split_sentences(text) if s[-1:] in ".!?\"'”’)"]
+    sentences = [s for s in split_sentences(text) if s[-1:] in SENTENCE_CLOSE_CHARS]
     examples: list[Example] = []
     block: list[str] = []
     for sentence in sentences + [""]:
@@ -557,7 +557,7 @@ def passage_examples(text: str, source: str, title: str, max_chars: int = 700) -
             block.append(sentence)
             continue
         if len(block) >= 2:
-            opening, rest = block[0], " ".join(block[1:])
+            opening, rest = block[0], join_sentences(block[1:])
             examples.append(Example(
                 messages=[{"role": "user", "content": f'Continue this passage from {title}: "{opening}"'},
                           {"role": "assistant", "content": rest}],

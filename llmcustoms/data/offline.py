@@ -14,7 +14,7 @@ import zlib
 from collections import Counter
 from pathlib import PurePosixPath
 
-from llmcustoms.data.chunking import split_sentences
+from llmcustoms.data.chunking import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
 from llmcustoms.data.generator import ProgressCallback
 from llmcustoms.data.parallel import map_slices, worker_count
 from llmcustoms.data.types import Chunk, Example
@@ -149,7 +149,7 @@ def _with_article(term: str, spaced: str) -> str:
 
 def _is_heading(sentence: str) -> bool:
     """A title line: short and without a full stop ('Festivals of Velmoria')."""
-    return len(sentence) < 100 and sentence[-1:] not in ".!?\"'”’)"
+    return len(sentence) < 100 and sentence[-1:] not in SENTENCE_CLOSE_CHARS
 
 
 def _whole_word_at(text: str, term: str, start: int = 0, prefix_only: bool = False) -> bool:
@@ -275,7 +275,7 @@ class OfflineGenerator:
         if not hits:
             return None
         template = ABOUT_TEMPLATES[seed % len(ABOUT_TEMPLATES)]
-        return template.format(term=shown), " ".join(sentences[i] for i in hits[: self.max_answer_sentences])
+        return template.format(term=shown), join_sentences(sentences[i] for i in hits[: self.max_answer_sentences])
 
     def _definition(self, term: str, shown: str, sentences: list[str]) -> tuple[str, str] | None:
         for i, sentence in enumerate(sentences):
@@ -284,7 +284,7 @@ class OfflineGenerator:
                 continue
             verb = _DEFINITION.match(sentence, at + len(term))
             if verb:
-                answer = " ".join(sentences[i: i + 2])
+                answer = join_sentences(sentences[i: i + 2])
                 return f"What {verb.group(1)} {shown}?", answer
         return None
 
@@ -297,7 +297,7 @@ class OfflineGenerator:
         score = Counter(i for hits in term_hits for i in hits)
         scored = sorted(range(len(sentences)), key=lambda i: (-score[i], i))
         keep = sorted(scored[: self.max_answer_sentences])
-        answer = " ".join(sentences[i] for i in keep)
+        answer = join_sentences(sentences[i] for i in keep)
         topic = " and ".join(shown[:2]) if shown else "its main points"
         title = _title(chunk.source.rsplit(":", 1)[0])
         return f"Summarise the part of {title} about {topic}.", answer
@@ -306,6 +306,6 @@ class OfflineGenerator:
         if len(sentences) < 2:
             return None
         opening = sentences[0]
-        answer = " ".join(sentences[1: 1 + self.max_answer_sentences])
+        answer = join_sentences(sentences[1: 1 + self.max_answer_sentences])
         title = _title(chunk.source.rsplit(":", 1)[0])
         return f'Continue this passage from {title}: "{opening}"', answer

@@ -13,7 +13,6 @@ Safety rules: no link is followed out of the folder, links that loop are detecte
 from __future__ import annotations
 
 import errno
-import math
 import os
 import re
 import stat
@@ -32,13 +31,14 @@ MIN_TRAIN_CHARS = 200
 BLOCK_BYTES = 1 << 20
 #: Characters per Document piece when a huge file is streamed.
 PIECE_CHARS = 1 << 20
-#: Used for the example estimate only (matches the default chunk size in examples.py).
-ESTIMATE_CHUNK_CHARS = 1500
-ESTIMATE_PAIRS_PER_CHUNK = 3
 #: Rough characters per token of English text for BPE tokenizers.
 CHARS_PER_TOKEN = 4
 
 _QA_MARKER = re.compile(rb"(?im)^[ \t]*(?:question|q)[ \t]*\d*[ \t]*:")
+#: A letter or digit in any script (Chinese, Japanese and Korean characters are letters; emoji are not).
+_WORD_CHAR = re.compile(r"[^\W_]")
+#: Chinese, Japanese and Korean characters: about one token each, where English takes ~4 characters a token.
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 #: Hidden folders that tools make; skipped without a note.
 _TOOL_FOLDERS = frozenset({".git", ".hg", ".svn", ".venv", ".idea", ".vscode", ".ipynb_checkpoints", ".cache"})
 _FILE_TYPES = {
@@ -249,6 +249,7 @@ def _scan_file(entry: _Entry, max_file_bytes: int) -> tuple[FileReport, int]:
         carry = b""       # an incomplete UTF-8 sequence left from the previous block
         prev_cr = False
         has_text = False
+        has_words = False  # emoji, symbols and punctuation alone are not text to learn from
         first = True
         encoding = "utf-8"
         head = b""
@@ -313,6 +314,9 @@ def _scan_file(entry: _Entry, max_file_bytes: int) -> tuple[FileReport, int]:
             report.chars += chars
             if not has_text and text.strip():
                 has_text = True
+            if not has_words and _WORD_CHAR.search(text):
+                has_words = True
+            report.cjk_chars += len(_CJK_CHAR.findall(text))
             base += len(data) - len(carry)
             if final:
                 break
@@ -321,6 +325,9 @@ def _scan_file(entry: _Entry, max_file_bytes: int) -> tuple[FileReport, int]:
     report.encoding = encoding
     if not has_text:
         return _skip(report, f"'{rel}' holds only whitespace ({human_size(report.size_bytes)}); skipped it."), 0
+    if not has_words:
+        return _skip(report, f"'{rel}' holds no words (only emoji, symbols or punctuation); skipped it — "
+                             f"write some sentences in it to use it."), 0
     if report.size_bytes > max_file_bytes:
         report.status = "warning"
         report.problems.append(
@@ -385,11 +392,9 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
             report.total_chars += file_report.chars
 
     _folder_errors(report, walker, shown)
-    explicit = qa_markers
-    prose_chars = max(0, report.total_chars - 160 * explicit)  # ~160 characters per explicit pair
-    chunks = math.ceil(prose_chars / ESTIMATE_CHUNK_CHARS)
-    report.estimated_examples = explicit + chunks * ESTIMATE_PAIRS_PER_CHUNK
-    report.estimated_tokens = report.total_chars // CHARS_PER_TOKEN
+    # The example count is made on first use (DataReport.example_count), by building them: one way.
+    cjk = sum(f.cjk_chars for f in report.files if f.status != "skipped")
+    report.estimated_tokens = (report.total_chars - cjk) // CHARS_PER_TOKEN + cjk
     return report
 
 

@@ -33,9 +33,32 @@ class DataReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     total_chars: int = 0
-    estimated_examples: int = 0
     estimated_tokens: int = 0
     max_file_bytes: int = 10 * 1024 * 1024
+    #: The count of examples (data/count.py), made on first use: building them costs a moment.
+    _example_count: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def example_count(self) -> Any:
+        """The ``ExampleCount`` of this folder (built, or estimated for a large one); None when blocked.
+
+        Counted once, on first use, with the code that builds the examples. A folder that makes no
+        example gets that sentence as an error, so ``validate`` blocks what ``prepare`` would refuse.
+        """
+        if self._example_count is None and not self.errors and self.files:
+            from llmcustoms.data.count import count_examples
+
+            try:
+                self._example_count = count_examples(self)
+            except DataError as error:
+                self.errors.append(str(error))
+        return self._example_count
+
+    @property
+    def estimated_examples(self) -> int:
+        """How many examples the folder makes (``example_count``'s number; 0 when blocked)."""
+        count = self.example_count
+        return count.examples if count is not None else 0
 
     @property
     def usable_files(self) -> int:
@@ -68,6 +91,7 @@ class DataReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``llmcustoms validate --json``)."""
+        count = self.example_count  # first: a folder that makes no example is blocked
         return {
             "root": str(self.root),
             "verdict": self.verdict,
@@ -78,6 +102,7 @@ class DataReport:
             "total_bytes": self.total_bytes,
             "usable_files": self.usable_files,
             "estimated_examples": self.estimated_examples,
+            "examples_exact": bool(count is not None and count.exact),
             "estimated_tokens": self.estimated_tokens,
             "max_file_bytes": self.max_file_bytes,
             "files": [f.to_dict() for f in self.files],
@@ -85,13 +110,16 @@ class DataReport:
 
     def summary_lines(self) -> list[str]:
         """Short human lines: totals, then each error and warning, then each file with problems."""
+        count = self.example_count  # first: a folder that makes no example is blocked
         lines = [
             f"Folder: {self.root}",
             f"Files: {self.usable_files} usable of {len(self.files)} .txt "
             f"({human_size(self.total_bytes)}, {self.total_chars:,} characters)",
-            f"Estimated: ~{self.estimated_examples:,} examples, ~{self.estimated_tokens:,} tokens",
-            f"Verdict: {self.verdict}",
         ]
+        if count is not None:
+            lines.append(f"Examples: {count.describe()}, as prepare and train build them offline; "
+                         f"~{self.estimated_tokens:,} tokens of text")
+        lines.append(f"Verdict: {self.verdict}")
         lines += [f"error: {e}" for e in self.errors]
         lines += [f"warning: {w}" for w in self.warnings]
         for report in self.files:

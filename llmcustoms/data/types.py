@@ -62,6 +62,7 @@ class FileReport:
     encoding: str | None = None
     chars: int = 0
     problems: list[str] = field(default_factory=list)
+    cjk_chars: int = 0  # Chinese, Japanese and Korean characters among ``chars`` (about a token each)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
