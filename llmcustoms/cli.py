@@ -31,7 +31,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     from llmcustoms.core.planner import make_plan
 
     info = HardwareDetector().detect()
-    plan = make_plan(args.model, args.preset, hardware=info)
+    plan = make_plan(args.model, args.preset, hardware=info)  # preset None: DEFAULT_PRESET, else quality
     if args.json:
         _print_json({"hardware": info, "recommendation": plan.to_dict()})
         return 0
@@ -41,9 +41,12 @@ def cmd_hardware(args: argparse.Namespace) -> int:
           + (f" (build {info['cuda_version']})" if info.get("cuda_version") else ""))
     for gpu in info.get("gpus", []):
         print(f"GPU {gpu.get('index')}: {gpu.get('name')} · {_mb(gpu.get('free_mb'))} free of {_mb(gpu.get('total_mb'))}")
-    for warning in info.get("warnings", []):
+    for warning in plan.warnings:  # the hardware's warnings and the plan's, each once
         print(f"warning: {warning}")
     print(f"\nRecommended: {plan.model} with the {plan.preset} preset — {plan.reason}")
+    if not plan.available:
+        print(f"Not available now: {plan.availability}"
+              + (f" Use it with --model {plan.offline_alternative}." if plan.offline_alternative else ""))
     estimate = plan.config.get("memory_estimate_mb") or {}
     if isinstance(estimate, dict) and estimate:
         parts = ", ".join(f"{k[:-3].replace('_', ' ')} {v:.0f} MB" for k, v in estimate.items()
@@ -100,7 +103,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     report = validate_folder(args.dir)
     report.raise_if_blocked()
-    pairs = args.pairs or int(get_preset(args.preset).get("qa_pairs_per_chunk", 3))
+    from llmcustoms.utils.config import Config
+
+    preset = args.preset or Config().load_env_config()["DEFAULT_PRESET"]
+    pairs = args.pairs or int(get_preset(preset).get("qa_pairs_per_chunk", 3))
     built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs,
                            confirm=lambda plan: _confirm_plan(plan, args.yes),
                            on_message=lambda m: print(m, file=sys.stderr))
@@ -202,12 +208,27 @@ def _ask_to_send(request: Any, assume_yes: bool) -> None:
         print("Not sending anything: this run builds its examples offline from your text.", file=sys.stderr)
 
 
+def _check_model_now(model: str) -> None:
+    """Refuse, before any run folder exists, a model that is damaged or cannot be downloaded now."""
+    from llmcustoms.core.model_check import model_availability
+
+    if model == "auto":  # chosen by the hardware; a choice that can not be had falls back to the embedded one
+        return
+    availability = model_availability(model)
+    if not availability.ok:
+        hint = f"Use it with --model {availability.offline_alternative}." if availability.source == "offline" else ""
+        raise availability.error(hint)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from llmcustoms.training.trainer import TrainRequest, run_training
     from llmcustoms.utils.config import Config, check_max_steps
 
-    preset = args.preset or Config().load_env_config().get("DEFAULT_PRESET") or "quality"
-    request = TrainRequest(data_path=args.dir, model=args.model, preset=preset,
+    settings = Config().load_env_config()
+    preset = args.preset or settings.get("DEFAULT_PRESET") or "quality"
+    model = args.model or settings.get("DEFAULT_MODEL") or "auto"
+    _check_model_now(model)
+    request = TrainRequest(data_path=args.dir, model=model, preset=preset,
                            max_steps=check_max_steps(args.max_steps),
                            output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
                            max_seq_len=args.max_seq_len, device="cpu" if args.cpu else None)
@@ -328,25 +349,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"\r  {condition:<9} {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
+    judge, judge_unavailable = _eval_judge(args) if args.judge else (None, None)
     if not args.json:
         print("Loading the model and asking the held-out questions…", file=sys.stderr)
-    report = evaluate_run(args.run, output_dir=args.output_dir, progress=progress)
+        if judge is not None:
+            print(f"The questions, reference answers and answers will be {judge.describe()} (--judge).",
+                  file=sys.stderr)
+    report = evaluate_run(args.run, output_dir=args.output_dir, progress=progress, judge=judge,
+                          judge_unavailable=judge_unavailable)
     if args.json:
         _print_json(report.to_dict())
         return 0
     pct = (lambda v: "  –" if v is None else f"{100 * v:3.0f} %")  # noqa: E731
+    judged = report.judge or {}
+    column = (lambda c: f"   {pct(judged.get(c))}") if judged else (lambda c: "")  # noqa: E731
     print(f"Knowledge score on {report.questions} held-out questions (key span found, threshold "
-          f"{report.threshold:g} of its words):")
-    print(f"  base model, closed book   {pct(report.base)}")
-    print(f"  tuned model, closed book  {pct(report.tuned)}")
-    print(f"  base model, open book     {pct(report.open_book)}   (the passage in the prompt)")
+          f"{report.threshold:g} of its words{'; judge: an LLM given the reference answer' if judged else ''}):")
+    if judged:
+        print("                            key span   judge")
+    print(f"  base model, closed book   {pct(report.base)}{column('base')}")
+    print(f"  tuned model, closed book  {pct(report.tuned)}{column('tuned')}")
+    print(f"  base model, open book     {pct(report.open_book)}{column('open_book')}   (the passage in the prompt)")
     if args.verbose:
         for row in report.rows:
             mark = "✓" if row.get("tuned_correct") else "✗"
-            print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}\n"
+            verdict = {True: "  (judge: right)", False: "  (judge: wrong)"}.get(row.get("tuned_judge"), "")
+            print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}{verdict}\n"
                   f"    base:  {row.get('base', '')[:120]}")
     print(report.headline() + ".")
+    if report.judge_line():
+        print(report.judge_line())
     return 0
+
+
+def _eval_judge(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """``(judge, None)`` for ``eval --judge``, or ``(None, why)`` when no server is configured."""
+    from llmcustoms.errors import ConfigError
+    from llmcustoms.evaluation.judge import judge_from_config
+    from llmcustoms.utils.config import Config
+
+    try:
+        return judge_from_config(Config().load_env_config()), None
+    except ConfigError as error:
+        return None, str(error)
 
 
 # -- runs, attach, stop, resume --------------------------------------------------------------------
@@ -448,6 +493,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # -- the parser ----------------------------------------------------------------------------------
+#: The --output-dir help of every command that reads or writes runs.
+OUTPUT_DIR_HELP = "where runs are kept (default: OUTPUT_DIR, else ~/.llmcustoms/runs)"
+QA_HELP = ("where the Q&A examples come from: auto (the Q&A server when GROQ_API_KEY is set, else offline), "
+           "offline, or groq")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from llmcustoms.training.presets import PRESETS
@@ -458,52 +509,59 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("hardware", help="show GPUs, memory and the recommended model and preset")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--model", default="auto")
-    p.add_argument("--preset", default="quality", choices=list(PRESETS))
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--model", default="auto",
+                   help="plan for this model instead of the recommended one (default: auto)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="highspeed | quality | bestaccuracy (default: DEFAULT_PRESET, else quality)")
     p.set_defaults(func=cmd_hardware)
 
     p = sub.add_parser("models", help="list the models LLMCustoms knows and which are cached")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("validate", help="check a folder of .txt files")
-    p.add_argument("dir")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("dir", help="a folder of .txt files")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("prepare", help="turn a folder into chat training examples")
-    p.add_argument("dir")
-    p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
+    p.add_argument("dir", help="a folder of .txt files")
+    p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"],
+                   help=QA_HELP)
     p.add_argument("--out", help="write the examples as JSONL to this file")
     p.add_argument("--pairs", type=int, help="Q&A pairs asked per chunk (Groq)")
-    p.add_argument("--preset", default="quality", choices=list(PRESETS))
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="highspeed | quality | bestaccuracy (default: DEFAULT_PRESET, else quality)")
     p.add_argument("--yes", action="store_true", help="do not ask before sending text to the server")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="fine-tune a model on a folder")
-    p.add_argument("dir")
-    p.add_argument("--model", default="auto", help="a name from `llmcustoms models`, a folder or a Hub id")
+    p.add_argument("dir", help="a folder of .txt files")
+    p.add_argument("--model", default=None,
+                   help="a name from `llmcustoms models`, a folder or a Hub id (default: DEFAULT_MODEL, else auto)")
     p.add_argument("--preset", default=None,
                    help="highspeed | quality | bestaccuracy (default: DEFAULT_PRESET, else quality)")
     p.add_argument("--max-steps", type=int,
-                   help="optimizer steps (1–1,000,000; default: from your data on a CPU, the preset's on a GPU)")
-    p.add_argument("--save-steps", type=int)
-    p.add_argument("--output-dir", help="where runs are written (default ~/.llmcustoms/runs)")
-    p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"])
+                   help="optimizer steps (1–1,000,000; default: MAX_STEPS, else from your data on a CPU, "
+                        "the preset's on a GPU)")
+    p.add_argument("--save-steps", type=int, help="save a checkpoint every N steps (default from the preset)")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
+    p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"],
+                   help=QA_HELP)
     p.add_argument("--yes", action="store_true",
                    help="send the text to the Q&A server (GROQ_API_KEY) without asking; without it a run "
                         "with no terminal sends nothing")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="random seed for the data split and training (default 42)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--max-seq-len", type=int, help="tokens per training row (default from the preset)")
     p.add_argument("--detach", action="store_true",
                    help="train in a background process that outlives this terminal; print the run and return")
     p.add_argument("--num-processes", type=int, help="train on N processes (GPUs, or CPU processes) with torchrun")
     p.add_argument("--fsdp", action="store_true", help="with --num-processes: shard the model (FSDP) instead of DDP")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("chat", help="chat with a trained run")
@@ -512,49 +570,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true", help="also show the base model's answer")
     p.add_argument("--max-new-tokens", type=int, default=200, help="the longest answer, in tokens (default 200)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; higher varies")
-    p.add_argument("--output-dir", help="where runs are looked up (default ~/.llmcustoms/runs)")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("eval", help="the knowledge score of a run: base vs tuned vs open book on held-out questions")
     p.add_argument("run", help="a run id or folder")
-    p.add_argument("--output-dir", help="where runs are looked up (default ~/.llmcustoms/runs)")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.add_argument("--verbose", "-v", action="store_true", help="print every question with both answers")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--judge", action="store_true",
+                   help="also grade the answers with an LLM given the reference answer (sends the questions and "
+                        "answers to the GROQ_BASE_URL server with GROQ_API_KEY)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("runs", help="list training runs")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--output-dir")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("attach", help="follow a running training run (Ctrl+C leaves it running)")
     p.add_argument("run", help="a run id (or unique prefix) or directory")
-    p.add_argument("--output-dir")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.set_defaults(func=cmd_attach)
 
     p = sub.add_parser("stop", help="stop a running training run gracefully (it saves its adapter)")
-    p.add_argument("run")
-    p.add_argument("--output-dir")
+    p.add_argument("run", help="a run id (or unique prefix) or a run folder")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.add_argument("--no-wait", action="store_true", help="return at once instead of waiting for it to stop")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it to stop")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it to stop (default 300)")
     p.add_argument("--force", action="store_true", help="kill it at once (it can be resumed from a checkpoint)")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("resume", help="continue a killed, stopped or failed run from its last checkpoint")
-    p.add_argument("run")
-    p.add_argument("--output-dir")
+    p.add_argument("run", help="a run id (or unique prefix) or a run folder")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.add_argument("--detach", action="store_true", help="resume in a background process and return")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("export", help="export a run: adapter, merged weights or GGUF")
-    p.add_argument("run")
-    p.add_argument("--format", default="merged", choices=["adapter", "merged", "gguf"])
-    p.add_argument("--out")
-    p.add_argument("--quant", default="f16", choices=["f16", "q8_0"])
+    p.add_argument("run", help="a run id (or unique prefix) or a run folder")
+    p.add_argument("--format", default="merged", choices=["adapter", "merged", "gguf"],
+                   help="adapter: the LoRA adapter; merged: base + adapter as one model (default); gguf: one "
+                        "file for llama.cpp and Ollama")
+    p.add_argument("--out", help="the folder to write the export to (default: RUN/export/FORMAT)")
+    p.add_argument("--quant", default="f16", choices=["f16", "q8_0"],
+                   help="GGUF weights: f16 (default, exact) or q8_0 (half the size)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier export written by llmcustoms (never a folder or file of anything else)")
-    p.add_argument("--output-dir", help="where runs are looked up (default ~/.llmcustoms/runs)")
+    p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.set_defaults(func=cmd_export)
     return parser
 

@@ -114,7 +114,8 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
-def _is_groq(url: str) -> bool:
+def is_groq(url: str) -> bool:
+    """True when ``url`` is Groq's own API (its free-tier limits apply; a key is required)."""
     host = urlsplit(url).hostname or ""
     return host == "groq.com" or host.endswith(".groq.com")
 
@@ -293,7 +294,7 @@ def parse_pairs(content: Any) -> tuple[list[dict[str, str]], int]:
     return pairs, invalid
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
     """The wait a 429/503 asks for: ``retry-after-ms``, ``retry-after`` seconds or an HTTP date."""
     value = response.headers.get("retry-after-ms")
     if value:
@@ -314,7 +315,7 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
-def _server_message(response: httpx.Response) -> str:
+def server_message(response: httpx.Response) -> str:
     """The server's own error sentence, short (the caller scrubs it)."""
     try:
         data = response.json()
@@ -377,7 +378,7 @@ class OpenAICompatibleGenerator:
         self.max_consecutive_failures = max_consecutive_failures
         self.temperature = temperature
         self.json_mode = json_mode
-        groq = _is_groq(self.base_url)
+        groq = is_groq(self.base_url)
         self.rate_limits = (GROQ_FREE_TIER if groq else None) if rate_limits == "auto" else rate_limits
         host = urlsplit(self.url).netloc.rsplit("@", 1)[-1]
         #: Shown to the user and stored with runs: provider and model, never the key.
@@ -424,7 +425,7 @@ class OpenAICompatibleGenerator:
         tokens_in = sum(overhead + estimate_tokens(c.text) for c in to_send)
         tokens_out = len(to_send) * (self.pairs_per_chunk * _TOKENS_PER_PAIR + 10)
         # Time is the slowest of: the request limit, the token limit, and the server's speed.
-        speed = 250.0 if _is_groq(self.base_url) else 40.0  # output tokens/s, a rough guess
+        speed = 250.0 if is_groq(self.base_url) else 40.0  # output tokens/s, a rough guess
         per_request = 0.5 + (tokens_out / max(1, len(to_send))) / speed
         seconds = math.ceil(len(to_send) / self.concurrency) * per_request
         warnings: list[str] = []
@@ -525,7 +526,7 @@ class OpenAICompatibleGenerator:
                                              f"({exc.strerror or exc}); free some space or fix its "
                                              "permissions and run again.") from None
                     return _ChunkResult("ok", pairs=pairs, invalid=invalid)
-                message = self._safe(_server_message(response))
+                message = self._safe(server_message(response))
                 if status in (401, 403):
                     raise GeneratorError(
                         f"The server at {self.server} answered HTTP {status}: the key was refused. Check "
@@ -552,7 +553,7 @@ class OpenAICompatibleGenerator:
                 if status == 429:
                     self._count("rate_limited")
                     limited += 1
-                    retry_wait = _retry_after_seconds(response)
+                    retry_wait = retry_after_seconds(response)
                     if retry_wait is not None and retry_wait > self.give_up_retry_after:
                         raise GeneratorError(
                             f"The server at {self.server} is rate limiting this key for about "
@@ -569,7 +570,7 @@ class OpenAICompatibleGenerator:
                     continue
                 if status in (408, 409) or status >= 500:
                     reason = f"HTTP {status} ({message})"
-                    retry_wait = _retry_after_seconds(response) if status == 503 else None
+                    retry_wait = retry_after_seconds(response) if status == 503 else None
                 else:
                     return _ChunkResult("failed", reason=f"HTTP {status} ({message})")
             # A timeout, a dropped connection or a server error: back off and try again, a few times.
@@ -719,6 +720,31 @@ class OpenAICompatibleGenerator:
         return examples
 
 
+def server_settings(config: dict[str, Any], keyless_local: bool = False) -> tuple[str, str, str]:
+    """``(key, base_url, model)`` from resolved settings, checked (the generator's and the judge's).
+
+    ``keyless_local``: a server other than Groq's (Ollama, vLLM, llama.cpp) may be used without a
+    key, and ``key`` is then "". Raises ``ConfigError`` saying what to fix and where.
+    """
+    base_url = str(config.get("GROQ_BASE_URL") or DEFAULT_BASE_URL)
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"GROQ_BASE_URL must start with http:// or https://, not {display_url(base_url)!r}.")
+    model = str(config.get("GROQ_MODEL") or DEFAULT_MODEL)
+    key = config.get("GROQ_API_KEY")
+    key = key.strip() if isinstance(key, str) else ""
+    if not key:
+        if keyless_local and not is_groq(base_url):
+            return "", base_url, model
+        raise ConfigError(
+            "GROQ_API_KEY is not set: put a line GROQ_API_KEY=your-key in a .env file in this folder "
+            f"(or in {home_dir() / '.env'}), or set it in the environment.")
+    if not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
+        # Checked here because httpx would fail later with a message about header encoding.
+        raise ConfigError("GROQ_API_KEY holds spaces or characters that are not plain ASCII: "
+                          "copy the key again into .env or the environment.")
+    return key, base_url, model
+
+
 def generator_from_config(
     config: dict[str, Any],
     pairs_per_chunk: int = 3,
@@ -729,19 +755,6 @@ def generator_from_config(
 
     Raises ``ConfigError`` when ``GROQ_API_KEY`` is missing or unusable, saying where to put it.
     """
-    key = config.get("GROQ_API_KEY")
-    key = key.strip() if isinstance(key, str) else ""
-    if not key:
-        raise ConfigError(
-            "GROQ_API_KEY is not set: put a line GROQ_API_KEY=your-key in a .env file in this folder "
-            f"(or in {home_dir() / '.env'}), or set it in the environment.")
-    if not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
-        # Checked here because httpx would fail later with a message about header encoding.
-        raise ConfigError("GROQ_API_KEY holds spaces or characters that are not plain ASCII: "
-                          "copy the key again into .env or the environment.")
-    base_url = str(config.get("GROQ_BASE_URL") or DEFAULT_BASE_URL)
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"GROQ_BASE_URL must start with http:// or https://, not {display_url(base_url)!r}.")
-    model = str(config.get("GROQ_MODEL") or DEFAULT_MODEL)
+    key, base_url, model = server_settings(config)
     return OpenAICompatibleGenerator(key, base_url, model, pairs_per_chunk=pairs_per_chunk,
                                      concurrency=concurrency, cache_dir=cache_dir)

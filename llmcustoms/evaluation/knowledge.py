@@ -39,13 +39,17 @@ class KnowledgeReport:
     threshold: float = SPAN_RECALL_THRESHOLD
     message: str = ""
     seconds: float = 0.0
+    #: The LLM judge's shares (``base``, ``tuned``, ``open_book``, ``model``, ``server``, …) when
+    #: ``llmcustoms eval --judge`` ran one (``evaluation.judge``); rows then hold ``<condition>_judge``.
     judge: dict[str, Any] | None = None
+    #: Why there is no judge score although one was asked for (no key, a failing server).
+    judge_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``llmcustoms eval --json`` and run.json's ``knowledge``)."""
         return {"questions": self.questions, "base": self.base, "tuned": self.tuned, "open_book": self.open_book,
                 "threshold": self.threshold, "message": self.message, "seconds": round(self.seconds, 1),
-                "judge": self.judge, "rows": self.rows}
+                "judge": self.judge, "judge_error": self.judge_error, "rows": self.rows}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KnowledgeReport:
@@ -53,7 +57,8 @@ class KnowledgeReport:
         return cls(questions=int(data.get("questions", 0)), base=data.get("base"), tuned=data.get("tuned"),
                    open_book=data.get("open_book"), rows=list(data.get("rows") or []),
                    threshold=float(data.get("threshold", SPAN_RECALL_THRESHOLD)), message=str(data.get("message", "")),
-                   seconds=float(data.get("seconds", 0.0)), judge=data.get("judge"))
+                   seconds=float(data.get("seconds", 0.0)), judge=data.get("judge"),
+                   judge_error=data.get("judge_error"))
 
     def headline(self) -> str:
         """'knows 22 of 30 facts; the base model knew 1 (open book: 25)'."""
@@ -66,6 +71,17 @@ class KnowledgeReport:
         if self.open_book is not None:
             text += f" (open book: {round(self.open_book * self.questions)})"
         return text
+
+    def judge_line(self) -> str:
+        """The judge's verdict in one sentence, or why it is missing ("" when no judge was asked for)."""
+        if self.judge_error:
+            return f"No judge score: {self.judge_error.rstrip('.')}."
+        if not self.judge:
+            return ""
+        where = f"{self.judge.get('model')} at {self.judge.get('server')}"
+        parts = [f"{label} {round(100 * self.judge[c])} %" for c, label in
+                 (("tuned", "tuned"), ("base", "base"), ("open_book", "open book")) if self.judge.get(c) is not None]
+        return f"Judged by {where}: " + ", ".join(parts) + "."
 
 
 def generate_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = MAX_NEW_TOKENS,

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from llmcustoms.errors import InputError
 from llmcustoms.evaluation.knowledge import CONDITIONS, KnowledgeReport, score_knowledge
 from llmcustoms.evaluation.split import Probe
+
+if TYPE_CHECKING:
+    from llmcustoms.evaluation.judge import Judge
 
 
 def run_probes(run) -> list[Probe]:
@@ -30,9 +34,17 @@ def run_probes(run) -> list[Probe]:
 
 def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
                  conditions: Sequence[str] = CONDITIONS,
-                 progress: Callable[[str, int, int], None] | None = None, save: bool = True) -> KnowledgeReport:
-    """Ask run ``run_ref``'s held-out questions again and score them (stored in run.json when ``save``)."""
+                 progress: Callable[[str, int, int], None] | None = None, save: bool = True,
+                 judge: Judge | None = None, judge_unavailable: str | None = None) -> KnowledgeReport:
+    """Ask run ``run_ref``'s held-out questions again and score them (stored in run.json when ``save``).
+
+    ``judge``: also grade the answers with this LLM judge (``evaluation.judge``; it sends the questions,
+    reference answers and answers to its server), reported as ``progress('judge', done, total)``.
+    ``judge_unavailable``: why a judge was asked for but could not be made; it is recorded in the
+    report's ``judge_error``. Either way the key-span score stands.
+    """
     from llmcustoms.chat.session import ChatSession
+    from llmcustoms.evaluation.judge import apply_judge
     from llmcustoms.training.runs import RunDir
 
     run = RunDir.open(run_ref, root=output_dir)
@@ -45,6 +57,9 @@ def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
         report = score_knowledge(session.model, session.tokenizer, probes, conditions=conditions, progress=progress)
     finally:
         session.close()
+    if judge is not None or judge_unavailable:
+        step = (lambda done, total: progress("judge", done, total)) if progress else None
+        apply_judge(report, judge, judge_unavailable, progress=step)
     if save:
         run.update(knowledge=report.to_dict())
     return report
