@@ -37,7 +37,9 @@ def validate_folder(path: str) -> Any:
     """The core's DataReport for ``path`` (never raises for content problems)."""
     from llmcustoms.data.reader import validate_folder as _validate
 
-    return _validate(Path(path).expanduser())
+    report = _validate(Path(path).expanduser())
+    _ = report.example_count  # counted here, in the worker: it builds the examples once (data/count.py)
+    return report
 
 
 def _source_excerpt(report: Any, example: Any) -> str:
@@ -100,15 +102,19 @@ def build_preview(
     on_message: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     limit: int = PREVIEW_EXAMPLES,
+    preset: str | None = None,
 ) -> dict[str, Any]:
     """Build the examples the run would train on and render a few of them for the data screen.
 
     ``confirm(plan)`` is asked before any text is sent to a server (the core calls it);
-    ``progress(done, total)`` follows the generation chunk by chunk.
+    ``progress(done, total)`` follows the generation chunk by chunk. ``preset`` gives the pairs per chunk,
+    as training uses them, so the preview's count is the run's.
     """
+    from llmcustoms.data.count import default_pairs_per_chunk
     from llmcustoms.data.examples import build_examples
 
-    example_set = build_examples(report, qa=qa, confirm=confirm, on_message=on_message, progress=progress)
+    example_set = build_examples(report, qa=qa, confirm=confirm, on_message=on_message, progress=progress,
+                                 pairs_per_chunk=default_pairs_per_chunk(preset))
     examples = list(getattr(example_set, "examples", example_set) or [])
     picked = _spread(examples, limit)
     tokenizer, note = (None, "")

@@ -55,6 +55,11 @@ class DataReport:
         return self._example_count
 
     @property
+    def known_example_count(self) -> Any:
+        """``example_count`` when it was already made, else None: never builds (safe on a UI thread)."""
+        return self._example_count
+
+    @property
     def estimated_examples(self) -> int:
         """How many examples the folder makes (``example_count``'s number; 0 when blocked)."""
         count = self.example_count

@@ -7,6 +7,7 @@ confirmed first) and renders a few through the model's own chat template (``rend
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,11 +18,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DirectoryTree, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from llmcustoms_tui import backend
-from llmcustoms_tui.format import fmt_bytes, fmt_count
+from llmcustoms_tui.format import MiddleElided, fmt_bytes, fmt_count
 from llmcustoms_tui.messages import DataValidated, PreviewProgress, PreviewReady, PreviewSample
 from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.widgets.paths import FolderValidator, PathSuggester, TextFolderTree
@@ -41,24 +43,34 @@ def report_summary(report: Any) -> list[str]:
         f"{getattr(report, 'usable_files', len(files))} usable file(s) of {len(files)}"
         + (f", {fmt_bytes(size)}" if size is not None else "")
         + f", {fmt_count(getattr(report, 'total_chars', None))} characters",
-        f"about {fmt_count(getattr(report, 'estimated_examples', None))} examples, "
+        f"{_examples_text(report)} examples offline, about "
         f"{fmt_count(getattr(report, 'estimated_tokens', None))} tokens",
     ]
+
+
+def _examples_text(report: Any) -> str:
+    """The core's one example count ('700', or 'about 76,000 (an estimate)'); counted by the worker."""
+    count = getattr(report, "known_example_count", None)
+    number = getattr(count, "number", None)
+    if callable(number):
+        return str(number())
+    return fmt_count(getattr(report, "estimated_examples", None))
 
 
 def files_table(report: Any) -> Table:
     """Every file the check looked at, with its problems (a Rich table: it wraps to the width)."""
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False)
-    table.add_column("File", ratio=2, no_wrap=True, overflow="ellipsis", min_width=12)
+    # Names are cut in the middle (MiddleElided), so names with a common start stay different.
+    table.add_column("File", ratio=3, no_wrap=True, min_width=14)
     table.add_column("Size", justify="right", no_wrap=True)
     table.add_column("Chars", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
-    table.add_column("Problems", ratio=3)
+    table.add_column("Problems", ratio=2)
     for file in getattr(report, "files", []) or []:
         status = str(getattr(file, "status", "?"))
         mark = {"ok": "✔ ", "warning": "⚠ ", "skipped": "✖ "}.get(status, "")
         problems = "; ".join(str(p) for p in getattr(file, "problems", []) or []) or "—"
-        table.add_row(Text(str(file.relpath)), fmt_bytes(getattr(file, "size_bytes", None)),
+        table.add_row(MiddleElided(str(file.relpath)), fmt_bytes(getattr(file, "size_bytes", None)),
                       fmt_count(getattr(file, "chars", None)), mark + status, Text(problems))
     return table
 
@@ -77,6 +89,8 @@ class DataScreen(WizardScreen):
     def __init__(self) -> None:
         super().__init__()
         self._validated_path: str | None = None
+        self._from_tree: str | None = None  # the path box's value as the tree set it (not typed)
+        self._follow_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         start = Path(self.wizard.data_path).expanduser() if self.wizard.data_path else None
@@ -85,7 +99,7 @@ class DataScreen(WizardScreen):
         root = (start if start is not None and start.is_dir() else Path(".")).resolve()
         with Horizontal(id="data-main"):
             tree = TextFolderTree(root, id="data-tree")
-            tree.border_title = "Folders and .txt files"
+            tree.border_title = "Folders · .txt"  # short: the panel is 22 columns at 80×24
             yield tree
             with VerticalScroll(id="data-body", classes="body"):
                 yield Label("Folder of .txt files (Enter: check, →: complete)", classes="section-title")
@@ -125,6 +139,21 @@ class DataScreen(WizardScreen):
         # The core says what is wrong, even for a missing folder: one voice for every problem.
         self.start_validation(value)
 
+    @on(Input.Changed, "#data-path")
+    def _path_changed(self, event: Input.Changed) -> None:
+        """A typed path moves the tree to it, once typing pauses (each keystroke would make it jump)."""
+        if event.value == self._from_tree:
+            return
+        if self._follow_timer is not None:
+            self._follow_timer.stop()
+        self._follow_timer = self.set_timer(0.4, partial(self.follow_path, event.value))
+
+    def follow_path(self, value: str) -> None:
+        """Show the folder ``value`` names in the tree (if it is one)."""
+        folder = Path(value.strip()).expanduser()
+        if value.strip() and folder.is_dir():
+            self.query_one("#data-tree", TextFolderTree).show_folder(folder)
+
     @on(DirectoryTree.DirectorySelected, "#data-tree")
     def _folder_picked(self, event: DirectoryTree.DirectorySelected) -> None:
         self._pick(event.path)
@@ -135,6 +164,7 @@ class DataScreen(WizardScreen):
 
     def _pick(self, path: Path) -> None:
         text = self._display_path(path)
+        self._from_tree = text
         self.query_one("#data-path", Input).value = text
         self.start_validation(text)
 
@@ -255,7 +285,7 @@ class DataScreen(WizardScreen):
                 self.post_message(PreviewProgress(f"Generating Q&A pairs: {done} / {total} chunks…"))
 
         result = backend.build_preview(report, qa, model, confirm=confirm, on_message=on_message,
-                                       progress=progress)
+                                       progress=progress, preset=self.wizard.preset)
         if not worker.is_cancelled:
             self.post_message(PreviewReady(path=path, **result))
 
