@@ -107,9 +107,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     preset = args.preset or Config().load_env_config()["DEFAULT_PRESET"]
     pairs = args.pairs or int(get_preset(preset).get("qa_pairs_per_chunk", 3))
+    # The sentence on vanished files is not printed here: it is the error below, said once.
     built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs,
                            confirm=lambda plan: _confirm_plan(plan, args.yes),
-                           on_message=lambda m: print(m, file=sys.stderr))
+                           on_message=lambda m: m == report.vanished_sentence() or print(m, file=sys.stderr))
+    if built.missing:
+        # Examples from part of the folder are not what was asked for: write nothing, name the files.
+        from llmcustoms.errors import DataError
+
+        raise DataError(f"{built.missing_message.rstrip('.')}; nothing was written — run prepare again once "
+                        "the folder no longer changes.")
     if args.out:
         from pathlib import Path
 
@@ -345,8 +352,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from llmcustoms.evaluation.run_eval import evaluate_run
 
+    unfinished = [False]  # a progress line left open (a judge that gave up part-way)
+
     def progress(condition: str, done: int, total: int) -> None:
         if not args.json:
+            unfinished[0] = done < total
             print(f"\r  {condition:<9} {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     judge, judge_unavailable = _eval_judge(args) if args.judge else (None, None)
@@ -357,6 +367,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     report = evaluate_run(args.run, output_dir=args.output_dir, progress=progress, judge=judge,
                           judge_unavailable=judge_unavailable)
+    if unfinished[0]:
+        print(file=sys.stderr)
     if args.json:
         _print_json(report.to_dict())
         return 0
