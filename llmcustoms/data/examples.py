@@ -40,6 +40,10 @@ class ExampleSet:
     message: str
     counts: dict[str, int] = field(default_factory=dict)
     facts: list[Fact] = field(default_factory=list)  # every checkable fact (for the knowledge score)
+    #: Files that disappeared or became unreadable while the folder was read (relative paths), and the
+    #: sentence that says so; empty when the examples come from every file the check found.
+    missing: list[str] = field(default_factory=list)
+    missing_message: str = ""
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -184,6 +188,9 @@ def build_examples(
             generator = OfflineGenerator(pairs_per_chunk)
             generated = generator.generate(chunks, progress=progress)
 
+    missing_message = report.vanished_sentence() or ""
+    if missing_message:
+        _say(on_message, missing_message)
     from_facts = fact_examples(facts)
     before = len(explicit) + len(generated) + len(from_facts) + len(passages)
     with paused_gc():
@@ -202,6 +209,8 @@ def build_examples(
         "chunks": len(chunks),
         "documents": documents,
     }
+    if not examples and missing_message:
+        raise DataError(f"{missing_message.rstrip('.')}; no example could be built from what is left.")
     if not examples:
         raise DataError(f"No training examples could be built from '{report.root}'; add more text "
                         f"(whole sentences, or Question:/Answer: pairs).")
@@ -212,4 +221,5 @@ def build_examples(
                + f"{made} generated {how} from {len(chunks)} chunks"
                + (f" ({duplicates} duplicates removed)." if duplicates else "."))
     _say(on_message, message)
-    return ExampleSet(examples=examples, qa_mode=mode, message=message, counts=counts, facts=facts)
+    return ExampleSet(examples=examples, qa_mode=mode, message=message, counts=counts, facts=facts,
+                      missing=list(report.vanished), missing_message=missing_message)

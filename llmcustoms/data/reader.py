@@ -241,6 +241,9 @@ def _scan_file(entry: _Entry, max_file_bytes: int) -> tuple[FileReport, int]:
     try:
         fd = open_regular(entry.path)
     except OSError as exc:
+        if exc.errno == errno.ENOENT:  # listed a moment ago: it was deleted or moved while we read
+            report.vanished = True
+            return _skip(report, f"'{rel}' disappeared while the folder was being read; skipped it."), 0
         reason = "it is not a regular file" if exc.errno == errno.EINVAL else exc.strerror
         return _skip(report, f"'{rel}' cannot be read ({reason}); skipped it — check its permissions."), 0
     qa_markers = 0
@@ -386,6 +389,8 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
         else:
             file_report, markers = _scan_file(entry, max_file_bytes)
             qa_markers += markers
+            if file_report.vanished:
+                report.vanished.append(entry.relpath)
         report.files.append(file_report)
         report.warnings.extend(file_report.problems)
         if file_report.status != "skipped":
@@ -470,36 +475,44 @@ def iter_documents(report: DataReport, piece_chars: int = PIECE_CHARS) -> Iterat
 
     Files above ``report.max_file_bytes`` are yielded in pieces of about ``piece_chars`` characters,
     cut at paragraph (else line, else word) boundaries; their Documents carry ``part`` 0, 1, 2, …
-    Memory stays at about one piece however large the folder is.
+    Memory stays at about one piece however large the folder is. A file that disappeared or became
+    unreadable since the check is added to ``report.vanished`` (and skipped) instead of ending the run:
+    the caller says so (``DataReport.vanished_sentence``).
     """
     for file_report in report.files:
         if file_report.status == "skipped":
             continue
-        path = report.root / file_report.relpath
-        encoding = file_report.encoding or "utf-8"
         try:
-            fd = open_regular(path)
+            yield from _file_documents(report, file_report, piece_chars)
         except OSError:
-            continue  # it vanished or changed since validation; validation already read it once
-        try:
-            streaming = file_report.size_bytes > report.max_file_bytes
-            if not streaming:
-                text = "".join(_decode_pieces(fd, encoding))
-                yield Document(path=path, relpath=file_report.relpath, text=text,
-                               size_bytes=file_report.size_bytes, encoding=encoding)
-                continue
-            buffer = ""
-            part = 0
-            for text in _decode_pieces(fd, encoding):
-                buffer += text
-                while len(buffer) >= piece_chars:
-                    cut = _cut_point(buffer, piece_chars)
-                    yield Document(path=path, relpath=file_report.relpath, text=buffer[:cut],
-                                   size_bytes=file_report.size_bytes, encoding=encoding, part=part)
-                    buffer = buffer[cut:]
-                    part += 1
-            if buffer.strip():
-                yield Document(path=path, relpath=file_report.relpath, text=buffer,
+            file_report.vanished = True
+            if file_report.relpath not in report.vanished:
+                report.vanished.append(file_report.relpath)
+
+
+def _file_documents(report: DataReport, file_report: FileReport, piece_chars: int) -> Iterator[Document]:
+    """One file's Documents (pieces when it is huge); OSError when it cannot be opened or read."""
+    path = report.root / file_report.relpath
+    encoding = file_report.encoding or "utf-8"
+    fd = open_regular(path)
+    try:
+        if file_report.size_bytes <= report.max_file_bytes:
+            text = "".join(_decode_pieces(fd, encoding))
+            yield Document(path=path, relpath=file_report.relpath, text=text,
+                           size_bytes=file_report.size_bytes, encoding=encoding)
+            return
+        buffer = ""
+        part = 0
+        for text in _decode_pieces(fd, encoding):
+            buffer += text
+            while len(buffer) >= piece_chars:
+                cut = _cut_point(buffer, piece_chars)
+                yield Document(path=path, relpath=file_report.relpath, text=buffer[:cut],
                                size_bytes=file_report.size_bytes, encoding=encoding, part=part)
-        finally:
-            os.close(fd)
+                buffer = buffer[cut:]
+                part += 1
+        if buffer.strip():
+            yield Document(path=path, relpath=file_report.relpath, text=buffer,
+                           size_bytes=file_report.size_bytes, encoding=encoding, part=part)
+    finally:
+        os.close(fd)

@@ -35,6 +35,8 @@ class DataReport:
     total_chars: int = 0
     estimated_tokens: int = 0
     max_file_bytes: int = 10 * 1024 * 1024
+    #: Files listed by the check that then disappeared or became unreadable (relative paths), in order.
+    vanished: list[str] = field(default_factory=list)
     #: The count of examples (data/count.py), made on first use: building them costs a moment.
     _example_count: Any = field(default=None, repr=False, compare=False)
 
@@ -88,6 +90,15 @@ class DataReport:
     def ok(self) -> bool:
         """True unless the folder cannot be trained on."""
         return self.verdict != "blocked"
+
+    def vanished_sentence(self) -> str | None:
+        """One sentence naming the files that disappeared while the folder was read; None when none did."""
+        if not self.vanished:
+            return None
+        names = ", ".join(f"'{name}'" for name in self.vanished[:3]) + (" …" if len(self.vanished) > 3 else "")
+        used = self.usable_files - len(set(self.vanished) & {f.relpath for f in self.files if f.status != "skipped"})
+        return (f"{len(self.vanished)} file(s) disappeared or became unreadable while the folder '{self.root}' was "
+                f"being read ({names}), so the examples come from the other {max(0, used)} file(s) only.")
 
     def raise_if_blocked(self) -> None:
         """Raise DataError with the first error sentence when the verdict is 'blocked'."""

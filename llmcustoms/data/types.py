@@ -63,6 +63,7 @@ class FileReport:
     chars: int = 0
     problems: list[str] = field(default_factory=list)
     cjk_chars: int = 0  # Chinese, Japanese and Korean characters among ``chars`` (about a token each)
+    vanished: bool = False  # it disappeared (or became unreadable) while the folder was being read
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -237,9 +237,13 @@ def generation_plan(request: TrainRequest) -> Any | None:
     return None
 
 
-def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message: Callable[[str], None]
-                 ) -> PreparedData:
-    """Validate the folder, build examples, split, tokenize and pack."""
+def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message: Callable[[str], None],
+                 warn: Callable[[str], None] | None = None) -> PreparedData:
+    """Validate the folder, build examples, split, tokenize and pack.
+
+    ``warn`` (default ``on_message``) gets what the user must not miss: files that disappeared or
+    became unreadable while the folder was read (the run trains on the others).
+    """
     from llmcustoms.data.examples import build_examples
     from llmcustoms.data.reader import validate_folder
     from llmcustoms.data.split import split_examples
@@ -252,7 +256,15 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
     for warning in report.warnings:
         on_message(warning)
     pairs = int(get_preset(request.preset).get("qa_pairs_per_chunk", 3))
-    built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=on_message,
+
+    def say(message: str) -> None:
+        # The sentence naming vanished files is a warning, not one more line of progress.
+        if report.vanished and message == report.vanished_sentence():
+            (warn or on_message)(message)
+        else:
+            on_message(message)
+
+    built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=say,
                            confirm=send_permission(request, on_message))
     from llmcustoms.evaluation.split import split_facts, training_examples
 
@@ -551,14 +563,18 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
         run.update(timings={**(run.read().get("timings") or {}), "total_s": round(time.time() - started, 2)})
         return result
     except KeyboardInterrupt:
+        from llmcustoms.training import checkpoints
+        from llmcustoms.training.interrupts import TrainingInterrupted, resume_hint
+
         step = pulse.step
-        run.update(status="interrupted", finished_at=time.time())
-        emit(make_event("error", step=step, message=f"Interrupted at step {step}: `llmcustoms resume {run.id}` "
-                                                    "continues from the last checkpoint."))
-        raise
+        latest = checkpoints.latest_complete(run.checkpoints_dir)
+        message = resume_hint(run.id, step, checkpoints.checkpoint_step(latest) if latest else None)
+        _record_end(run, status="interrupted", finished_at=time.time())
+        emit(make_event("error", step=step, message=message))
+        raise TrainingInterrupted(message, run.id, step) from None
     except Exception as error:
         friendly = _friendly_error(error)
-        run.update(status="failed", error=str(friendly), finished_at=time.time())
+        _record_end(run, status="failed", error=str(friendly), finished_at=time.time())
         emit(make_event("error", step=pulse.step, message=str(friendly)))
         if friendly is error:
             raise
@@ -568,6 +584,14 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
         if file_sink is not None:
             file_sink.close()
         _free_memory(setup.device)
+
+
+def _record_end(run: RunDir, **fields: Any) -> None:
+    """How the run ended, into run.json; a disk too full for even that must not hide the error itself."""
+    try:
+        run.update(**fields)
+    except OSError as error:
+        log.warning("could not record the run's end in %s: %s", run.run_json, error)
 
 
 def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: threading.Event, monitor, pulse
@@ -593,7 +617,8 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         torch.cuda.set_per_process_memory_fraction(allocator_cap_fraction(settings["MAX_VRAM_GB"], total_mb))
 
     model, tokenizer = load_for_training(setup.model_path, config)
-    data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info)
+    data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info,
+                        warn=lambda message: emit(make_event("warning", message=message)))
     recorded = run.read()
     if setup.resume and recorded.get("train_rows") not in (None, len(data.train_rows)):
         emit(make_event("warning", health="data_changed", message=(
@@ -645,15 +670,22 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
 
     finished_before = bool(setup.resume and checkpoint is not None
                            and (checkpoints.checkpoint_step(checkpoint) or 0) >= int(config["max_steps"]))
-    if finished_before:
-        # It had trained every step and died while saving the end (a kill during the final save): load the
-        # last checkpoint's weights and finish, never stepping past max_steps.
+    # A stop asked before the first step (during the first evaluation): no training, end as stopped.
+    stopped_before = stop.is_set() and not finished_before
+    if stopped_before:
+        callback.stopped_by_user = True
+    if finished_before or (stopped_before and checkpoint is not None):
+        # It had trained every step and died while saving the end (a kill during the final save), or it is
+        # stopped before going on: load the last checkpoint's weights, never stepping past max_steps.
         _load_checkpoint_adapter(model, checkpoint)
         trainer.state.global_step = int(checkpoints.checkpoint_step(checkpoint) or 0)
-    while not finished_before:
+    while not (finished_before or stopped_before):
         out_of_memory = False
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except KeyboardInterrupt:
+            _checkpoint_on_interrupt(trainer, run, emit)
+            raise
         except Exception as error:  # noqa: BLE001 - only OOM is handled here, the rest re-raised
             if not is_oom(error):
                 raise
@@ -678,7 +710,9 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         raise TrainingError(f"The loss became NaN or infinite at step {callback.nonfinite_step}, so training "
                             f"stopped: try a lower learning rate (it was {float(config['learning_rate']):g}) or "
                             "the bestaccuracy preset.")
-    if not restored and callback.last_eval_step == steps and callback.last_eval_loss is not None \
+    if stopped_before:
+        eval_after = None  # nothing was trained since the evaluation the stop ended
+    elif not restored and callback.last_eval_step == steps and callback.last_eval_loss is not None \
             and math.isfinite(callback.last_eval_loss):
         eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
     else:
@@ -687,7 +721,8 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
 
     adapter = str(run.adapter_dir) if is_secondary() else save_adapter(trainer.model, tokenizer, run)
     status = "stopped" if callback.stopped_by_user else "done"
-    knowledge = _knowledge_after(trainer.model, tokenizer, data, knowledge_before, run, emit, steps)
+    knowledge = _knowledge_after(trainer.model, tokenizer, data, None if stopped_before else knowledge_before, run,
+                                 emit, steps)
     run.update(status=status, eval_loss_after=eval_after, adapter_path=adapter, steps=steps,
                finished_at=time.time())
     emit(make_event("done", step=steps, max_steps=config["max_steps"], status=status, eval_loss_before=eval_before,
@@ -771,12 +806,18 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
     from transformers import PrinterCallback
 
     from llmcustoms.training.distributed import StopTogether, world_size
+    from llmcustoms.training.interrupts import StepBoundary
     from llmcustoms.training.run_trainer import RunTrainer
+    from llmcustoms.training.wall_clock import WallClockCheckpoint
 
-    together = [StopTogether()] if world_size() > 1 else []  # after the callbacks that may ask to stop
+    single = world_size() == 1
+    together = [] if single else [StopTogether()]  # after the callbacks that may ask to stop
+    # One process alone may save on its own clock or leave an evaluation early: ranks must agree on both.
+    clock = [WallClockCheckpoint()] if single else []
+    callback.stop_evaluation = single
     trainer = RunTrainer(model=model, args=_training_arguments(config, run, device), train_dataset=data.train_rows,
                          eval_dataset=data.eval_rows, data_collator=collator,
-                         callbacks=[callback, *extra_callbacks, *together], emit=emit)
+                         callbacks=[StepBoundary(), callback, *clock, *extra_callbacks, *together], emit=emit)
     trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
     return trainer
 
@@ -810,6 +851,33 @@ def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokeni
                     message=f"Out of memory at step {pulse.step + 1}: {backoff.message}; going on from "
                             f"{'the checkpoint at step ' + str(resumed_at) if checkpoint else 'the start'}."))
     return checkpoint, data
+
+
+def _checkpoint_on_interrupt(trainer, run: RunDir, emit: EventSink) -> None:
+    """After a hard Ctrl+C in training: a checkpoint of the last finished step, when the state is one.
+
+    Not when the interrupt fell inside an optimizer step (weights and step counter disagree), before the
+    first step, or when that step's checkpoint is already complete. A second interrupt here leaves a
+    half-written folder, which the next resume discards.
+    """
+    from llmcustoms.training import checkpoints
+    from llmcustoms.training.distributed import is_secondary
+    from llmcustoms.training.interrupts import StepBoundary
+
+    step = int(trainer.state.global_step or 0)
+    boundary = next((c for c in trainer.callback_handler.callbacks if isinstance(c, StepBoundary)), None)
+    if is_secondary() or step == 0 or boundary is None or not boundary.consistent:
+        return
+    folder = run.checkpoints_dir / f"checkpoint-{step}"
+    if checkpoints.is_complete(folder):
+        return
+    try:
+        trainer._save_checkpoint(trainer.model, trial=None)
+    except Exception as error:  # noqa: BLE001 - the interrupt is what the user meets; say why nothing was kept
+        emit(make_event("warning", step=step, message=f"No checkpoint could be saved at the interrupt ({error})."))
+        return
+    emit(make_event("checkpoint", step=step, max_steps=trainer.state.max_steps,
+                    message=f"checkpoint saved at step {step} (interrupted)"))
 
 
 def _eval_loss(trainer) -> float | None:
