@@ -7,9 +7,12 @@ With model="auto" it picks a model for your GPU, and on a machine with no GPU an
 it uses the embedded SmolLM2-135M (shortened training on the CPU, a few minutes).
 """
 
+import sys
 from pathlib import Path
 
 from llmcustoms import FineTuner
+from llmcustoms.errors import LLMCustomsError
+from llmcustoms.training.interrupts import TrainingInterrupted
 
 DATA = Path(__file__).resolve().parent / "data"  # the bundled notes about the fictional Velmoria
 
@@ -20,8 +23,14 @@ tuner = FineTuner(
     preset="quality",
 )
 
-# Train the model
-model_path = tuner.train()
+# Train the model (Ctrl+C stops it, keeping a checkpoint; `llmcustoms resume <id>` continues it)
+try:
+    model_path = tuner.train()
+except TrainingInterrupted as stopped:
+    print(f"\n{stopped}", file=sys.stderr)
+    sys.exit(130)  # the usual exit status after Ctrl+C
+except LLMCustomsError as error:
+    sys.exit(f"error: {error}")
 print(f"Model saved to: {model_path}")
 
 # Test the model

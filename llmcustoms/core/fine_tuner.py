@@ -37,11 +37,19 @@ class ModelAnswers(list):
 class FineTuner:
     """Fine-tune a small chat model on a folder of .txt files."""
 
-    def __init__(self, data_path: str, model: str = "auto", preset: str = "quality", *,
+    def __init__(self, data_path: str, model: str | None = None, preset: str | None = None, *,
                  max_steps: int | None = None, output_dir: str | None = None, qa: str = "auto",
                  sink: EventSink | None = None, progress: bool = True, allow_send: bool = False) -> None:
         """``allow_send=True`` lets the folder's text go to the Q&A server when GROQ_API_KEY is set (``qa``
-        'auto' or 'groq'); without it nothing is sent and offline examples are built instead."""
+        'auto' or 'groq'); without it nothing is sent and offline examples are built instead.
+        ``model`` and ``preset`` left None come from DEFAULT_MODEL / DEFAULT_PRESET (environment or .env),
+        else 'auto' and 'quality', as for the CLI."""
+        if model is None or preset is None:
+            from llmcustoms.utils.config import Config
+
+            settings = Config().load_env_config()
+            model = model or settings.get("DEFAULT_MODEL") or "auto"
+            preset = preset or settings.get("DEFAULT_PRESET") or "quality"
         self.data_path = str(data_path)
         self.model_name = model
         self.preset = check_preset(preset)
@@ -126,19 +134,35 @@ class FineTuner:
         return load_for_training(path, config)
 
     def train(self) -> str:
-        """Train and return the saved adapter's path."""
+        """Train and return the saved adapter's path.
+
+        Ctrl+C (in the main thread) stops as the CLI does: the step in progress finishes, a checkpoint and
+        the adapter so far are saved, and ``TrainingInterrupted`` (a KeyboardInterrupt) is raised saying
+        how to continue (``llmcustoms resume <id>``); a second Ctrl+C interrupts at once, still keeping a
+        checkpoint of the last finished step. ``stop_event.set()`` from another thread stops the same
+        way but returns normally (the run's status is then "stopped").
+        """
         from llmcustoms.training.events import FanoutSink
+        from llmcustoms.training.interrupts import TrainingInterrupted, graceful_interrupt
         from llmcustoms.training.progress import ProgressPrinter
 
         printer = ProgressPrinter() if self.progress else None
         self.stop_event.clear()  # a stop asked of an earlier train() must not end this one
+        by_ctrl_c: list[bool] = []
         try:
-            self.result = run_training(self._request(), sink=FanoutSink(self.events, self.sink, printer),
-                                       stop=self.stop_event)
+            with graceful_interrupt(self.stop_event, on_stop=lambda: by_ctrl_c.append(True)):
+                self.result = run_training(self._request(), sink=FanoutSink(self.events, self.sink, printer),
+                                           stop=self.stop_event)
         finally:
             if printer is not None:
                 printer.close()
         self._model_path = self.result.run_dir.read().get("model_path")
+        if by_ctrl_c and self.result.status == "stopped":
+            run, steps = self.result.run_dir, self.result.steps
+            total = (run.read().get("config") or {}).get("max_steps")
+            raise TrainingInterrupted(
+                f"Training stopped at step {steps}{f' of {total}' if total else ''}: a checkpoint and the adapter "
+                f"so far are saved in {run.path}; `llmcustoms resume {run.id}` continues it.", run.id, steps)
         return str(self.result.adapter_path)
 
     def test_model(self, prompts: list[str] | None = None, compare: bool = False) -> ModelAnswers:

@@ -2,7 +2,9 @@
 
 The callback also feeds the health rules (``health.py``) and the watchdog's ``Pulse``, and turns
 the ``stop`` event into a graceful stop that still writes a checkpoint (so a stopped run resumes
-exactly where it stopped) and, in the trainer, an adapter.
+exactly where it stopped) and, in the trainer, an adapter. During an evaluation it reports progress
+(``eval_progress`` events: batch of batches) and ends the evaluation between two batches when a stop
+is requested there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from transformers import TrainerCallback
 
 from llmcustoms.training.events import EventSink, make_event
 from llmcustoms.training.health import HealthMonitor, Pulse
+
+#: The most seconds between two ``eval_progress`` events during an evaluation.
+EVAL_PROGRESS_EVERY_S = 2.0
 
 
 def memory_fields(device: str) -> dict[str, Any]:
@@ -61,6 +66,10 @@ class EventCallback(TrainerCallback):
         self.last_loss: float | None = None
         self.last_eval_loss: float | None = None
         self.last_eval_step: int | None = None
+        self._eval_batch = 0
+        self._eval_reported = -math.inf
+        # False in multi-process training: one rank leaving an evaluation alone would hang the others.
+        self.stop_evaluation = True
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._mark_time = time.monotonic()
@@ -120,10 +129,33 @@ class EventCallback(TrainerCallback):
                 control.should_evaluate = False
         return control
 
-    def on_prediction_step(self, args, state, control, **kwargs):
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
         self.pulse.beat()  # a long evaluation is progress, not a stall
+        self._eval_batch += 1
+        now = time.monotonic()
+        batches = _length(eval_dataloader)
+        if self._eval_batch == 1 or now - self._eval_reported >= EVAL_PROGRESS_EVERY_S or self._eval_batch == batches:
+            self._eval_reported = now
+            self.sink(make_event("eval_progress", step=state.global_step, max_steps=state.max_steps,
+                                 batch=self._eval_batch, batches=batches,
+                                 message=f"Evaluating on the held-out examples: batch {self._eval_batch}"
+                                         + (f" of {batches}" if batches else "")))
+        if self.stop is not None and self.stop.is_set() and not self.stopped_by_user and self.stop_evaluation:
+            # A stop asked during an evaluation ends it here, between two batches, not after all of them.
+            self.stopped_by_user = True
+            control.should_training_stop = True
+            control.should_save = True  # mid-training: the checkpoint `resume` continues from
+            self.sink(make_event("info", step=state.global_step, message=(
+                f"Stop requested: evaluation ended at batch {self._eval_batch}"
+                + (f" of {batches}" if batches else "") + " (no held-out loss for it).")))
+            self._eval_batch = 0
+            from llmcustoms.training.run_trainer import EvaluationStopped
+
+            raise EvaluationStopped
+        return control
 
     def on_evaluate(self, args, state, control, **kwargs):
+        self._eval_batch = 0
         # Evaluation time and tokens must not count against the next step's throughput.
         self._mark_time = time.monotonic()
         self._mark_tokens = self.collator.tokens_trained
@@ -134,6 +166,13 @@ class EventCallback(TrainerCallback):
         self._mark_time = time.monotonic()  # the save is not part of the next step's time
         self.sink(make_event("checkpoint", step=state.global_step, max_steps=state.max_steps,
                              message=f"checkpoint saved at step {state.global_step}"))
+
+
+def _length(loader: Any) -> int | None:
+    try:
+        return len(loader) if loader is not None else None
+    except TypeError:
+        return None
 
 
 def _finite(value: Any) -> float | None:

@@ -93,6 +93,18 @@ def discard_incomplete(root: Path) -> list[Path]:
     return removed
 
 
+def remove_partial(folder: Path) -> None:
+    """Delete a checkpoint whose save failed (a full disk): renamed first, so a kill mid-way leaves no look-alike."""
+    if not folder.exists():
+        return
+    trash = folder.with_name(f".deleting-{folder.name}")
+    try:
+        os.replace(folder, trash)
+    except OSError:
+        trash = folder
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def prune(root: Path, keep: int = KEEP) -> list[Path]:
     """Delete all but the ``keep`` newest complete checkpoints; incomplete ones are left to their writer."""
     complete = complete_checkpoints(root)

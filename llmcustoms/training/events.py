@@ -3,6 +3,7 @@
 The trainer sends each event to a *sink* (any callable taking a dict). The TUI, the CLI's
 progress bar and ``llmcustoms attach`` all read the same file. Fields may be added, never renamed:
 ``t, kind, step, max_steps, loss, lr, tokens_per_s, vram_used_mb, vram_total_mb, eta_s, message``.
+``eval_progress`` (during an evaluation) adds ``batch`` and ``batches`` (None when unknown).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ RUN_END_KINDS = frozenset({"done", "error"})
 FOLLOW_END_KINDS = RUN_END_KINDS | {"stop"}
 
 EVENT_KINDS = ("start", "step", "eval", "checkpoint", "warning", "oom_retry", "done", "error", "resume",
-               "stop", "info", "knowledge")
+               "stop", "info", "knowledge", "eval_progress")
 
 EventSink = Callable[[dict[str, Any]], None]
 

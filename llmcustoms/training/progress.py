@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from llmcustoms.training.events import FOLLOW_END_KINDS
@@ -14,11 +15,17 @@ class ProgressPrinter:
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
         self.bar = None
+        # Events written before this printer existed are history (``attach`` replays them): they move
+        # the bar but not its rate and ETA, which come from steps seen live only.
+        self.started = time.time()
+        self._eval_tenth = 0
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("kind")
         if kind == "step":
             self._step(event)
+        elif kind == "eval_progress":
+            self._eval_progress(event)
         elif kind == "eval":
             self._write(f"eval loss {event.get('eval_loss', float('nan')):.4f} at step {event.get('step', 0)}")
         elif kind in ("info", "start", "warning", "oom_retry", "checkpoint", "resume", "error", "done", "stop",
@@ -29,15 +36,29 @@ class ProgressPrinter:
             if kind in FOLLOW_END_KINDS:
                 self.close()
 
+    def _eval_progress(self, event: dict[str, Any]) -> None:
+        """A line at the start of an evaluation and at each further tenth of its batches, not one per batch."""
+        batch, batches = int(event.get("batch") or 0), int(event.get("batches") or 0)
+        tenth = (10 * batch) // batches if batches else 0
+        if batch <= 1 or (batches and tenth > self._eval_tenth):
+            self._eval_tenth = 0 if batch <= 1 else tenth
+            if event.get("message"):
+                self._write(str(event["message"]))
+
     def _step(self, event: dict[str, Any]) -> None:
         from tqdm import tqdm
 
         total = int(event.get("max_steps") or 0)
+        step = int(event.get("step", 0))
         if self.bar is None:
-            self.bar = tqdm(total=total, desc="training", unit="step", file=self.stream, dynamic_ncols=True)
+            # The first step seen is the rate's starting point: no step/s from a jump of zero seconds.
+            self.bar = tqdm(total=total, initial=step, desc="training", unit="step", file=self.stream,
+                            dynamic_ncols=True)
         if total and self.bar.total != total:
             self.bar.total = total
-        self.bar.n = int(event.get("step", 0))
+        if float(event.get("t") or self.started) < self.started:
+            self._rebase(step)  # a replayed step: move the bar, start the rate again from here
+        self.bar.n = step
         postfix = {}
         if event.get("loss") is not None:
             postfix["loss"] = f"{event['loss']:.3f}"
@@ -45,6 +66,12 @@ class ProgressPrinter:
             postfix["tok/s"] = f"{event['tokens_per_s']:.0f}"
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
+
+    def _rebase(self, step: int) -> None:
+        """Count the bar's rate (and so its ETA) from ``step`` and now."""
+        bar = self.bar
+        bar.initial = bar.n = bar.last_print_n = step
+        bar.start_t = bar.last_print_t = bar._time()
 
     def _write(self, text: str) -> None:
         if self.bar is not None:

@@ -1,8 +1,11 @@
-"""transformers' Trainer with two changes a long run needs.
+"""transformers' Trainer with the changes a long run needs.
 
 - Checkpoints are declared complete only after every file is written (``checkpoints.py``), then
   older ones are pruned; so a kill in the middle of a save never leaves a checkpoint to resume from
   that is missing its optimizer or data position.
+- A checkpoint save that fails (a full disk) removes what it half wrote; a full disk is a
+  ``DiskSpaceError`` sentence (``disk_full.py``), not a library's traceback.
+- A stop requested during an evaluation ends it between two batches (``EvaluationStopped``).
 - An out-of-memory error during *evaluation* halves the evaluation batch and tries again (at batch 1
   it skips that evaluation with a warning); it never reaches the training loop's back-off, so it can
   not shrink training.
@@ -22,6 +25,10 @@ from llmcustoms.training import checkpoints
 from llmcustoms.training.answer_loss import answer_only_loss, supports_answer_only_logits
 from llmcustoms.training.events import EventSink, make_event
 from llmcustoms.training.oom import is_oom
+
+
+class EvaluationStopped(Exception):  # noqa: N818 - a signal between a callback and evaluate(), not an error
+    """Raised by a callback between evaluation batches when a stop was requested; ``evaluate`` returns {}."""
 
 
 def free_device_memory() -> None:
@@ -59,19 +66,39 @@ class RunTrainer(Trainer):
         return loss
 
     def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        if not self.args.should_save:
-            return  # not the saving process (multi-GPU ranks other than 0)
         root = Path(self._get_output_dir(trial=trial))
         folder = root / f"checkpoint-{self.state.global_step}"
-        checkpoints.mark_complete(folder)
+        try:
+            super()._save_checkpoint(model, trial)
+            if not self.args.should_save:
+                return  # not the saving process (multi-GPU ranks other than 0)
+            checkpoints.mark_complete(folder)
+        except Exception as error:
+            self._failed_save(error, root, folder)
+            raise
         checkpoints.prune(root, self.keep_checkpoints)
 
+    def _failed_save(self, error: Exception, root: Path, folder: Path) -> None:
+        """A save that failed leaves nothing half written; a full disk becomes one sentence (DiskSpaceError)."""
+        from llmcustoms.training.disk_full import checkpoint_disk_error, folder_bytes, is_disk_full
+
+        previous = checkpoints.latest_complete(root)
+        # The newest complete checkpoint is the best estimate of what this one needed.
+        needed = folder_bytes(previous) if previous is not None and previous != folder else None
+        if self.args.should_save:
+            checkpoints.remove_partial(folder)
+        if is_disk_full(error, root, needed):
+            run_id = root.parent.name if root.name == "checkpoints" else None
+            raise checkpoint_disk_error(root / folder.name, self.state.global_step, needed, run_id) from error
+
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """The held-out metrics; {} when evaluation was skipped (OOM at batch 1) or a stop ended it."""
         while True:
             failed = False
             try:
                 return super().evaluate(*args, **kwargs)
+            except EvaluationStopped:
+                return {}  # the user asked to stop: no loss for this evaluation
             except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
                 if not is_oom(error):
                     raise

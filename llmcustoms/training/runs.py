@@ -47,11 +47,18 @@ def _slug(text: str) -> str:
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:  # a full disk must not leave an empty temp file behind; ``path`` itself is untouched
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
 
 
 class RunDir:

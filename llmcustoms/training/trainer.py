@@ -264,8 +264,12 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
         else:
             on_message(message)
 
+    from llmcustoms.data.gen_progress import GenerationProgress
+
+    # A line every 10 s while a Q&A server works, saying how long it has been silent (not one per chunk).
     built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=say,
-                           confirm=send_permission(request, on_message))
+                           confirm=send_permission(request, on_message),
+                           progress=GenerationProgress(on_message, every_s=10.0, tick_s=10.0))
     from llmcustoms.evaluation.split import split_facts, training_examples
 
     knowledge = split_facts(built.facts, seed=request.seed)
