@@ -126,6 +126,16 @@ def test_a_failing_server_leaves_the_match_score_and_says_why():
     assert report.to_dict()["judge_error"] == report.judge_error
 
 
+def test_a_server_that_does_not_answer_in_time_gives_up_after_a_few_timeouts():
+    report = make_report()
+    with StubServer(default=lambda r: Reply(body=completion('{"correct": true}'), delay=1.5)) as server:
+        started = time.monotonic()
+        apply_judge(report, make_judge(server, timeout=0.2, max_retries=0))
+        elapsed = time.monotonic() - started
+    assert report.judge is None and "did not answer within 0.2 s" in report.judge_error
+    assert elapsed < 1.5 and len(server.requests) < 12
+
+
 def test_a_refused_key_stops_at_once_and_never_shows_the_key():
     report = make_report()
     with StubServer(default=lambda r: Reply(401, {"error": {"message": f"Invalid API Key {FAKE_KEY}"}})) as server:

@@ -230,7 +230,7 @@ class Judge:
             log.debug(self._safe(f"judge: {reason}; retrying in {delay:.1f} s"))
             if not self._wait(delay):
                 break
-        return _Verdict(None, "stopped", failed=True)
+        return _Verdict(None, "stopped")  # only after another worker's JudgeUnavailable, which is reported
 
     def _client(self) -> httpx.Client:
         headers = {"Content-Type": "application/json", "User-Agent": "llmcustoms"}
@@ -262,7 +262,8 @@ class Judge:
         try:
             while pending:
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                for future in finished:
+                # A worker's JudgeUnavailable first: it is the reason, not the answers stopped after it.
+                for future in sorted(finished, key=lambda f: f.exception() is None):
                     verdict = future.result()  # JudgeUnavailable from a worker stops here
                     verdicts[futures[future]] = verdict
                     failures_in_a_row = failures_in_a_row + 1 if verdict.failed else 0
