@@ -97,6 +97,7 @@ def _confirm_plan(plan: Any, assume_yes: bool) -> bool:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from llmcustoms.data.examples import build_examples
+    from llmcustoms.data.gen_progress import LiveLine
     from llmcustoms.data.jsonl import write_examples_jsonl
     from llmcustoms.data.reader import validate_folder
     from llmcustoms.training.presets import get_preset
@@ -107,10 +108,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     preset = args.preset or Config().load_env_config()["DEFAULT_PRESET"]
     pairs = args.pairs or int(get_preset(preset).get("qa_pairs_per_chunk", 3))
-    # The sentence on vanished files is not printed here: it is the error below, said once.
-    built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs,
-                           confirm=lambda plan: _confirm_plan(plan, args.yes),
-                           on_message=lambda m: m == report.vanished_sentence() or print(m, file=sys.stderr))
+    # A live line while a Q&A server works (it says how long the server has been silent); the sentence on
+    # vanished files is not printed here: it is the error below, said once.
+    line = LiveLine(sys.stderr)
+    try:
+        built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs,
+                               confirm=lambda plan: _confirm_plan(plan, args.yes), progress=line.progress(),
+                               on_message=lambda m: m == report.vanished_sentence() or line.message(m))
+    finally:
+        line.end()
     if built.missing:
         # Examples from part of the folder are not what was asked for: write nothing, name the files.
         from llmcustoms.errors import DataError

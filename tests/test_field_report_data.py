@@ -238,3 +238,90 @@ def test_a_large_folder_is_estimated_within_ten_percent_and_says_so(tmp_path):
     assert not estimate.exact and estimate.sampled_files < 600 // 4
     assert abs(estimate.examples - built) <= 0.10 * built, (estimate.examples, built)
     assert estimate.describe().startswith("about ") and "an estimate from" in estimate.describe()
+
+
+# --------------------------------------------------------------------------- item 12: a server that never answers
+
+
+def _silent(request):
+    """A server that accepts the request and says nothing for longer than any timeout here."""
+    from tests.openai_stub_server import Reply, completion
+
+    return Reply(delay=3.0, body=completion('{"pairs": []}'))
+
+
+def test_a_silent_server_stops_generation_after_a_few_timeouts_saying_so_once():
+    import time
+
+    from llmcustoms.data.groq import OpenAICompatibleGenerator
+    from llmcustoms.data.types import Chunk
+    from llmcustoms.errors import GeneratorError
+    from tests.openai_stub_server import StubServer
+
+    chunks = [Chunk(f"The harbour of Quillhaven has {i} piers. It was rebuilt in {1800 + i}.", f"q.txt:{i}")
+              for i in range(20)]
+    with StubServer(default=_silent) as server:
+        gen = OpenAICompatibleGenerator("test-key", server.base_url, "stub", concurrency=2, timeout=0.3,
+                                        backoff_base=0.01)
+        start = time.monotonic()
+        with pytest.raises(GeneratorError) as caught:
+            gen.generate(chunks)
+        elapsed = time.monotonic() - start
+        host = server.base_url.removeprefix("http://")
+    message = str(caught.value)
+    assert f"The server at http://{host} did not answer within 0.3 s" in message and "GROQ_TIMEOUT" in message
+    # Stopped after three timeouts in a row (two in flight at a time), not after every chunk's retries.
+    assert len(server.requests) <= 4 and elapsed < 3.0, (len(server.requests), elapsed)
+
+
+def test_progress_keeps_moving_while_the_server_is_silent():
+    from llmcustoms.data.gen_progress import GenerationProgress
+    from llmcustoms.data.groq import OpenAICompatibleGenerator
+    from llmcustoms.data.types import Chunk
+    from tests.openai_stub_server import Reply, StubServer, completion
+
+    calls: list[tuple[int, int]] = []
+    slow = Reply(delay=2.6, body=completion('{"pairs": []}'))
+    with StubServer(default=lambda request: slow) as server:
+        gen = OpenAICompatibleGenerator("test-key", server.base_url, "stub", concurrency=1, timeout=10)
+        gen.generate([Chunk("Saltmere lies on the coast. It has a lighthouse.", "s.txt:0")],
+                     progress=lambda done, total: calls.append((done, total)))
+    # Called again about every second while nothing finished (the old code called once, then at the end).
+    assert calls.count((0, 1)) >= 3 and calls[-1] == (1, 1)
+
+    now = [0.0]
+    shown: list[str] = []
+    line = GenerationProgress(shown.append, clock=lambda: now[0])
+    for second in range(0, 32):
+        now[0] = float(second)
+        line(0, 10)
+    assert shown[-1] == "Generating Q&A pairs: 0 / 10 chunks — waiting for the server… 31 s"
+    assert len(shown) >= 28  # a new line every second: it visibly moves
+
+
+@pytest.mark.parametrize("qa", ["groq", "auto"])
+def test_prepare_against_a_silent_server_prints_the_error_once(qa, tmp_path, capsys, monkeypatch):
+    from tests.openai_stub_server import StubServer
+
+    folder = _many_files(tmp_path / "notes", 8)
+    with StubServer(default=_silent) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url + "/v1")
+        monkeypatch.setenv("GROQ_TIMEOUT", "0.4")
+        code, _, err = _cli(capsys, "prepare", str(folder), "--qa", qa, "--yes", "--out", str(tmp_path / "x.jsonl"))
+    assert err.count("did not answer within 0.4 s") == 1, err
+    assert "Traceback" not in err
+    if qa == "groq":
+        assert code == 1 and err.strip().splitlines()[-1].startswith("error: The server at http://127.0.0.1:")
+    else:  # 'auto' falls back to offline examples and says why, once
+        assert code == 0 and "Using offline examples" in err
+        # The fallback builds what validate counted (offline on the same chunks), not a different number.
+        written = (tmp_path / "x.jsonl").read_text().splitlines()
+        assert len(written) == validate_folder(folder).estimated_examples
+
+
+def test_a_bad_groq_timeout_is_one_sentence(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GROQ_API_KEY", "test-key")
+    monkeypatch.setenv("GROQ_TIMEOUT", "soon")
+    code, _, err = _cli(capsys, "prepare", str(SAMPLE_DATA), "--qa", "groq", "--yes")
+    assert code == 2 and err.strip() == "error: GROQ_TIMEOUT must be a number of seconds, not 'soon'."

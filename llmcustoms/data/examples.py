@@ -134,6 +134,19 @@ def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Ch
     return documents
 
 
+def _offline_chunks(chunks: list[Chunk], facts: list[Fact]) -> list[Chunk]:
+    """The chunks the offline generator gets: those of documents without facts.
+
+    Fact-level Q&A replaces the topic-level examples where a document states facts; a chunk without
+    any (a poem, a list) still gets the generator's examples, so training always has data. Used on
+    every offline path (chosen, not confirmed, fallen back to), so each counts the same examples.
+    """
+    if not facts:
+        return chunks
+    with_fact = {f.source for f in facts}
+    return [c for c in chunks if c.source.rsplit(":", 1)[0] not in with_fact]
+
+
 def build_examples(
     report: DataReport,
     qa: QAMode = "auto",
@@ -164,11 +177,8 @@ def build_examples(
     with paused_gc():  # many small objects, no cycles (see utils/gcpause)
         documents = _read_documents(report, explicit, chunks, max_chunk_chars, overlap_chars,
                                     facts if with_facts else None, passages if with_facts else None)
-    if with_facts and generator.name == "offline" and facts:
-        # Fact-level Q&A replaces the topic-level examples where a chunk states facts; a chunk without
-        # any (a poem, a list) still gets the generator's examples, so training always has data.
-        with_fact = {f.source for f in facts}
-        chunks = [c for c in chunks if c.source.rsplit(":", 1)[0] not in with_fact]
+    if generator.name == "offline":
+        chunks = _offline_chunks(chunks, facts if with_facts else [])
 
     generated: list[Example] = []
     if chunks:
@@ -178,6 +188,7 @@ def build_examples(
             if not confirm(plan):
                 _say(on_message, "Generation not confirmed: using offline examples built from your text instead.")
                 generator = OfflineGenerator(pairs_per_chunk)
+                chunks = _offline_chunks(chunks, facts if with_facts else [])
         try:
             generated = generator.generate(chunks, progress=progress)
         except GeneratorError as exc:
@@ -186,6 +197,7 @@ def build_examples(
             # 'auto' promises a result: say what went wrong and build offline examples instead.
             _say(on_message, f"{exc} Using offline examples built from your text instead.")
             generator = OfflineGenerator(pairs_per_chunk)
+            chunks = _offline_chunks(chunks, facts if with_facts else [])
             generated = generator.generate(chunks, progress=progress)
 
     missing_message = report.vanished_sentence() or ""

@@ -72,6 +72,15 @@ USER_PROMPT = (
     "<text>\n{chunk}\n</text>"
 )
 
+#: Seconds to wait for a reply to one request (GROQ_TIMEOUT overrides it) and for a connection to open.
+#: A server that accepts and never answers costs one of these, not minutes: see MAX_TIMEOUTS_IN_A_ROW.
+REQUEST_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
+#: Requests in a row (across workers, no reply in between) that time out before generation stops.
+MAX_TIMEOUTS_IN_A_ROW = 3
+#: While no chunk finishes, ``progress`` is called again this often, so a progress line keeps moving.
+PROGRESS_TICK_S = 1.0
+
 # Rough sizes for the estimate only: a pair is ~15 question + ~45 answer tokens + JSON punctuation.
 _TOKENS_PER_PAIR = 70
 _CHARS_PER_TOKEN = 4
@@ -344,7 +353,9 @@ class OpenAICompatibleGenerator:
         pairs_per_chunk: int = 3,
         concurrency: int = 4,
         cache_dir: str | Path | None = None,
-        timeout: float = 60.0,
+        timeout: float = REQUEST_TIMEOUT_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        max_timeouts_in_a_row: int = MAX_TIMEOUTS_IN_A_ROW,
         max_retries: int = 2,
         max_rate_limit_retries: int = 8,
         max_retry_after: float = 60.0,
@@ -369,6 +380,9 @@ class OpenAICompatibleGenerator:
         self.concurrency = concurrency
         self.cache = QACache(cache_dir)
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_timeouts_in_a_row = max_timeouts_in_a_row
+        self._timeouts_in_a_row = 0  # reset by any reply: a slow server is not a dead one
         self.max_retries = max_retries
         self.max_rate_limit_retries = max_rate_limit_retries
         self.max_retry_after = max_retry_after
@@ -498,11 +512,13 @@ class OpenAICompatibleGenerator:
             retry_wait: float | None = None
             try:
                 response = client.post(self.url, json=self._body(chunk.text))
-            except httpx.TimeoutException:
-                reason = f"the server did not answer within {self.timeout:g} s"
+            except httpx.TimeoutException as exc:
+                reason = self._timed_out(exc)
             except httpx.TransportError as exc:
                 reason = f"could not reach {self.server} ({type(exc).__name__}: {exc})"
             else:
+                with self._lock:
+                    self._timeouts_in_a_row = 0
                 status = response.status_code
                 if 200 <= status < 300:
                     try:
@@ -583,10 +599,25 @@ class OpenAICompatibleGenerator:
             if not self._sleep(delay):
                 return _ChunkResult("cancelled")
 
+    def _timed_out(self, exc: httpx.TimeoutException) -> str:
+        """Count a timed-out request; stop the whole run (GeneratorError, said once) when they keep coming."""
+        connect = isinstance(exc, httpx.ConnectTimeout)
+        limit = min(self.connect_timeout, self.timeout) if connect else self.timeout
+        what = "accept a connection" if connect else "answer"
+        with self._lock:
+            self._timeouts_in_a_row += 1
+            in_a_row = self._timeouts_in_a_row
+        if in_a_row >= self.max_timeouts_in_a_row:
+            raise GeneratorError(
+                f"The server at {self.server} did not {what} within {limit:g} s ({in_a_row} requests in a row), "
+                "so Q&A generation stopped: check that the server is running and not overloaded, or allow "
+                "more time with GROQ_TIMEOUT (seconds).")
+        return f"the server did not {what} within {limit:g} s"
+
     # -- the run --------------------------------------------------------------------------------
 
     def _client(self) -> httpx.Client:
-        timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+        timeout = httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
                    "User-Agent": "llmcustoms"}
@@ -629,7 +660,9 @@ class OpenAICompatibleGenerator:
     def generate(self, chunks: list[Chunk], progress: ProgressCallback | None = None) -> list[Example]:
         """Examples for ``chunks``: cached chunks are read, the rest sent, a few at a time.
 
-        ``progress(done, total)`` is called in this thread after each chunk. A refused key, a
+        ``progress(done, total)`` is called in this thread after each chunk, and every second while no
+        chunk finishes (so a progress line can show the wait). A server that keeps timing out
+        (``max_timeouts_in_a_row``), a refused key, a
         missing endpoint or a run of failures raises ``GeneratorError``; ``KeyboardInterrupt``
         (from Ctrl+C or from ``progress``) stops the run and is re-raised. Either way every finished
         chunk is already cached, requests in flight are let finish, and ``partial_examples`` holds
@@ -639,6 +672,7 @@ class OpenAICompatibleGenerator:
         self.partial_examples = []
         self._stop = threading.Event()
         self._pause_until = 0.0
+        self._timeouts_in_a_row = 0
         results: dict[str, list[dict[str, str]]] = {}
         owners: dict[str, int] = {}  # key -> how many chunks share that text
         to_send: dict[str, Chunk] = {}
@@ -668,9 +702,14 @@ class OpenAICompatibleGenerator:
             pool.submit(self._process_chunk, client, chunk, key): key for key, chunk in to_send.items()}
         pending = set(futures)
         consecutive_failures = 0
+        last_progress = time.monotonic()
         try:
             while pending:
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                if progress and not finished and time.monotonic() - last_progress >= PROGRESS_TICK_S:
+                    # Nothing finished: call again anyway, so a progress line can say how long it waits.
+                    last_progress = time.monotonic()
+                    progress(done, total)
                 for future in finished:
                     key = futures[future]
                     result = future.result()  # a GeneratorError from a worker stops the run here
@@ -696,6 +735,7 @@ class OpenAICompatibleGenerator:
                                 "again to continue."))
                     done += owners[key]
                     if progress:
+                        last_progress = time.monotonic()
                         progress(done, total)
         except BaseException as exc:
             # Stop cleanly: nothing new starts, requests in flight finish and are cached.
@@ -757,4 +797,18 @@ def generator_from_config(
     """
     key, base_url, model = server_settings(config)
     return OpenAICompatibleGenerator(key, base_url, model, pairs_per_chunk=pairs_per_chunk,
-                                     concurrency=concurrency, cache_dir=cache_dir)
+                                     concurrency=concurrency, cache_dir=cache_dir,
+                                     timeout=request_timeout(config.get("GROQ_TIMEOUT")))
+
+
+def request_timeout(value: Any) -> float:
+    """GROQ_TIMEOUT as seconds to wait for one reply (REQUEST_TIMEOUT_S when unset); ConfigError otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return REQUEST_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"GROQ_TIMEOUT must be a number of seconds, not {value!r}.") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"GROQ_TIMEOUT must be a number of seconds above 0, not {value!r}.")
+    return seconds

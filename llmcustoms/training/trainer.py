@@ -392,8 +392,20 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
     staging = run.path / f".adapter.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     _remove_stale_adapter_folders(run)
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+    except Exception as error:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half written stays behind
+        from llmcustoms.training.disk_full import is_disk_full
+
+        if is_disk_full(error, run.path):
+            from llmcustoms.errors import DiskSpaceError
+
+            raise DiskSpaceError(f"The disk is full: the adapter could not be saved in {run.path}, so the "
+                                 f"half-written one was removed; free some space, then `llmcustoms resume "
+                                 f"{run.id}` saves it from the last checkpoint.") from error
+        raise
     old = run.path / f".adapter.old-{os.getpid()}"
     if run.adapter_dir.exists():
         os.replace(run.adapter_dir, old)  # out of the way by a rename: never a moment with half an adapter

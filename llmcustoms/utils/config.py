@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "GROQ_API_KEY": None,
     "GROQ_BASE_URL": "https://api.groq.com",
     "GROQ_MODEL": "llama-3.3-70b-versatile",
+    "GROQ_TIMEOUT": None,  # seconds to wait for one Q&A reply (llmcustoms.data.groq.REQUEST_TIMEOUT_S)
     "DEFAULT_MODEL": "auto",
     "DEFAULT_PRESET": "quality",
     "OUTPUT_DIR": None,
@@ -92,6 +93,22 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     except OSError as error:
         raise ConfigError(f"The settings file {path} could not be read ({error.strerror or error}).") from None
     return {k: v for k, v in values.items() if v is not None and k in DEFAULTS}
+
+
+def setting(key: str, cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """One setting as text, from the environment, else ``./.env``, else ``~/.llmcustoms/.env`` (None: unset).
+
+    For the places that need a single raw value without checking every other setting (the runs folder,
+    the model cache), so a key means the same whether it is exported or written in a .env file.
+    """
+    value = os.environ.get(key)
+    if value not in (None, ""):
+        return value
+    for path in (Path(cwd) if cwd is not None else Path.cwd(), home_dir()):
+        value = _read_dotenv(path / ".env").get(key)
+        if value not in (None, ""):
+            return value
+    return None
 
 
 class Config:

@@ -280,9 +280,14 @@ class DataScreen(WizardScreen):
             if not worker.is_cancelled:
                 self.post_message(PreviewProgress(str(text)))
 
-        def progress(done: int, total: int) -> None:
+        def show(text: str) -> None:
             if not worker.is_cancelled:
-                self.post_message(PreviewProgress(f"Generating Q&A pairs: {done} / {total} chunks…"))
+                self.post_message(PreviewProgress(text))
+
+        # The core's progress line: chunks done, and how long a silent server has kept us waiting.
+        from llmcustoms.data.gen_progress import GenerationProgress
+
+        progress = GenerationProgress(show)
 
         result = backend.build_preview(report, qa, model, confirm=confirm, on_message=on_message,
                                        progress=progress, preset=self.wizard.preset)
