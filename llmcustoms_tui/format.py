@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 import re
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.text import Text
+
 
 def fmt_mb(mb: float | int | None) -> str:
     """Megabytes in the unit a person reads: ``512 MB``, ``7.8 GB``; ``?`` when unknown."""
@@ -172,3 +176,29 @@ def tui_hint(text: str, on_plan_screen: bool = False) -> str:
         return f"{from_here}press {_KEYS[option]} to pick {value}"
 
     return _FLAG.sub(key, text)
+
+
+def elide_text_middle(text: Text, width: int) -> Text:
+    """A styled ``Text`` cut to ``width`` cells in its middle (see ``elide_middle``); unchanged when it fits."""
+    if text.cell_len <= width:
+        return text
+    if width <= 1:
+        return Text("…" if width == 1 else "")
+    tail = (width - 1) // 2
+    head = width - 1 - tail
+    plain = text.plain
+    return Text.assemble(text[:head], "…", text[len(plain) - tail:] if tail else "")
+
+
+class MiddleElided:
+    """A Rich renderable: one line of text cut in the middle to whatever width it is given (a table cell)."""
+
+    def __init__(self, text: str, min_width: int = 12) -> None:
+        self.text = text
+        self.min_width = min_width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(elide_middle(self.text, options.max_width), no_wrap=True, overflow="crop")
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(min(self.min_width, len(self.text)), len(self.text))

@@ -84,12 +84,14 @@ class PlanScreen(WizardScreen):
         else:
             self.replan()
         presets = self.query_one("#plan-preset", RadioSet)
-        presets.focus()
+        # Focused without scrolling to it: the screen opens at its top (the plan), even at 80×24 where the
+        # presets are below the fold; p or Tab reaches them.
+        presets.focus(scroll_visible=False)
         # Start the list's cursor on the chosen preset, not on the first one (RadioSet has no public
         # setter for its cursor; ``_selected`` is the reactive its own key handlers move).
         if presets.pressed_index >= 0:
             presets._selected = presets.pressed_index
-        self.call_after_refresh(presets.scroll_visible, animate=False)
+        self.call_after_refresh(self.query_one("#plan-body", VerticalScroll).scroll_home, animate=False)
 
     # -- choices -------------------------------------------------------------------------------
     @on(Select.Changed, "#plan-model")
@@ -235,7 +237,8 @@ class PlanScreen(WizardScreen):
         why = tui_hint(str(plan_value(plan, "availability", "") or "The model cannot be had now."), on_plan_screen=True)
         alternative = plan_value(plan, "offline_alternative")
         if alternative and f"pick {alternative}" not in why:
-            why = f"{why.rstrip('.')}. Press m to pick {alternative}, the embedded model (works offline)."
+            it = "it" if str(alternative) in why else f"{alternative}, the embedded model (works offline)"
+            why = f"{why.rstrip('.')}. Press m to pick {it}."
         return why
 
     def show_worker_error(self, worker_name: str, text: str) -> None:

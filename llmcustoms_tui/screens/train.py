@@ -122,6 +122,7 @@ class TrainScreen(WizardScreen):
         offset = 0
         last_status_check = 0.0
         posted = False
+        stop_seen = False  # a stop asked elsewhere (``llmcustoms stop``) is shown as soon as it is seen
 
         def read_more() -> bool:
             nonlocal offset
@@ -135,6 +136,8 @@ class TrainScreen(WizardScreen):
 
         while not worker.is_cancelled:
             changed = read_more()
+            if not stop_seen and not state.finished and handle.stop_requested:
+                stop_seen = changed = True
             if not state.finished:
                 if handle.run_dir is None and handle.error:
                     state.mark_ended("failed", handle.error)  # it never started

@@ -7,16 +7,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.style import Style
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.suggester import Suggester
 from textual.validation import ValidationResult, Validator
 from textual.widgets import DirectoryTree
+from textual.widgets.directory_tree import DirEntry
+from textual.widgets.tree import TreeNode
+
+from llmcustoms_tui.format import elide_text_middle
 
 
 class TextFolderTree(DirectoryTree):
     """A DirectoryTree that shows folders and .txt files only (hidden entries left out).
 
     Backspace re-roots the tree one folder up, so starting inside the data folder never traps the user.
+    Names too long for the panel are cut in the middle: ``velmoria_history.txt`` and ``velmoria_harbour.txt``
+    stay two different names in a narrow terminal. ``show_folder`` follows a path typed elsewhere.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -27,6 +35,43 @@ class TextFolderTree(DirectoryTree):
     ICON_NODE = "▸ "
     ICON_NODE_EXPANDED = "▾ "
     ICON_FILE = "  "
+
+    def render_label(self, node: TreeNode[DirEntry], base_style: Style, style: Style) -> Text:
+        label = super().render_label(node, base_style, style)
+        width = self.scrollable_content_region.width
+        if not self.is_mounted or width <= 0:
+            return label
+        depth, parent = 0, node.parent
+        while parent is not None:
+            depth, parent = depth + 1, parent.parent
+        return elide_text_middle(label, max(4, width - depth * self.guide_depth))
+
+    def show_folder(self, folder: Path) -> None:
+        """Move the cursor to ``folder`` when the tree shows it already (expanding it), else root the tree there."""
+        folder = folder.resolve()
+        node = self._find_node(self.root, folder)
+        if node is None:
+            if Path(self.path).resolve() != folder:
+                self.path = folder
+            return
+        node.expand()
+        self.move_cursor(node)
+
+    def _find_node(self, node: TreeNode[DirEntry], folder: Path) -> TreeNode[DirEntry] | None:
+        """The loaded node of ``folder`` under ``node``, or None (only loaded nodes: nothing is read here)."""
+        entry = node.data
+        if entry is not None and Path(entry.path).resolve() == folder:
+            return node
+        for child in node.children:
+            child_entry = child.data
+            if child_entry is None or not child.allow_expand:
+                continue
+            child_path = Path(child_entry.path).resolve()
+            if child_path == folder or child_path in folder.parents:
+                found = self._find_node(child, folder)
+                if found is not None:
+                    return found
+        return None
 
     def action_parent(self) -> None:
         """Backspace: show the folder above the current root."""
