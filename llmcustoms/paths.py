@@ -1,7 +1,8 @@
 """Where LLMCustoms keeps things: one home folder, overridable for tests and power users.
 
 ``LLMCUSTOMS_HOME`` replaces ``~/.llmcustoms``; ``CACHE_DIR`` replaces the model cache;
-``OUTPUT_DIR`` replaces the runs folder. Every function reads the environment at call time.
+``OUTPUT_DIR`` replaces the runs folder (both from the environment or a .env file, as every setting).
+Every function reads them at call time.
 """
 
 from __future__ import annotations
@@ -15,15 +16,23 @@ def home_dir() -> Path:
     return Path(os.environ.get("LLMCUSTOMS_HOME") or Path.home() / ".llmcustoms").expanduser()
 
 
+def _setting(key: str) -> str | None:
+    # From the environment or a .env file alike (utils.config.setting); imported here, not at the top,
+    # because the config module itself needs home_dir().
+    from llmcustoms.utils.config import setting
+
+    return setting(key)
+
+
 def models_dir() -> Path:
-    """The model cache (``CACHE_DIR`` or ``<home>/models``)."""
-    override = os.environ.get("CACHE_DIR")
+    """The model cache (``CACHE_DIR`` from the environment or a .env file, or ``<home>/models``)."""
+    override = _setting("CACHE_DIR")
     return Path(override).expanduser() if override else home_dir() / "models"
 
 
 def runs_dir() -> Path:
-    """Where training runs are written (``OUTPUT_DIR`` or ``<home>/runs``)."""
-    override = os.environ.get("OUTPUT_DIR")
+    """Where training runs are written (``OUTPUT_DIR`` from the environment or a .env file, or ``<home>/runs``)."""
+    override = _setting("OUTPUT_DIR")
     return Path(override).expanduser() if override else home_dir() / "runs"
 
 

@@ -110,6 +110,11 @@ def _nvml_gpus() -> tuple[bool, list[dict[str, Any]], str | None]:
     return True, gpus, driver
 
 
+#: The hardware warning for a machine without a usable GPU; a CPU plan's reason says the same, so a plan
+#: shows one of the two.
+NO_GPU_WARNING = "No CUDA GPU: training runs on the CPU, shortened so a run finishes in minutes."
+
+
 class HardwareDetector:
     """Detects GPUs, VRAM, CPU, RAM and disk, and recommends a model and a training configuration.
 
@@ -205,7 +210,7 @@ class HardwareDetector:
             elif _nvidia_driver_present() and torch_version:
                 warnings.append("An NVIDIA driver is present but PyTorch sees no usable GPU (driver too old for "
                                 f"CUDA {cuda_build}, or CUDA_VISIBLE_DEVICES hides it).")
-            warnings.append("No CUDA GPU: training runs on the CPU, shortened so a run finishes in minutes.")
+            warnings.append(NO_GPU_WARNING)
         else:
             if not nvml_available:
                 warnings.append("nvidia-ml-py is not installed, so VRAM is read through PyTorch, which holds a "

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.core.model_check import check_model_folder
 from llmcustoms.core.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
 from llmcustoms.errors import DiskSpaceError, DownloadError, LLMCustomsError, ModelNotFoundError
 from llmcustoms.paths import models_dir
@@ -123,12 +124,17 @@ class ModelManager:
                 raise ModelNotFoundError(
                     f"{model} is not a model folder: it needs config.json and .safetensors weights."
                 )
+            check_model_folder(candidate)  # a damaged config or tokenizer is a sentence now, not after a run starts
             return candidate.name, str(candidate.resolve())
         spec = find_spec(model)
         if spec is not None:
-            return spec.name, self.download_model(spec.name)
+            folder = self.download_model(spec.name)
+            check_model_folder(folder)
+            return spec.name, folder
         if "/" in model and len(model.split("/")) == 2 and all(model.split("/")):
-            return model, self.download_model(model)
+            folder = self.download_model(model)
+            check_model_folder(folder)
+            return model, folder
         known = ", ".join(MODELS)
         raise ModelNotFoundError(f"Unknown model {model!r}: use one of {known}, a Hub id (owner/name) or a folder.")
 

@@ -51,6 +51,12 @@ class Plan:
     device: str
     warnings: list[str] = field(default_factory=list)
     speed_source: str = "a guess"  # or "measured here by an earlier run"
+    # Whether the model can be had now (a good folder, the cache, the embedded model, or a download whose
+    # host answers); when not, ``availability`` is the sentence saying why and ``offline_alternative``
+    # the model that works instead (the embedded one). A plan that is not available must not be approved.
+    available: bool = True
+    availability: str = ""
+    offline_alternative: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -63,6 +69,8 @@ class Plan:
                  f" ({'fits' if self.fits else 'does NOT fit'}).",
                  f"Time: ~{self.estimated_minutes:.0f} min at ~{self.tokens_per_s:,.0f} tokens/s "
                  f"({self.speed_source}; the run measures its own first steps and re-plans)."]
+        if not self.available:
+            lines.append(f"Not available: {self.availability}")
         return lines + [f"Warning: {w}" for w in self.warnings]
 
 
@@ -106,12 +114,15 @@ def _estimated_tokens(data_report: Any) -> int | None:
 
 
 def make_plan(model: str = "auto", preset: str | None = None, data_report: Any = None,
-              hardware: dict[str, Any] | None = None, env_config: dict[str, Any] | None = None) -> Plan:
+              hardware: dict[str, Any] | None = None, env_config: dict[str, Any] | None = None,
+              check_available: bool = True) -> Plan:
     """The plan for training ``model`` ('auto': chosen by hardware) with ``preset`` on ``hardware``.
 
     ``hardware`` is a ``HardwareDetector.detect()`` dict (detected now when None); ``data_report`` a
     ``DataReport`` (or its dict) whose ``estimated_tokens`` sharpen the time estimate. A choice that will
     not fit is still planned, with ``fits`` False and a sentence saying so in ``reason`` and ``warnings``.
+    ``check_available``: also find out whether the model can be had now (``core.model_check``: a damaged
+    folder, or a model to download whose host does not answer a quick probe) into ``available``.
     """
     from llmcustoms.core.hardware_detector import HardwareDetector
 
@@ -123,11 +134,20 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     vram = detector.detect_gpu_memory()
     if not model or model == "auto":
         model = detector.suggest_model(vram)
+    availability = None
+    if check_available:
+        from llmcustoms.core.model_check import model_availability
+
+        # Before the estimate: a damaged config.json is said once, here, not glued into the plan's reason.
+        availability = model_availability(model)
     config = detector.get_training_config(model, vram, preset=preset)
     est = config.get("memory_estimate_mb") or {}
     estimate_mb = int(est.get("total_mb") or 0)
     free_mb = int(config.get("budget_mb") or 0)
-    warnings = list(info.get("warnings") or [])
+    from llmcustoms.core.hardware_detector import NO_GPU_WARNING
+
+    # A CPU plan's reason already says there is no GPU: "No GPU…" once, not twice.
+    warnings = [w for w in info.get("warnings") or [] if not (w == NO_GPU_WARNING and config.get("cpu_note"))]
     if not config["fits"]:
         warnings.append(f"{model} with the {config['preset']} preset needs ~{estimate_mb / 1024:.1f} GB but only "
                         f"{free_mb / 1024:.1f} GB is free: it will run out of memory. Choose a smaller model.")
@@ -161,10 +181,19 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         cap = CPU_MINUTES.get(config["preset"], 10.0)
         minutes = fixed + (cpu_minutes_estimate(data_tokens, CPU_EPOCHS.get(config["preset"], 6.0), cap,
                                                 tokens_per_s) if data_tokens else cap)
-    return Plan(model=model, preset=config["preset"], config=config, reason=config["reason"],
+    reason = config["reason"]
+    if availability is not None and availability.source == "damaged":
+        # The folder's own error is in ``availability``; the reason must not repeat it mid-sentence.
+        reason = (f"The model folder could not be read, so the {config['preset']} preset is shown as it is, "
+                  "without a memory estimate.")
+    return Plan(model=model, preset=config["preset"], config=config, reason=reason,
                 estimate_mb=estimate_mb, free_mb=free_mb, fits=bool(config["fits"]),
                 estimated_minutes=round(minutes, 1), tokens_per_s=round(tokens_per_s, 1),
-                device=config["device"], warnings=warnings, speed_source=speed_source)
+                device=config["device"], warnings=warnings, speed_source=speed_source,
+                available=availability.ok if availability else True,
+                availability="" if availability is None or availability.ok else availability.message,
+                offline_alternative=None if availability is None or availability.ok
+                else availability.offline_alternative)
 
 
 def _complete_hardware(hardware: dict[str, Any]) -> dict[str, Any]:

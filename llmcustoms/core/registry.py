@@ -43,7 +43,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", 361.8, 960, 32, 15, 5, 2560, 49152, True),
         ModelSpec("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", 494.0, 896, 24, 14, 2, 4864, 151936, True),
         ModelSpec("tinyllama", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", 1100.0, 2048, 22, 32, 4, 5632, 32000, False,
-                  note="the seed's target"),
+                  note="the usual choice on a GPU"),
         ModelSpec("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", 1236.0, 2048, 16, 32, 8, 8192, 128256, True,
                   gated=True, note="gated on the Hub: needs an accepted licence and HF_TOKEN"),
         ModelSpec("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", 1544.0, 1536, 28, 12, 2, 8960, 151936, True),
