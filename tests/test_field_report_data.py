@@ -17,7 +17,6 @@ import pytest
 import llmcustoms.data.examples as examples_module
 from llmcustoms.cli import main
 from llmcustoms.data.chunking import chunk_text, split_sentences
-from llmcustoms.data.count import count_examples, default_pairs_per_chunk
 from llmcustoms.data.examples import build_examples
 from llmcustoms.data.reader import validate_folder
 from tests.conftest import SAMPLE_DATA
@@ -229,6 +228,8 @@ def test_training_builds_the_number_validate_counted(tiny_model_dir):
 
 
 def test_a_large_folder_is_estimated_within_ten_percent_and_says_so(tmp_path):
+    from llmcustoms.data.count import count_examples, default_pairs_per_chunk
+
     folder = _many_files(tmp_path / "large", 600)
     report = validate_folder(folder)
     built = len(build_examples(report, qa="offline", pairs_per_chunk=default_pairs_per_chunk()))
