@@ -118,7 +118,11 @@ class FineTuner:
         _, model_path = self._resolved_model()
         tokenizer = load_tokenizer(model_path)
         say = lambda m: print(m, file=sys.stderr)  # noqa: E731
-        built = build_examples(report, qa=self.qa, on_message=say, confirm=send_permission(self._request(), say))
+        from llmcustoms.data.count import default_pairs_per_chunk
+
+        # The preset's pairs per chunk, as training uses them: the same examples, the same count.
+        built = build_examples(report, qa=self.qa, on_message=say, confirm=send_permission(self._request(), say),
+                               pairs_per_chunk=default_pairs_per_chunk(self.preset))
         train, _ = split_examples(built.examples)
         return tokenize_examples(train, tokenizer, int(get_preset(self.preset)["max_seq_len"]))
 
