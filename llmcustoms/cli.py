@@ -668,20 +668,36 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as error:
-        if args.debug:
-            raise
-        import errno
-
-        if error.errno == errno.ENOSPC:
-            print(f"error: the disk is full ({error.filename or 'while writing'}): free some space and run "
-                  "again.", file=sys.stderr)
-            return 1
-        return _unexpected(error)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one sentence, no traceback
         if args.debug:
             raise
+        no_room = _no_room(error)
+        if no_room:  # a full disk is the user's to fix, not an "unexpected" error
+            print(f"error: {no_room}", file=sys.stderr)
+            return 1
         return _unexpected(error)
+
+
+def _no_room(error: BaseException) -> str | None:
+    """The sentence for an error that means there was no room to write (a full disk, a quota, a file size
+    limit), however the library that wrote reported it; None for any other error."""
+    import errno
+    from pathlib import Path
+
+    from llmcustoms.training.disk_full import is_disk_full
+
+    if not is_disk_full(error, Path.cwd()):
+        return None
+    chain, link = [], error
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    os_error = next((e for e in chain if isinstance(e, OSError)), None)
+    where = f" while writing {os_error.filename}" if os_error is not None and os_error.filename else ""
+    if os_error is not None and os_error.errno == errno.EFBIG:
+        return (f"there was no room to write{where}: a file reached the size limit this system sets "
+                "(ulimit -f); raise the limit or write somewhere else, and run again.")
+    return f"the disk is full{where}: free some space and run again."
 
 
 def _unexpected(error: BaseException) -> int:

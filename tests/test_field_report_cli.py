@@ -304,3 +304,38 @@ def test_library_future_warnings_reach_the_user_only_with_debug(debug, tmp_path)
                             capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr
     assert ("FutureWarning" in result.stderr) == debug, result.stderr
+
+
+# -- 20: a write that finds no room is the user's to fix, said in one sentence --------------------------
+def _limit_file_size() -> None:
+    """In the child: files may grow to 64 KB only (writes past it fail with EFBIG, as on a full disk)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_prepare_with_no_room_to_write_is_one_sentence_and_leaves_nothing(tmp_path):
+    out = tmp_path / "examples.jsonl"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run([sys.executable, "-m", "llmcustoms.cli", "prepare", str(SAMPLE_DATA), "--qa", "offline",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env=env, preexec_fn=_limit_file_size)
+    assert result.returncode == 1, result.stderr
+    assert "no room to write" in result.stderr and "unexpected" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".examples.jsonl*")), "nothing half written is left"
+
+
+def test_auto_on_a_gpu_without_network_uses_the_embedded_model_at_once(embedded_model_dir, monkeypatch):
+    """The hardware's choice can not be downloaded: one warning that says why, the embedded model, no retries."""
+    from llmcustoms.core.hardware_detector import HardwareDetector
+    from llmcustoms.training.trainer import resolve_model
+
+    monkeypatch.setenv("HF_ENDPOINT", _closed_port_url())
+    monkeypatch.setattr(HardwareDetector, "detect_gpu_memory", lambda self: 24 * 1024)  # as on a 24 GB card
+    events: list[dict] = []
+    started = time.monotonic()
+    name, path = resolve_model("auto", "cuda", events.append)
+    assert name == "smollm2-135m" and Path(path) == embedded_model_dir
+    assert time.monotonic() - started < 2.5, "a quick probe, not three download tries"
+    assert [e["kind"] for e in events] == ["warning"] and "cannot be reached" in events[0]["message"]

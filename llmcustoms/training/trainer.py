@@ -173,6 +173,12 @@ def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str
             choice = EMBEDDED_MODEL
     if choice == EMBEDDED_MODEL:
         return manager.resolve(EMBEDDED_MODEL)
+    from llmcustoms.core.model_check import model_availability
+
+    availability = model_availability(choice, manager)
+    if not availability.ok:  # no network for the download: say so at once instead of trying three times
+        sink(make_event("warning", message=f"{availability.message} Using the embedded {EMBEDDED_MODEL} instead."))
+        return manager.resolve(EMBEDDED_MODEL)
     try:
         return manager.resolve(choice)
     except LLMCustomsError as error:
