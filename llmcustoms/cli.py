@@ -314,6 +314,23 @@ def _stream_to_stdout(chunks) -> str:
     return "".join(text)
 
 
+def _chat_session(session_class: Any, ref: str, output_dir: str | None) -> Any:
+    """The chat session for ``ref``; a ref that is neither a run found nor a model says where runs were looked for."""
+    from llmcustoms.core.registry import find_spec
+    from llmcustoms.errors import ModelNotFoundError
+    from llmcustoms.paths import runs_dir
+
+    try:
+        return session_class(ref, runs_root=output_dir)
+    except ModelNotFoundError:
+        if find_spec(ref) is not None or "/" in ref:  # a model name, a Hub id or a path: its own sentence
+            raise
+        where = output_dir or runs_dir()
+        raise InputError(f"No run {ref!r} in {where} and no model of that name: give the run's folder, or "
+                         "--output-dir with the folder that holds it (`llmcustoms models` lists the models)."
+                         ) from None
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from llmcustoms.chat.session import ChatSession
 
@@ -321,7 +338,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         raise InputError("The prompt is empty: give a question with --prompt, or leave it out to chat.")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise InputError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}.")
-    session = ChatSession(args.run, runs_root=args.output_dir)
+    session = _chat_session(ChatSession, args.run, args.output_dir)
     print("Loading the model…", file=sys.stderr)
     session.load()
     prompts = [args.prompt] if args.prompt else None

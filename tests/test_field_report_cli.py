@@ -339,3 +339,12 @@ def test_auto_on_a_gpu_without_network_uses_the_embedded_model_at_once(embedded_
     assert name == "smollm2-135m" and Path(path) == embedded_model_dir
     assert time.monotonic() - started < 2.5, "a quick probe, not three download tries"
     assert [e["kind"] for e in events] == ["warning"] and "cannot be reached" in events[0]["message"]
+
+
+def test_chat_with_a_run_id_found_nowhere_says_where_it_looked(tmp_path, capsys):
+    from llmcustoms.training.runs import RunDir
+
+    elsewhere = RunDir.create("tiny", root=str(tmp_path / "other-runs"), status="done")  # not the default folder
+    assert main(["chat", elsewhere.id, "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "No run" in err and "--output-dir" in err and "Unknown model" not in err, err
