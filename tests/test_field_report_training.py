@@ -291,3 +291,30 @@ def test_stop_during_the_first_evaluation_ends_it_between_batches(tmp_path, tiny
 
     resumed = resume_training(result.run_dir)  # nothing lost: it trains from the start
     assert resumed.status == "done" and resumed.steps == 4 and resumed.eval_loss_before is not None
+
+
+def test_a_full_disk_at_the_final_adapter_save_fails_cleanly_and_resume_saves_it(tmp_path, tiny_model_dir,
+                                                                                   monkeypatch):
+    import peft.peft_model
+
+    from llmcustoms.errors import DiskSpaceError
+    from llmcustoms.training.trainer import resume_training, run_training
+
+    real_save = peft.peft_model.safe_save_file
+
+    def save(tensors, filename, *args, **kwargs):
+        if ".adapter.tmp-" in str(filename):  # the final adapter, not a checkpoint's copy
+            Path(filename).write_bytes(b"")
+            raise OSError(errno.ENOSPC, "No space left on device", str(filename))
+        return real_save(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(peft.peft_model, "safe_save_file", save)
+    with pytest.raises(DiskSpaceError, match="the adapter could not be saved"):
+        run_training(_request(tmp_path, tiny_model_dir, max_steps=2))
+    run = _run_of(tmp_path)
+    assert run.read()["status"] == "failed" and "llmcustoms resume" in run.read()["error"]
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".adapter")] and not run.adapter_dir.exists()
+    monkeypatch.undo()
+    resumed = resume_training(run)
+    assert resumed.status == "done" and resumed.steps == 2
+    assert (run.adapter_dir / "adapter_model.safetensors").is_file()
