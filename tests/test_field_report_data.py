@@ -227,16 +227,26 @@ def test_training_builds_the_number_validate_counted(tiny_model_dir):
     assert any(m.startswith(f"Built {counted} examples") for m in infos), infos
 
 
-def test_a_large_folder_is_estimated_within_ten_percent_and_says_so(tmp_path):
+def _copies(folder: Path, times: int) -> Path:
+    """examples/data copied ``times`` times under new names: most examples repeat across files."""
+    folder.mkdir()
+    for i in range(times):
+        for path in sorted(SAMPLE_DATA.glob("*.txt")):
+            (folder / f"copy{i:02d}_{path.name}").write_bytes(path.read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["generated notes", "repeated files"])
+def test_a_large_folder_is_estimated_within_ten_percent_and_says_so(tmp_path, kind):
     from llmcustoms.data.count import count_examples, default_pairs_per_chunk
 
-    folder = _many_files(tmp_path / "large", 600)
+    folder = _many_files(tmp_path / "large", 600) if kind == "generated notes" else _copies(tmp_path / "copies", 24)
     report = validate_folder(folder)
     built = len(build_examples(report, qa="offline", pairs_per_chunk=default_pairs_per_chunk()))
     # Limits shrunk so that this folder counts as large: the estimate builds a spread sample of its files.
     estimate = count_examples(report, exact_limit_chars=report.total_chars // 4,
                               sample_chars=report.total_chars // 8)
-    assert not estimate.exact and estimate.sampled_files < 600 // 4
+    assert not estimate.exact and estimate.sampled_files < len(report.files) // 4
     assert abs(estimate.examples - built) <= 0.10 * built, (estimate.examples, built)
     assert estimate.describe().startswith("about ") and "an estimate from" in estimate.describe()
 
