@@ -336,3 +336,15 @@ def test_a_bad_groq_timeout_is_one_sentence(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GROQ_TIMEOUT", "soon")
     code, _, err = _cli(capsys, "prepare", str(SAMPLE_DATA), "--qa", "groq", "--yes")
     assert code == 2 and err.strip() == "error: GROQ_TIMEOUT must be a number of seconds, not 'soon'."
+
+
+def test_the_data_screen_calls_an_estimate_an_estimate():
+    from types import SimpleNamespace
+
+    from llmcustoms.data.count import ExampleCount
+    from llmcustoms_tui.screens.data import report_summary
+
+    report = SimpleNamespace(files=[], usable_files=0, total_bytes=0, total_chars=0, estimated_tokens=9,
+                             known_example_count=ExampleCount(76_004, exact=False, sampled_files=900,
+                                                              total_files=20_000))
+    assert report_summary(report)[1].startswith("about 76,004 examples offline (an estimate)")

@@ -38,10 +38,6 @@ class ExampleCount:
         return (f"about {self.examples:,} examples (an estimate from {self.sampled_files:,} of "
                 f"{self.total_files:,} files)")
 
-    def number(self) -> str:
-        """'700', or 'about 76,000 (an estimate)': the count as the data screen shows it."""
-        return f"{self.examples:,}" if self.exact else f"about {self.examples:,} (an estimate)"
-
 
 def default_pairs_per_chunk(preset: str | None = None) -> int:
     """The pairs per chunk training uses: ``preset``'s, else the default preset's (DEFAULT_PRESET)."""

@@ -43,18 +43,19 @@ def report_summary(report: Any) -> list[str]:
         f"{getattr(report, 'usable_files', len(files))} usable file(s) of {len(files)}"
         + (f", {fmt_bytes(size)}" if size is not None else "")
         + f", {fmt_count(getattr(report, 'total_chars', None))} characters",
-        f"{_examples_text(report)} examples offline, about "
-        f"{fmt_count(getattr(report, 'estimated_tokens', None))} tokens",
+        f"{_examples_text(report)}, about {fmt_count(getattr(report, 'estimated_tokens', None))} tokens",
     ]
 
 
 def _examples_text(report: Any) -> str:
-    """The core's one example count ('700', or 'about 76,000 (an estimate)'); counted by the worker."""
+    """The core's one example count: '700 examples offline', or 'about 76,000 examples offline (an
+    estimate)' for a large folder; counted by the validation worker, never here on the UI thread."""
     count = getattr(report, "known_example_count", None)
-    number = getattr(count, "number", None)
-    if callable(number):
-        return str(number())
-    return fmt_count(getattr(report, "estimated_examples", None))
+    if count is None or not hasattr(count, "exact"):
+        return f"{fmt_count(getattr(report, 'estimated_examples', None))} examples offline"
+    if count.exact:
+        return f"{count.examples:,} examples offline"
+    return f"about {count.examples:,} examples offline (an estimate)"
 
 
 def files_table(report: Any) -> Table:
