@@ -102,8 +102,10 @@ def test_run_state_folds_a_whole_run():
     assert state.vram_total_mb == 12288 and state.tokens_per_s == 1850
     assert state.memory == ("VRAM", 2330, 12288)
     cpu = RunState()
-    cpu.apply({"kind": "step", "step": 1, "loss": 2.0, "ram_used_mb": 2423, "ram_total_mb": 24105})
-    assert cpu.memory == ("RAM", 2423, 24105)
+    cpu.apply({"kind": "step", "step": 1, "loss": 2.0, "ram_used_mb": 12000, "ram_total_mb": 24105,
+               "ram_available_mb": 12105, "ram_process_mb": 2423})
+    assert cpu.memory == ("RAM", 12000, 24105)  # the system's use; the run's share apart
+    assert cpu.ram_available_mb == 12105 and cpu.ram_process_mb == 2423
     assert any("checkpoint" in line for line in state.log)
     assert state.log[-1].startswith("Done")
 

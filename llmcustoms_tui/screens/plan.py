@@ -186,17 +186,16 @@ class PlanScreen(WizardScreen):
         gauge.set_memory(estimate, free)
         fits = bool(plan_value(plan, "fits", True))
         fit = self.query_one("#plan-fit", Static)
-        if fits:
-            fit.set_classes("fit-ok")
-            fit.update(Text(f"✔ Fits: needs about {fmt_mb(estimate)} of {fmt_mb(free)} free. n: start training."))
-        else:
-            fit.set_classes("fit-no")
-            fit.update(Text(f"✖ Will not fit: needs about {fmt_mb(estimate)}, only {fmt_mb(free)} free. "
-                            "Pick a smaller model or the highspeed preset."))
         unavailable = self.unavailable_text(plan)
-        if unavailable:
-            fit.set_classes("fit-no")
-            fit.update(Text(f"✖ {unavailable}"))
+        if fits:
+            line = f"✔ Fits: needs about {fmt_mb(estimate)} of {fmt_mb(free)} free." + \
+                ("" if unavailable else " n: start training.")
+        else:
+            line = (f"✖ Will not fit: needs about {fmt_mb(estimate)}, only {fmt_mb(free)} free. "
+                    "Pick a smaller model or the highspeed preset.")
+        fit.set_classes("fit-ok" if fits and not unavailable else "fit-no")
+        # A model that cannot be had is said first: nothing can start until another one is picked.
+        fit.update(Text(f"✖ {unavailable}\n{line}" if unavailable else line))
 
         config = plan_value(plan, "config", {}) or {}
         facts: list[tuple[str, str]] = [
