@@ -139,7 +139,8 @@ class LLMCustomsApp(App[None]):
             # The default theme's orange accent and warning both become bright red in 16 colours, so
             # every heading and key would look like an error; this theme names the terminal's colours.
             self.theme = FEW_COLOURS_THEME
-        self.state = WizardState(data_path=data, model=model or "auto", preset=preset or "quality",
+        default_model, default_preset = backend.default_model_and_preset()  # the CLI's defaults, from any source
+        self.state = WizardState(data_path=data, model=model or default_model, preset=preset or default_preset,
                                  max_steps=max_steps, qa=qa, hardware=hardware)
         self._hardware_probe = hardware_probe
         self.launcher: Launcher = launcher or DetachedLauncher()
@@ -344,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", metavar="DIR", help="the folder of .txt files to train on")
     parser.add_argument("--model", metavar="NAME",
-                        help="a model name (see `llmcustoms models`), a Hub id or a local folder (default: auto)")
-    parser.add_argument("--preset", metavar="NAME", help="highspeed, quality (default) or bestaccuracy")
+                        help="a model name (see `llmcustoms models`), a Hub id or a local folder "
+                             "(default: DEFAULT_MODEL, else auto)")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="highspeed, quality or bestaccuracy (default: DEFAULT_PRESET, else quality)")
     parser.add_argument("--qa", choices=("auto", "offline", "groq"), default="auto",
                         help="how Q&A pairs are made (default: auto)")
     parser.add_argument("--max-steps", type=int, metavar="N", help="stop training after N steps (quick tries)")

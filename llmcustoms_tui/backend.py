@@ -174,6 +174,17 @@ def _spread(items: list[Any], limit: int) -> list[Any]:
     return sorted(picked, key=lambda item: order[id(item)])
 
 
+def default_model_and_preset() -> tuple[str, str]:
+    """DEFAULT_MODEL and DEFAULT_PRESET as the environment or a .env file set them (else 'auto', 'quality')."""
+    try:
+        from llmcustoms.utils.config import Config
+
+        settings = Config().load_env_config()
+    except Exception:  # noqa: BLE001 - a bad .env is reported by the core where it matters
+        return "auto", "quality"
+    return str(settings.get("DEFAULT_MODEL") or "auto"), str(settings.get("DEFAULT_PRESET") or "quality")
+
+
 def groq_key_present() -> bool:
     """Whether the resolved configuration has a Groq key (the value itself is never returned)."""
     try:

@@ -348,3 +348,14 @@ def test_chat_with_a_run_id_found_nowhere_says_where_it_looked(tmp_path, capsys)
     assert main(["chat", elsewhere.id, "--prompt", "hi"]) == 2
     err = capsys.readouterr().err
     assert "No run" in err and "--output-dir" in err and "Unknown model" not in err, err
+
+
+@pytest.mark.parametrize("source", ["dotenv", "environment"])
+def test_the_wizard_starts_from_default_model_and_preset(source, tmp_path, monkeypatch):
+    from llmcustoms_tui.app import LLMCustomsApp
+
+    _set(source, tmp_path, monkeypatch, {"DEFAULT_PRESET": "highspeed", "DEFAULT_MODEL": "smollm2-135m"})
+    app = LLMCustomsApp(data=None, hardware={"device": "cpu", "gpus": []})
+    assert (app.state.model, app.state.preset) == ("smollm2-135m", "highspeed")
+    chosen = LLMCustomsApp(data=None, model="tinyllama", preset="quality", hardware={"device": "cpu", "gpus": []})
+    assert (chosen.state.model, chosen.state.preset) == ("tinyllama", "quality")  # explicit choices win
