@@ -359,3 +359,20 @@ def test_the_wizard_starts_from_default_model_and_preset(source, tmp_path, monke
     assert (app.state.model, app.state.preset) == ("smollm2-135m", "highspeed")
     chosen = LLMCustomsApp(data=None, model="tinyllama", preset="quality", hardware={"device": "cpu", "gpus": []})
     assert (chosen.state.model, chosen.state.preset) == ("tinyllama", "quality")  # explicit choices win
+
+
+def test_the_plan_checks_a_model_folder_without_loading_torch(tiny_model_dir, tmp_path):
+    """The TUI makes plans in its own process, which must stay free of torch (about 2 s and 1 GB)."""
+    encoder = tmp_path / "an-encoder-decoder"
+    shutil.copytree(tiny_model_dir, encoder)
+    config = json.loads((encoder / "config.json").read_text())
+    config.update(model_type="t5", architectures=["T5ForConditionalGeneration"])
+    (encoder / "config.json").write_text(json.dumps(config))
+    script = ("import json, sys\nfrom llmcustoms.core.planner import make_plan\n"
+              f"hw = {CPU_HARDWARE!r}\n"
+              f"good, bad = make_plan({str(tiny_model_dir)!r}, hardware=hw), make_plan({str(encoder)!r}, hardware=hw)\n"
+              "print(json.dumps([good.available, bad.available, bad.availability, 'torch' in sys.modules]))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    good, bad, why, torch_loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert good and not bad and "not a chat model" in why
+    assert not torch_loaded

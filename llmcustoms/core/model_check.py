@@ -59,12 +59,14 @@ def causal_lm_types() -> frozenset[str] | None:
     return frozenset(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 
 
-def check_model_folder(folder: str | os.PathLike[str]) -> None:
+def check_model_folder(folder: str | os.PathLike[str], thorough: bool = True) -> None:
     """Raise ModelNotFoundError (one sentence naming the file) when ``folder`` is not a model training can load.
 
     Checks that config.json parses and names a ``model_type`` transformers trains as a chat (causal)
     model, and that tokenizer files are present and, where JSON, parse. Weights are checked elsewhere
-    (``is_model_folder``; the download verifies them against their headers).
+    (``is_model_folder``; the download verifies them against their headers). ``thorough=False`` judges
+    the architecture by the config's ``architectures`` names alone: asking transformers imports torch
+    (about 2 s), which a plan screen in the TUI's process must not pay.
     """
     path = Path(folder).expanduser()
     config_file = path / "config.json"
@@ -76,8 +78,11 @@ def check_model_folder(folder: str | os.PathLike[str]) -> None:
     model_type = config.get("model_type")
     if not model_type:
         raise _damaged(config_file, "names no model_type")
-    known = causal_lm_types()
-    if known is not None and model_type not in known:
+    known = causal_lm_types() if thorough else None
+    names = [str(n) for n in config.get("architectures") or []]
+    not_causal = (model_type not in known) if known is not None else bool(names) and not any(
+        "CausalLM" in n or "LMHead" in n for n in names)
+    if not_causal:
         raise ModelNotFoundError(f"{path} holds a {model_type!r} model (its config.json says so), which is not a "
                                  "chat model this tool can train: choose a causal language model such as "
                                  "smollm2-135m.")
@@ -154,12 +159,14 @@ class ModelAvailability:
         return ModelNotFoundError(text)
 
 
-def model_availability(model: str, manager: Any = None, timeout_s: float = PROBE_TIMEOUT_S) -> ModelAvailability:
+def model_availability(model: str, manager: Any = None, timeout_s: float = PROBE_TIMEOUT_S,
+                       thorough: bool = True) -> ModelAvailability:
     """Can ``model`` (a registry name, a Hub id or a folder) be used right now without failing later?
 
-    A folder must pass ``check_model_folder``; a cached model is ready; the embedded model needs its
-    package; anything else needs a download, so the download host must answer a quick probe (skipped
-    when ``HF_HUB_OFFLINE`` says there is no network). ``'auto'`` is answered for the embedded model.
+    A folder must pass ``check_model_folder`` (``thorough`` as there); a cached model is ready; the
+    embedded model needs its package; anything else needs a download, so the download host must answer
+    a quick probe (skipped when ``HF_HUB_OFFLINE`` says there is no network). ``'auto'`` is answered for
+    the embedded model.
     """
     from llmcustoms.core.model_manager import ModelManager, embedded_gguf_path, is_model_folder
     from llmcustoms.core.registry import EMBEDDED_MODEL, find_spec
@@ -172,14 +179,14 @@ def model_availability(model: str, manager: Any = None, timeout_s: float = PROBE
             if not is_model_folder(folder):
                 raise ModelNotFoundError(f"{name} is not a model folder: it needs config.json and .safetensors "
                                          "weights.")
-            check_model_folder(folder)
+            check_model_folder(folder, thorough)
         except ModelNotFoundError as error:
             return ModelAvailability(name, False, "damaged", str(error), EMBEDDED_MODEL)
         return ModelAvailability(name, True, "folder")
     spec = find_spec(name)
     if manager.check_local_model(name):
         try:
-            check_model_folder(manager.cache_path(name))
+            check_model_folder(manager.cache_path(name), thorough)
         except ModelNotFoundError as error:
             return ModelAvailability(name, False, "damaged", str(error), EMBEDDED_MODEL)
         return ModelAvailability(name, True, "cache")

@@ -139,7 +139,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         from llmcustoms.core.model_check import model_availability
 
         # Before the estimate: a damaged config.json is said once, here, not glued into the plan's reason.
-        availability = model_availability(model)
+        availability = model_availability(model, thorough=False)  # no torch in a TUI's plan screen
     config = detector.get_training_config(model, vram, preset=preset)
     est = config.get("memory_estimate_mb") or {}
     estimate_mb = int(est.get("total_mb") or 0)
