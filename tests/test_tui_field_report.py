@@ -286,11 +286,17 @@ def test_the_folder_tree_moves_its_cursor_to_a_folder_it_shows(tmp_path):
             await wait_for(pilot, lambda: isinstance(app.screen, DataScreen))
             tree = app.screen.query_one(DirectoryTree)
             await wait_for(pilot, lambda: len(tree.root.children) == 2, what="the tree's folders")
+            # A user types after the screen has settled: the first check of the folder has finished.
+            await wait_for(pilot, lambda: app.screen.wizard.report is not None, what="the folder's check")
+            await pilot.pause(0.3)
             app.screen.follow_path("data/b")
-            await pilot.pause(0.2)
+
+            def on_b() -> bool:
+                node = tree.cursor_node
+                return node is not None and Path(node.data.path).name == "b" and node.is_expanded
+
+            await wait_for(pilot, on_b, what="the cursor on data/b, expanded")
             assert Path(tree.path).resolve() == (tmp_path / "data").resolve()  # same root
-            node = tree.cursor_node
-            assert node is not None and Path(node.data.path).name == "b" and node.is_expanded
 
     asyncio.run(run())
 
