@@ -205,7 +205,7 @@ class LLMCustomsApp(App[None]):
 
     def _chat_run_dir(self) -> str | None:
         run = self.state.run
-        if run is not None and run.run_dir is not None and (run.run_dir / "adapter").is_dir():
+        if run is not None and backend.has_adapter(run.run_dir):
             return str(run.run_dir)
         return self.state.chat_run_dir or backend.latest_finished_run()
 

@@ -300,6 +300,25 @@ def latest_finished_run() -> str | None:
     return None
 
 
+def events_path(run_dir: str | os.PathLike[str]) -> Path:
+    """Where the run writes its events (the core's ``RunDir.events_path``)."""
+    from llmcustoms.training.runs import RunDir
+
+    return RunDir(run_dir).events_path
+
+
+def adapter_dir(run_dir: str | os.PathLike[str]) -> Path:
+    """Where the run saves its adapter (the core's ``RunDir.adapter_dir``)."""
+    from llmcustoms.training.runs import RunDir
+
+    return RunDir(run_dir).adapter_dir
+
+
+def has_adapter(run_dir: str | os.PathLike[str] | None) -> bool:
+    """Whether the run has saved its adapter."""
+    return run_dir is not None and adapter_dir(run_dir).is_dir()
+
+
 def read_new_events(path: str | os.PathLike[str], offset: int) -> tuple[list[dict[str, Any]], int]:
     """The core's incremental reader of events.jsonl."""
     from llmcustoms.training.events import read_new_events as _read

@@ -56,7 +56,11 @@ class RunHandle:
     @property
     def events_path(self) -> Path | None:
         """``events.jsonl`` of the run, once known."""
-        return self._run_dir / "events.jsonl" if self._run_dir is not None else None
+        if self._run_dir is None:
+            return None
+        from llmcustoms_tui.backend import events_path
+
+        return events_path(self._run_dir)
 
     @property
     def run_id(self) -> str:
@@ -74,11 +78,6 @@ class RunHandle:
         from llmcustoms_tui.backend import run_is_live
 
         return run_is_live(self._run_dir)
-
-    @property
-    def survives_exit(self) -> bool:
-        """Whether closing the app leaves the run going."""
-        return not self.in_process
 
     @property
     def stop_requested(self) -> bool:

@@ -12,14 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmcustoms.training.events import RUN_END_KINDS
 from llmcustoms_tui.format import fmt_loss, knowledge_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmcustoms_tui.launcher import RunHandle
 
-#: Events after which nothing more is written for this run (the core's one definition).
-TERMINAL_KINDS = RUN_END_KINDS
 #: How many log lines the dashboard keeps.
 LOG_LINES = 200
 

@@ -536,11 +536,11 @@ def test_refuses_an_architecture_it_cannot_write(tmp_path):
 
 
 def test_refuses_when_the_disk_is_too_full(tiny_run, tmp_path, monkeypatch):
-    import llmcustoms.utils.validators as validators
     from llmcustoms.export import export_run
 
     real = shutil.disk_usage
-    monkeypatch.setattr(validators.shutil, "disk_usage", lambda p: real(p)._replace(free=1024))
+    # Every free-space check reads shutil.disk_usage (llmcustoms/utils/disk.py): a nearly full disk for all.
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1024))
     with pytest.raises(DiskSpaceError, match="Not enough disk space"):
         export_run(tiny_run.path, fmt="merged", out=tmp_path / "merged")
     assert not (tmp_path / "merged").exists()

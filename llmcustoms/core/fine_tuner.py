@@ -1,4 +1,4 @@
-"""FineTuner: the seed's facade — data → model → train → test in four calls.
+"""FineTuner: the library's facade — data → model → train → test in four calls.
 
     tuner = FineTuner("./my_text_files/", model="auto", preset="quality")
     adapter_path = tuner.train()
@@ -16,7 +16,14 @@ from typing import Any
 
 from llmcustoms.errors import InputError
 from llmcustoms.training.events import EventSink, ListSink
-from llmcustoms.training.trainer import TrainRequest, TrainResult, run_training
+from llmcustoms.training.trainer import (
+    RunChoices,
+    TrainRequest,
+    TrainResult,
+    resolve_choices,
+    run_training,
+    split_training_examples,
+)
 from llmcustoms.utils.validators import check_preset
 
 #: How many held-out questions ``test_model`` asks when given no prompts.
@@ -104,38 +111,30 @@ class FineTuner:
         return name, path
 
     def prepare_data(self):
-        """The tokenized training examples (a ``datasets.Dataset``) built from the folder."""
-        from llmcustoms.data.examples import build_examples
+        """The tokenized training examples (a ``datasets.Dataset``): the very examples ``train()`` would
+        train on (the same folder reading, held-out split and sequence length), before packing."""
         from llmcustoms.data.reader import validate_folder
-        from llmcustoms.data.split import split_examples
         from llmcustoms.data.tokenize import tokenize_examples
         from llmcustoms.training.model_loading import load_tokenizer
-        from llmcustoms.training.presets import get_preset
-        from llmcustoms.training.trainer import send_permission
 
-        report = validate_folder(self.data_path)
-        report.raise_if_blocked()
-        _, model_path = self._resolved_model()
-        tokenizer = load_tokenizer(model_path)
-        say = lambda m: print(m, file=sys.stderr)  # noqa: E731
-        from llmcustoms.data.count import default_pairs_per_chunk
-
-        # The preset's pairs per chunk, as training uses them: the same examples, the same count.
-        built = build_examples(report, qa=self.qa, on_message=say, confirm=send_permission(self._request(), say),
-                               pairs_per_chunk=default_pairs_per_chunk(self.preset))
-        train, _ = split_examples(built.examples)
-        return tokenize_examples(train, tokenizer, int(get_preset(self.preset)["max_seq_len"]))
+        request = self._request()
+        validate_folder(request.data_path).raise_if_blocked()  # as train(): before a model is fetched
+        choices = self._choices(request)
+        split = split_training_examples(request, lambda message: print(message, file=sys.stderr))
+        return tokenize_examples(split.train, load_tokenizer(choices.model_path), int(choices.config["max_seq_len"]))
 
     def setup_model(self) -> tuple[Any, Any]:
         """(model with a fresh LoRA adapter, tokenizer), configured as training would use them."""
         from llmcustoms.training.model_loading import load_for_training
-        from llmcustoms.training.trainer import choose_device, resolve_train_config
-        from llmcustoms.utils.config import Config
 
-        name, path = self._resolved_model()
-        device = choose_device(None, Config().load_env_config()["FORCE_CPU"])
-        config, _ = resolve_train_config(self._request(), name, device)
-        return load_for_training(path, config)
+        choices = self._choices(self._request())
+        return load_for_training(choices.model_path, choices.config)
+
+    def _choices(self, request: TrainRequest) -> RunChoices:
+        """Device, model and settings as ``train()`` would choose them."""
+        choices = resolve_choices(request, self.events)
+        self._model_path = choices.model_path
+        return choices
 
     def train(self) -> str:
         """Train and return the saved adapter's path.

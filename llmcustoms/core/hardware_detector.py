@@ -19,32 +19,23 @@ from typing import Any
 
 from llmcustoms.core import memory
 from llmcustoms.core.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
+from llmcustoms.training.speed import cpu_has_native_bf16
+from llmcustoms.utils.disk import free_bytes
 from llmcustoms.utils.logger import get_logger
 
 log = get_logger("llmcustoms.hardware")
 
 #: Sequences are never cut shorter than this to make a model fit.
 _MIN_SEQ_LEN = 256
-#: The seed's target model: suggested (in 4-bit if need be) unless a larger one fits in 16 bit.
+#: The default GPU model: suggested (in 4-bit if need be) unless a larger one fits in 16 bit.
 TARGET_MODEL = "tinyllama"
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX): bf16 autocast then pays off."""
-    flags = _cpu_flags()
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    # One reading of the CPU's flags for the plan and for training (``training/speed.py``), so the two
+    # can never disagree about the same CPU.
+    return cpu_has_native_bf16()
 
 
 def _cpu_name() -> str:
@@ -64,14 +55,9 @@ def _nvidia_driver_present() -> bool:
 
 
 def _disk_free_mb(path: Path) -> int:
-    """Free space where ``path`` is (or would be created), in MB."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return int(shutil.disk_usage(probe).free // memory.MB)
-    except OSError:
-        return 0
+    """Free space where ``path`` is (or would be created), in MB (0 when it cannot be read)."""
+    free = free_bytes(path)
+    return int(free // memory.MB) if free is not None else 0
 
 
 def _nvml_gpus() -> tuple[bool, list[dict[str, Any]], str | None]:
@@ -118,8 +104,8 @@ NO_GPU_WARNING = "No CUDA GPU: training runs on the CPU, shortened so a run fini
 class HardwareDetector:
     """Detects GPUs, VRAM, CPU, RAM and disk, and recommends a model and a training configuration.
 
-    The seed's four methods are kept: ``detect_gpu_memory``, ``get_optimal_batch_size``,
-    ``suggest_model`` and ``get_training_config``. ``MAX_VRAM_GB`` caps the VRAM every
+    The stable public methods are ``detect_gpu_memory``, ``get_optimal_batch_size``, ``suggest_model``
+    and ``get_training_config`` (a dict). ``MAX_VRAM_GB`` caps the VRAM every
     recommendation uses; ``FORCE_CPU`` makes every recommendation a CPU one.
     """
 
@@ -280,7 +266,7 @@ class HardwareDetector:
         gpus = self.detect().get("gpus") or []
         return bool(gpus[0].get("bf16_supported", True)) if gpus else True
 
-    # -- the seed's methods ---------------------------------------------------------------------------
+    # -- the stable public methods ---------------------------------------------------------------------
     def detect_gpu_memory(self) -> int:
         """MB of VRAM usable for training: the first GPU's free memory, capped by MAX_VRAM_GB; 0 on the CPU."""
         info = self.detect()
@@ -305,7 +291,7 @@ class HardwareDetector:
         """The registry model to train with ``available_vram`` MB (0: the CPU → the embedded model).
 
         The largest openly downloadable model whose estimate at the quality preset fits in 16 bit; where
-        that is smaller than the seed's target, TinyLlama, TinyLlama in 4-bit (QLoRA) when it fits; the
+        that is smaller than the default GPU model, TinyLlama, TinyLlama in 4-bit (QLoRA) when it fits; the
         largest model that fits at all otherwise. 4-bit is a way to fit the target model on a small card,
         not a reason to pick a model that only fits quantized (slower, and a little less accurate).
         """

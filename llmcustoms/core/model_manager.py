@@ -54,7 +54,11 @@ def is_model_folder(path: str | os.PathLike[str]) -> bool:
 
 
 class ModelManager:
-    """Finds, downloads, converts and describes models. The seed's four methods are kept."""
+    """Finds, downloads, converts and describes models.
+
+    ``check_local_model``, ``get_model_info``, ``download_model`` and ``cache_model`` are the stable public
+    methods (their signatures do not change); ``resolve`` is what training and chat call.
+    """
 
     def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -70,7 +74,7 @@ class ModelManager:
         name = spec.name if spec else model_name.replace("/", "--")
         return self.cache_dir / name
 
-    # -- the seed's API -------------------------------------------------------------------------
+    # -- the stable public methods --------------------------------------------------------------
     def check_local_model(self, model_path: str | os.PathLike[str]) -> bool:
         """True when a complete model is on disk at ``model_path`` or cached under that name."""
         path = Path(model_path).expanduser()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from llmcustoms.data.types import Chunk, Document
-
 DEFAULT_MAX_CHARS = 1500
 DEFAULT_OVERLAP_CHARS = 150
 
@@ -134,16 +132,3 @@ def chunk_text(text: str, max_chars: int = DEFAULT_MAX_CHARS, overlap_chars: int
     if current and fresh:
         chunks.append(render(current))
     return chunks
-
-
-def chunk_documents(
-    documents: Iterable[Document], max_chars: int = DEFAULT_MAX_CHARS, overlap_chars: int = DEFAULT_OVERLAP_CHARS
-) -> Iterator[Chunk]:
-    """Chunks of every document, each with ``source`` = 'relpath:index' (index counts across a file's parts)."""
-    counters: dict[str, int] = {}
-    for document in documents:
-        index = counters.get(document.relpath, 0)
-        for piece in chunk_text(document.text, max_chars, overlap_chars):
-            yield Chunk(text=piece, source=f"{document.relpath}:{index}")
-            index += 1
-        counters[document.relpath] = index

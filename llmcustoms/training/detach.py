@@ -32,7 +32,6 @@ from llmcustoms.training.trainer import TrainRequest, check_resumable
 
 #: How long a starter waits for the worker's first sign of life (imports on a busy machine are slow).
 START_TIMEOUT_S = 120.0
-_TERMINAL = RUN_END_KINDS
 
 RunRef = str | os.PathLike[str] | RunDir
 
@@ -156,7 +155,7 @@ def follow_run(run_ref: RunRef, poll_s: float = 0.25, should_stop: Callable[[], 
         events, offset = read_new_events(run.events_path, offset)
         for event in events:
             yield event
-            if event.get("kind") in _TERMINAL:
+            if event.get("kind") in RUN_END_KINDS:
                 return
         if should_stop is not None and should_stop():
             return

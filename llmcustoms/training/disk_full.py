@@ -9,10 +9,10 @@ when the disk really has little room left), and ``checkpoint_disk_error`` is the
 from __future__ import annotations
 
 import errno
-import shutil
 from pathlib import Path
 
 from llmcustoms.errors import DiskSpaceError
+from llmcustoms.utils.disk import free_bytes  # read through this module's name: tests replace it
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
 _FULL_TEXTS = ("no space left on device", "storagefull", "disk quota exceeded", "not enough space")
@@ -27,17 +27,6 @@ def _chain(error: BaseException) -> list[BaseException]:
         seen.append(current)
         current = current.__cause__ or current.__context__
     return seen
-
-
-def free_bytes(folder: Path) -> int | None:
-    """Free bytes on the disk holding ``folder`` (or its nearest existing parent); None if unknown."""
-    probe = Path(folder)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
 
 
 def folder_bytes(folder: Path) -> int:

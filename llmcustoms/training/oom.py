@@ -28,6 +28,21 @@ def is_oom(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
+def free_device_memory() -> None:
+    """Collect garbage and hand cached CUDA blocks back, so the next try (or the next user) starts clean.
+
+    ``torch.cuda.empty_cache`` does nothing in a process that never used CUDA, so this is safe after a
+    CPU run too.
+    """
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @dataclass
 class Backoff:
     """One step down: the settings before and after, and a sentence saying what changed."""

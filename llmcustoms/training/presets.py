@@ -1,7 +1,10 @@
-"""The three training presets, with the seed's numbers kept exactly.
+"""The three training presets: highspeed, quality and bestaccuracy.
 
-The seed's keys (epochs, batch, accumulation, lr, max_steps, LoRA rank/alpha) are untouched;
-keys LLMCustoms added since sit in ``PRESET_EXTRAS`` and are merged by ``get_preset``.
+``HIGHSPEED_CONFIG``, ``QUALITY_CONFIG`` and ``BESTACCURACY_CONFIG`` are public and stable, numbers
+included (epochs, batch, accumulation, lr, max_steps, LoRA rank/alpha): scripts import them and compare
+against them. Every other per-preset setting sits in ``PRESET_EXTRAS`` and is merged by ``get_preset``,
+so the public dicts never change shape. Training is step-driven (``max_steps``, or on a CPU a budget
+from the data); ``num_train_epochs`` stays in the public dicts for their readers but no run uses it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ PRESET_DESCRIPTIONS = {
     "bestaccuracy": "Slowest: the longest run, a larger adapter and a gentle learning rate.",
 }
 
-#: Settings the seed did not name, per preset.
+#: The rest of each preset's settings (kept out of the public dicts above).
 PRESET_EXTRAS: dict[str, dict[str, Any]] = {
     "highspeed": {"max_seq_len": 512, "lora_dropout": 0.05, "warmup_ratio": 0.05, "save_steps": 50,
                   "eval_steps": 50, "qa_pairs_per_chunk": 3},
@@ -69,7 +72,7 @@ CPU_KNOWLEDGE_FLOORS = {"learning_rate": 2e-3, "lora_rank": 16, "lora_alpha": 32
 
 
 def get_preset(name: str) -> dict[str, Any]:
-    """A fresh copy of preset ``name`` with the seed's keys and LLMCustoms' extras merged."""
+    """A fresh copy of preset ``name``: its public dict with its ``PRESET_EXTRAS`` merged in."""
     from llmcustoms.utils.validators import check_preset
 
     key = check_preset(name)

@@ -1,23 +1,43 @@
-"""A terminal progress display fed by events: a tqdm bar plus one line per notable event."""
+"""Events as text for a person: plain lines for a log file, or a tqdm bar plus lines for a terminal.
+
+``LinePrinter`` writes one line per notable event (the detached worker's ``train.log``);
+``ProgressPrinter`` is the same printer with a live bar for ``step`` events (the CLI, ``attach``,
+``FineTuner.train``). Both word an event the same way (``event_line``), so a log and a terminal agree.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from llmcustoms.training.events import FOLLOW_END_KINDS
 
+#: Kinds whose ``message`` is printed, and the words put before it.
+MESSAGE_PREFIXES = {"info": "", "start": "", "warning": "warning: ", "oom_retry": "out of memory: ",
+                    "checkpoint": "", "resume": "", "error": "error: ", "done": "", "stop": "", "knowledge": "",
+                    "knowledge_check": ""}
 
-class ProgressPrinter:
-    """An event sink that draws a tqdm bar for ``step`` events and prints the others."""
 
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.bar = None
-        # Events written before this printer existed are history (``attach`` replays them): they move
-        # the bar but not its rate and ETA, which come from steps seen live only.
-        self.started = time.time()
+def event_line(event: dict[str, Any]) -> str | None:
+    """The line a notable event prints as; None for events that print nothing (steps, progress ticks).
+
+    An ``error`` event's line starts with ``error: ``: ``detach`` finds a worker's last failure that way.
+    """
+    kind = event.get("kind")
+    if kind == "eval":
+        return f"eval loss {event.get('eval_loss', float('nan')):.4f} at step {event.get('step', 0)}"
+    if kind in MESSAGE_PREFIXES and event.get("message"):
+        return MESSAGE_PREFIXES[str(kind)] + str(event["message"])
+    return None
+
+
+class LinePrinter:
+    """An event sink that prints one plain line per step and per notable event (nothing redrawn)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        # None: whatever sys.stdout is at each write (a worker's stdout is its train.log).
+        self.stream = stream
         self._eval_tenth = 0
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -26,13 +46,10 @@ class ProgressPrinter:
             self._step(event)
         elif kind == "eval_progress":
             self._eval_progress(event)
-        elif kind == "eval":
-            self._write(f"eval loss {event.get('eval_loss', float('nan')):.4f} at step {event.get('step', 0)}")
-        elif kind in ("info", "start", "warning", "oom_retry", "checkpoint", "resume", "error", "done", "stop",
-                      "knowledge", "knowledge_check"):
-            prefix = {"warning": "warning: ", "error": "error: ", "oom_retry": "out of memory: "}.get(kind, "")
-            if event.get("message"):
-                self._write(prefix + str(event["message"]))
+        else:
+            line = event_line(event)
+            if line is not None:
+                self._write(line)
             if kind in FOLLOW_END_KINDS:
                 self.close()
 
@@ -44,6 +61,26 @@ class ProgressPrinter:
             self._eval_tenth = 0 if batch <= 1 else tenth
             if event.get("message"):
                 self._write(str(event["message"]))
+
+    def _step(self, event: dict[str, Any]) -> None:
+        self._write(f"step {event.get('step')}/{event.get('max_steps')} loss {event.get('loss')}")
+
+    def _write(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Nothing to finish for plain lines (a bar printer finishes its bar)."""
+
+
+class ProgressPrinter(LinePrinter):
+    """An event sink that draws a tqdm bar for ``step`` events and prints the others."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream or sys.stderr)
+        self.bar = None
+        # Events written before this printer existed are history (``attach`` replays them): they move
+        # the bar but not its rate and ETA, which come from steps seen live only.
+        self.started = time.time()
 
     def _step(self, event: dict[str, Any]) -> None:
         from tqdm import tqdm

@@ -24,22 +24,11 @@ from transformers import Trainer
 from llmcustoms.training import checkpoints
 from llmcustoms.training.answer_loss import answer_only_loss, supports_answer_only_logits
 from llmcustoms.training.events import EventSink, make_event
-from llmcustoms.training.oom import is_oom
+from llmcustoms.training.oom import free_device_memory, is_oom
 
 
 class EvaluationStopped(Exception):  # noqa: N818 - a signal between a callback and evaluate(), not an error
     """Raised by a callback between evaluation batches when a stop was requested; ``evaluate`` returns {}."""
-
-
-def free_device_memory() -> None:
-    """Collect garbage and hand cached CUDA blocks back, so the next try starts clean."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class RunTrainer(Trainer):

@@ -26,7 +26,7 @@ from typing import Any
 
 from llmcustoms.errors import LLMCustomsError, OutOfMemoryError, TrainingError
 from llmcustoms.training.events import EventSink, FanoutSink, JsonlEventSink, make_event
-from llmcustoms.training.oom import is_oom
+from llmcustoms.training.oom import free_device_memory, is_oom
 from llmcustoms.training.runs import RunDir, RunLock, process_start_time
 from llmcustoms.utils.logger import get_logger
 
@@ -243,6 +243,16 @@ def generation_plan(request: TrainRequest) -> Any | None:
     return None
 
 
+@dataclass
+class ExampleSplit:
+    """The examples a run trains and evaluates on, before tokenizing, and where they came from."""
+
+    train: list[Any]
+    held_out: list[Any]
+    built: Any  # data.examples.BuiltExamples: every example made, the Q&A mode, a message
+    knowledge: Any  # evaluation.split.KnowledgeSplit: the held-out facts and their questions
+
+
 def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message: Callable[[str], None],
                  warn: Callable[[str], None] | None = None) -> PreparedData:
     """Validate the folder, build examples, split, tokenize and pack.
@@ -250,11 +260,35 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
     ``warn`` (default ``on_message``) gets what the user must not miss: files that disappeared or
     became unreadable while the folder was read (the run trains on the others).
     """
+    from llmcustoms.data.tokenize import tokenize_examples
+    from llmcustoms.training.packing import pack_examples
+
+    split = split_training_examples(request, on_message, warn)
+    train, held_out, built = split.train, split.held_out, split.built
+    train_ds = tokenize_examples(train, tokenizer, max_seq_len)
+    eval_ds = tokenize_examples(held_out, tokenizer, max_seq_len)
+    if len(train_ds) == 0 or len(eval_ds) == 0:
+        from llmcustoms.errors import DataError
+
+        raise DataError(f"No example keeps part of its answer within {max_seq_len} tokens: allow longer "
+                        "sequences (max_seq_len) or write shorter passages.")
+    return PreparedData(
+        train_rows=pack_examples(train_ds, max_seq_len), eval_rows=pack_examples(eval_ds, max_seq_len),
+        train_examples=len(train), eval_examples=len(held_out), qa_mode=built.qa_mode,
+        example_prompts=[e.prompt for e in held_out[:5]], notes=[built.message] if built.message else [],
+        knowledge=split.knowledge,
+    )
+
+
+def split_training_examples(request: TrainRequest, on_message: Callable[[str], None],
+                            warn: Callable[[str], None] | None = None) -> ExampleSplit:
+    """Validate the folder, build its examples, hold out facts and examples: what ``prepare_data`` tokenizes.
+
+    Raises DataError when too few examples are left to both train and evaluate.
+    """
     from llmcustoms.data.examples import build_examples
     from llmcustoms.data.reader import validate_folder
     from llmcustoms.data.split import split_examples
-    from llmcustoms.data.tokenize import tokenize_examples
-    from llmcustoms.training.packing import pack_examples
     from llmcustoms.training.presets import get_preset
 
     report = validate_folder(request.data_path)
@@ -300,19 +334,7 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
 
         raise DataError(f"Only {len(built.examples)} examples could be made from {request.data_path}: "
                         "add more text (a few pages at least) to train and evaluate.")
-    train_ds = tokenize_examples(train, tokenizer, max_seq_len)
-    eval_ds = tokenize_examples(held_out, tokenizer, max_seq_len)
-    if len(train_ds) == 0 or len(eval_ds) == 0:
-        from llmcustoms.errors import DataError
-
-        raise DataError(f"No example keeps part of its answer within {max_seq_len} tokens: allow longer "
-                        "sequences (max_seq_len) or write shorter passages.")
-    return PreparedData(
-        train_rows=pack_examples(train_ds, max_seq_len), eval_rows=pack_examples(eval_ds, max_seq_len),
-        train_examples=len(train), eval_examples=len(held_out), qa_mode=built.qa_mode,
-        example_prompts=[e.prompt for e in held_out[:5]], notes=[built.message] if built.message else [],
-        knowledge=knowledge,
-    )
+    return ExampleSplit(train, held_out, built, knowledge)
 
 
 #: The most examples the held-out loss is computed on.
@@ -442,18 +464,39 @@ class RunSetup:
     resume: bool = False
 
 
-def _fresh_setup(request: TrainRequest, run_dir: RunDir | None) -> RunSetup:
-    """Resolve device, model and settings; create the run directory unless one was given (detached)."""
+@dataclass
+class RunChoices:
+    """What a new run trains on and how: decided from the request, the settings and the hardware."""
+
+    device: str
+    model_name: str
+    model_path: str
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_choices(request: TrainRequest, sink: EventSink) -> RunChoices:
+    """Device, model (downloaded if need be) and settings for ``request``, as a new run chooses them.
+
+    ``sink`` gets the warnings of a model fallback. Writes no run directory.
+    """
+    from llmcustoms.core.registry import find_spec
     from llmcustoms.utils.config import Config
 
     settings = Config().load_env_config()
     device = choose_device(request.device, settings["FORCE_CPU"])
-    early: list[dict[str, Any]] = []
-    model_name, model_path = resolve_model(request.model, device, early.append)
-    from llmcustoms.core.registry import find_spec
-
+    model_name, model_path = resolve_model(request.model, device, sink)
     # The planner knows registry names by name and any other model by its folder's config.json.
     config, notes = resolve_train_config(request, model_name if find_spec(model_name) else model_path, device)
+    return RunChoices(device, model_name, model_path, config, notes)
+
+
+def _fresh_setup(request: TrainRequest, run_dir: RunDir | None) -> RunSetup:
+    """Resolve device, model and settings; create the run directory unless one was given (detached)."""
+    early: list[dict[str, Any]] = []
+    choices = resolve_choices(request, early.append)
+    device, model_name, model_path = choices.device, choices.model_name, choices.model_path
+    config, notes = choices.config, choices.notes
     fields_ = {"model": model_name, "model_path": model_path, "preset": request.preset,
                "data_path": os.path.abspath(request.data_path), "config": config, "request": request.to_dict(),
                "device": device}
@@ -605,7 +648,7 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
         watchdog.close()
         if file_sink is not None:
             file_sink.close()
-        _free_memory(setup.device)
+        free_device_memory()
 
 
 def _record_end(run: RunDir, **fields: Any) -> None:
@@ -718,7 +761,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         trainer = None
         model.zero_grad(set_to_none=True)
         collator.reset()  # batches fetched for the failed step will never be trained on
-        _free_memory(device)
+        free_device_memory()
         checkpoint, data = _back_off(request, setup, data, tokenizer, model, initial_adapter, pulse, emit, info)
         trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
 
@@ -942,13 +985,3 @@ def _friendly_error(error: Exception) -> Exception:
         return OutOfMemoryError("The GPU ran out of memory: choose the highspeed preset, a smaller model, "
                                 "or 4-bit training.")
     return error
-
-
-def _free_memory(device: str) -> None:
-    import gc
-
-    gc.collect()
-    if device == "cuda":
-        import torch
-
-        torch.cuda.empty_cache()

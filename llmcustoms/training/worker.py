@@ -39,15 +39,6 @@ def _install_signal_handlers(stop: threading.Event) -> None:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # belt and braces: the new session already shields it
 
 
-def _print_event(event: dict[str, Any]) -> None:
-    """A readable line per notable event in train.log (events.jsonl keeps them all)."""
-    kind = event.get("kind")
-    if kind == "step":
-        print(f"step {event.get('step')}/{event.get('max_steps')} loss {event.get('loss')}", flush=True)
-    elif event.get("message"):
-        print(f"{kind}: {event['message']}", flush=True)
-
-
 def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> int:
     """Train (or resume) the run at RUN_DIR; ``callbacks`` is for test harnesses that wrap this."""
     parser = argparse.ArgumentParser(prog="python -m llmcustoms.training.worker")
@@ -93,14 +84,17 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
     quiet_libraries()
     try:
         from llmcustoms.training.distributed import is_secondary
+        from llmcustoms.training.progress import LinePrinter
         from llmcustoms.training.trainer import request_from_run, resume_training, run_training
 
+        # A readable line per notable event in train.log (events.jsonl keeps them all).
+        printer = LinePrinter()
         if resume:
-            result = resume_training(run, sink=_print_event, stop=stop, callbacks=callbacks)
+            result = resume_training(run, sink=printer, stop=stop, callbacks=callbacks)
         else:
             request = request_from_run(run)
             request.callbacks = callbacks
-            result = run_training(request, sink=None if is_secondary() else _print_event, stop=stop, run_dir=run)
+            result = run_training(request, sink=None if is_secondary() else printer, stop=stop, run_dir=run)
     except Exception as error:  # noqa: BLE001 - recorded in run.json and the log; never a silent death
         if not isinstance(error, LLMCustomsError):
             import traceback

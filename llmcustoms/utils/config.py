@@ -114,8 +114,8 @@ def setting(key: str, cwd: str | os.PathLike[str] | None = None) -> str | None:
 class Config:
     """Resolves settings in DESIGN.md's order of precedence and checks them.
 
-    The seed's four methods are kept: ``load_env_config``, ``validate_config``,
-    ``get_default_config`` and ``merge_configs``.
+    The stable public methods are ``load_env_config``, ``validate_config``, ``get_default_config``
+    and ``merge_configs``.
     """
 
     def __init__(self, cwd: str | os.PathLike[str] | None = None) -> None:

@@ -34,7 +34,7 @@ class SecretFilter(logging.Filter):
 
 
 class Logger:
-    """The seed's logger: console + file, training progress and hardware records."""
+    """The library's logger: console + file, with one-line training progress and hardware records."""
 
     def __init__(self, name: str = "llmcustoms") -> None:
         self.name = name

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from llmcustoms.errors import ConfigError, DiskSpaceError, InputError
+from llmcustoms.utils.disk import free_bytes, nearest_existing
 
 
 def check_preset(name: str) -> str:
@@ -29,11 +29,10 @@ def check_positive_int(name: str, value: int | None) -> int | None:
 
 def check_disk_space(path: str | Path, needed_bytes: int, what: str) -> None:
     """DiskSpaceError when the filesystem holding ``path`` has less than ``needed_bytes`` free."""
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < needed_bytes:
+    probe = nearest_existing(path)
+    free = free_bytes(probe)
+    # Unreadable free space (an odd filesystem) is no reason to refuse: the write itself will tell.
+    if free is not None and free < needed_bytes:
         raise DiskSpaceError(
             f"Not enough disk space for {what}: {needed_bytes / 1e9:.2f} GB needed, "
             f"{free / 1e9:.2f} GB free in {probe}."

@@ -190,7 +190,7 @@ class TrainScreen(WizardScreen):
 
     def _run_ended(self, state: RunState) -> None:
         run_dir = self.handle.run_dir
-        if run_dir is not None and (run_dir / "adapter").is_dir():
+        if backend.has_adapter(run_dir):
             self.wizard.chat_run_dir = str(run_dir)
         if state.status == "failed":
             self.notify(tui_hint(state.message or "The run failed."), title="Training failed", severity="error",
@@ -272,11 +272,11 @@ class TrainScreen(WizardScreen):
                 change = (after - before) / before * 100
                 text.append(f"  ({change:+.1f} %)", "bold")
         run_dir = self.handle.run_dir
-        if state.status != "failed" and run_dir is not None and (run_dir / "adapter").is_dir():
+        if state.status != "failed" and backend.has_adapter(run_dir):
             if text:
                 text.append("\n")
             text.append("Adapter ", style="bold")
-            text.append(f"{_shown_path(run_dir / 'adapter')}  ·  n: chat with it")
+            text.append(f"{_shown_path(backend.adapter_dir(run_dir))}  ·  n: chat with it")
         return text or None
 
     # -- keys ----------------------------------------------------------------------------------

@@ -1,0 +1,201 @@
+"""One place for each piece of shared logic (issue 14, first slice).
+
+Each test fails if a second copy comes back or if the one copy stops doing its job: the CPU's bf16
+flags, the free-disk walk, freeing device memory, the kinds that end a run, the wording of events,
+the run folder's file names in the TUI, and FineTuner.prepare_data training on what training trains on.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ROOT / "llmcustoms"
+TUI = ROOT / "llmcustoms_tui"
+
+
+def _sources(*folders: Path) -> list[Path]:
+    return sorted(p for folder in folders for p in folder.rglob("*.py"))
+
+
+def _code_strings(path: Path) -> list[tuple[int, str]]:
+    """(line, value) of every string constant in ``path`` that is not a docstring."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+# -- the CPU's bf16 flags -------------------------------------------------------------------------
+@pytest.mark.parametrize("flags, native", [("fpu sse avx512f avx512_bf16", True), ("fpu sse amx_bf16", True),
+                                           ("fpu sse avx2 avx512f", False)])
+def test_the_hardware_report_and_training_read_the_same_cpu_flags(monkeypatch, flags, native):
+    from llmcustoms.core import hardware_detector
+    from llmcustoms.training import speed
+
+    # A CPU described once, where training reads it: the hardware report must agree with that reading.
+    monkeypatch.setattr(speed, "read_cpuinfo", lambda: f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert speed.cpu_has_native_bf16() is native
+    assert hardware_detector.cpu_supports_bf16() is native
+
+
+# -- the free-disk walk ---------------------------------------------------------------------------
+def test_every_free_space_check_walks_up_alike_and_takes_unreadable_for_unknown(tmp_path, monkeypatch):
+    from llmcustoms.core.hardware_detector import _disk_free_mb
+    from llmcustoms.errors import DiskSpaceError
+    from llmcustoms.training import disk_full
+    from llmcustoms.utils.validators import check_disk_space
+
+    asked: list[Path] = []
+    real = shutil.disk_usage
+
+    def usage(path):
+        asked.append(Path(path))
+        return real(path)._replace(free=3 * 2**20)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    target = tmp_path / "not" / "made" / "yet"
+    assert _disk_free_mb(target) == 3
+    assert disk_full.free_bytes(target) == 3 * 2**20
+    with pytest.raises(DiskSpaceError, match=re.escape(str(tmp_path))):
+        check_disk_space(target, 10 * 2**20, "the test")
+    assert asked == [tmp_path, tmp_path, tmp_path]
+    assert not target.parent.parent.exists(), "checking free space must create nothing"
+
+    def broken(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(shutil, "disk_usage", broken)
+    assert _disk_free_mb(target) == 0
+    assert disk_full.free_bytes(target) is None
+    check_disk_space(target, 10**9, "the test")  # unknown is no reason to refuse: the write itself will tell
+
+
+# -- freeing device memory, the kinds that end a run ----------------------------------------------
+def test_only_oom_module_frees_device_memory():
+    callers = [str(p.relative_to(ROOT)) for p in _sources(CORE / "training")
+               if "empty_cache" in p.read_text(encoding="utf-8")]
+    assert callers == ["llmcustoms/training/oom.py"]
+
+
+def test_the_kinds_that_end_a_run_are_named_in_events_only():
+    copies = []
+    for path in _sources(CORE, TUI):
+        if path.name == "events.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), 1):
+            # an alias (X = RUN_END_KINDS) or a literal set of the end kinds is a second definition
+            if re.search(r"=\s*(RUN_END_KINDS|FOLLOW_END_KINDS)\s*$", line) or \
+                    re.search(r"\{\s*\"done\",\s*\"error\"", line):
+                copies.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert copies == []
+
+
+# -- the wording of events ------------------------------------------------------------------------
+def _events() -> list[dict]:
+    events = [{"kind": "start", "step": 0, "message": "Training tiny."},
+              {"kind": "step", "step": 3, "max_steps": 10, "loss": 1.5, "t": 0.0},
+              {"kind": "warning", "message": "Only 10 MB free."},
+              {"kind": "oom_retry", "message": "batch 4 → 2"},
+              {"kind": "eval", "step": 3, "eval_loss": 2.25}]
+    events += [{"kind": "eval_progress", "batch": b, "batches": 100, "message": f"evaluating {b}/100"}
+               for b in range(1, 101)]
+    events.append({"kind": "error", "step": 3, "message": "The disk is full."})
+    return events
+
+
+def test_a_log_and_a_terminal_word_every_event_alike(tmp_path):
+    from llmcustoms.training.progress import LinePrinter, ProgressPrinter
+
+    log, terminal = io.StringIO(), io.StringIO()
+    plain, bar = LinePrinter(log), ProgressPrinter(terminal)
+    for event in _events():
+        plain(event)
+        bar(event)
+    lines = log.getvalue().splitlines()
+    assert lines[:5] == ["Training tiny.", "step 3/10 loss 1.5", "warning: Only 10 MB free.",
+                         "out of memory: batch 4 → 2", "eval loss 2.2500 at step 3"]
+    assert lines[-1] == "error: The disk is full."
+    assert 5 <= sum("evaluating" in line for line in lines) <= 11, "a line a tenth of an evaluation, not a batch"
+    notable = [line for line in lines if not line.startswith("step ")]
+    shown = terminal.getvalue()
+    assert all(line in shown for line in notable)
+
+
+def test_a_detached_workers_last_error_is_found_in_its_log(tmp_path):
+    from llmcustoms.training.detach import _log_tail
+    from llmcustoms.training.progress import LinePrinter
+    from llmcustoms.training.runs import RunDir
+
+    run = RunDir.create("tiny", root=str(tmp_path / "runs"))
+    with open(run.log_path, "w", encoding="utf-8") as log:
+        printer = LinePrinter(log)
+        for event in _events():
+            printer(event)
+    assert _log_tail(run) == "The disk is full."
+
+
+def test_the_worker_prints_events_with_the_shared_printer():
+    tree = ast.parse((CORE / "training" / "worker.py").read_text(encoding="utf-8"))
+    printed_by_hand = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
+                       and any(isinstance(v, ast.Constant) and "loss" in str(v.value) for v in node.values)]
+    assert printed_by_hand == []
+    assert "LinePrinter" in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+# -- the run folder's names in the TUI ------------------------------------------------------------
+def test_the_tui_spells_no_run_file_name_of_its_own():
+    spelled = [f"{p.relative_to(ROOT)}:{line}: {value!r}" for p in _sources(TUI)
+               for line, value in _code_strings(p) if value in ("events.jsonl", "adapter", "run.json")]
+    assert spelled == []
+
+
+def test_the_tui_finds_a_runs_events_and_adapter_where_the_core_puts_them(tmp_path):
+    from llmcustoms.training.runs import RunDir
+    from llmcustoms_tui import backend
+    from llmcustoms_tui.launcher import RunHandle
+
+    run = RunDir.create("tiny", root=str(tmp_path / "runs"))
+    assert RunHandle(run.path).events_path == run.events_path
+    assert RunHandle().events_path is None
+    assert not backend.has_adapter(run.path) and not backend.has_adapter(None)
+    run.adapter_dir.mkdir()
+    assert backend.has_adapter(run.path) and backend.adapter_dir(run.path) == run.adapter_dir
+
+
+# -- FineTuner.prepare_data is what training trains on ---------------------------------------------
+def test_finetuner_prepare_data_holds_out_what_training_holds_out(sample_data, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from llmcustoms import FineTuner
+    from llmcustoms.data.count import default_pairs_per_chunk
+    from llmcustoms.data.examples import build_examples
+    from llmcustoms.data.reader import validate_folder
+    from llmcustoms.evaluation.split import split_facts
+    from llmcustoms.training.presets import CPU_LIMITS
+
+    assert os.environ.get("FORCE_CPU") is None
+    tuner = FineTuner(str(sample_data), model=str(tiny_model_dir), preset="quality", qa="offline", progress=False)
+    rows = tuner.prepare_data()
+    built = build_examples(validate_folder(sample_data), qa="offline", pairs_per_chunk=default_pairs_per_chunk("quality"))
+    held = {q for questions in split_facts(built.facts, seed=42).held_questions.values() for q in questions}
+    assert len(held) >= 5
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = [tokenizer.decode(ids) for ids in rows["input_ids"]]
+    leaked = sorted(q for q in held if any(q in text for text in texts))
+    assert leaked == [], "held-out knowledge questions must never be trained on"
+    # No GPU here: training cuts sequences to the CPU's length, so the examples it returns are cut alike.
+    assert max(rows["length"]) <= CPU_LIMITS["max_seq_len"]
