@@ -236,16 +236,9 @@ async def test_sending_text_to_a_server_is_confirmed_first(tmp_path, monkeypatch
 # -- plan ------------------------------------------------------------------------------------------
 async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit(tmp_path, monkeypatch):
     notes = write_notes(tmp_path / "notes")
-    real_make_plan = backend.make_plan
+    from tui_screens import count_models_as_downloadable  # it imports this module: not at the top
 
-    def downloadable(*args):
-        # This test is about memory: the model counts as one that can be downloaded (no network here).
-        plan = real_make_plan(*args)
-        if hasattr(plan, "available"):
-            object.__setattr__(plan, "available", True)
-        return plan
-
-    monkeypatch.setattr(backend, "make_plan", downloadable)
+    count_models_as_downloadable(monkeypatch)  # this test is about memory, not the network
     small_gpu = {**FIXED_HARDWARE, "gpus": [{"index": 0, "name": "Tiny GPU", "total_mb": 2048, "free_mb": 1800,
                                              "used_mb": 248}]}
     launcher = ScriptedLauncher(tmp_path / "runs")

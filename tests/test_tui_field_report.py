@@ -24,6 +24,7 @@ from test_tui_fakes import (
 )
 from textual.containers import VerticalScroll
 from textual.widgets import DirectoryTree, RadioSet
+from tui_screens import show_chat_answer, show_data_preview, show_finished_run, show_plan
 
 from llmcustoms_tui.app import FEW_COLOURS_THEME, LLMCustomsApp
 from llmcustoms_tui.format import elide_middle, tui_hint
@@ -401,95 +402,40 @@ async def test_a_plan_whose_model_cannot_be_had_says_which_key_and_does_not_star
         assert isinstance(app.screen, PlanScreen) and app.state.run is None
 
 
-# -- snapshots: 80×24 and 16 colours ---------------------------------------------------------------------
-def _busy(app) -> bool:
-    return any(not worker.is_finished and not isinstance(worker.node, DirectoryTree) for worker in app.workers)
-
-
-async def _settle(pilot) -> None:
-    await wait_for(pilot, lambda: not _busy(pilot.app), what="the workers")
-    await pilot.pause()
-    pilot.app.clear_notifications()
-    await pilot.pause()
-
-
+# -- snapshots: 80×24 and 16 colours (the same steps as test_tui_snapshots' 100×30 pictures) ----------------
 def test_snapshot_data_screen_80x24(snap_compare, tmp_path):
     write_long_names(tmp_path / "notes")
     app = make_app(data="notes", model="tinyllama", qa="offline")
-
-    async def run_before(pilot) -> None:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: len(app.screen.query(".sample")) > 0, what="the preview")
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+    assert snap_compare(app, terminal_size=SMALL, run_before=show_data_preview(app))
 
 
 def test_snapshot_plan_screen_80x24(snap_compare, tmp_path):
     write_notes(tmp_path / "notes")
     app = make_app(data="notes", model="smollm2-135m", qa="offline")
+    assert snap_compare(app, terminal_size=SMALL, run_before=show_plan(app))
 
-    async def run_before(pilot) -> None:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.state.report is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen) and app.state.plan is not None)
-        await _settle(pilot)
 
-    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+def _finished_run(tmp_path) -> Path:
+    return write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
+                     probes=SAMPLE_PROBES)
 
 
 def test_snapshot_train_screen_80x24(snap_compare, tmp_path):
-    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
-                        probes=SAMPLE_PROBES)
     app = make_app()
-
-    async def run_before(pilot) -> None:
-        app.state.run = RunHandle.attach(run_dir)
-        app.goto("train")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.run_state.finished)
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+    assert snap_compare(app, terminal_size=SMALL, run_before=show_finished_run(app, _finished_run(tmp_path)))
 
 
 def test_snapshot_chat_screen_80x24(snap_compare, tmp_path):
-    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
-                        probes=SAMPLE_PROBES)
     app = make_app(chat_factory=FakeChatSession)
-
-    async def run_before(pilot) -> None:
-        app.state.chat_run_dir = str(run_dir)
-        app.goto("chat")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None)
-        await pilot.press("ctrl+n", "enter")
-        await wait_for(pilot, lambda: not app.screen.busy and app.screen.turns)
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+    assert snap_compare(app, terminal_size=SMALL, run_before=show_chat_answer(app, _finished_run(tmp_path)))
 
 
 def test_snapshot_data_screen_16_colours(snap_compare, tmp_path):
     write_notes(tmp_path / "notes")
     app = make_app(data="notes", model="tinyllama", qa="offline", few_colours=True)
-
-    async def run_before(pilot) -> None:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: len(app.screen.query(".sample")) > 0, what="the preview")
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=show_data_preview(app))
 
 
 def test_snapshot_train_screen_16_colours(snap_compare, tmp_path):
-    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
-                        probes=SAMPLE_PROBES)
     app = make_app(few_colours=True)
-
-    async def run_before(pilot) -> None:
-        app.state.run = RunHandle.attach(run_dir)
-        app.goto("train")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.run_state.finished)
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=show_finished_run(app, _finished_run(tmp_path)))

@@ -7,30 +7,17 @@ with its knowledge score, and a scripted chat session asked a held-out question.
 
 from __future__ import annotations
 
-from test_tui import make_app, wait_for, write_notes
+from test_tui import make_app, write_notes
 from test_tui_fakes import SAMPLE_KNOWLEDGE, SAMPLE_PROBES, FakeChatSession, scripted_events, write_run
-from textual.widgets import DirectoryTree
-
-from llmcustoms_tui import backend
-from llmcustoms_tui.launcher import RunHandle
-from llmcustoms_tui.screens.chat import ChatScreen
-from llmcustoms_tui.screens.plan import PlanScreen
-from llmcustoms_tui.screens.train import TrainScreen
+from tui_screens import (
+    count_models_as_downloadable,
+    show_chat_answer,
+    show_data_preview,
+    show_finished_run,
+    show_plan,
+)
 
 SIZE = (100, 30)
-
-
-def _busy(app) -> bool:
-    # The folder tree keeps a loader worker alive for the screen's life: it never completes.
-    return any(not worker.is_finished and not isinstance(worker.node, DirectoryTree) for worker in app.workers)
-
-
-async def _settle(pilot) -> None:
-    """Wait for the screens' workers, then hide the toasts (they time out: not part of a screen)."""
-    await wait_for(pilot, lambda: not _busy(pilot.app), what="the workers")
-    await pilot.pause()
-    pilot.app.clear_notifications()
-    await pilot.pause()
 
 
 def test_hardware_screen(snap_compare):
@@ -40,64 +27,27 @@ def test_hardware_screen(snap_compare):
 def test_data_screen(snap_compare, tmp_path):
     write_notes(tmp_path / "notes")  # the current folder is tmp_path: the tree and the path are relative
     app = make_app(data="notes", model="tinyllama", qa="offline")
-
-    async def run_before(pilot) -> None:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: len(app.screen.query(".sample")) > 0, what="the preview")
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=SIZE, run_before=show_data_preview(app))
 
 
 def test_plan_screen(snap_compare, tmp_path, monkeypatch):
     write_notes(tmp_path / "notes")
-    real_make_plan = backend.make_plan
-
-    def downloadable(*args):
-        # tinyllama is not on disk: the snapshot must not depend on whether this machine reaches the Hub.
-        plan = real_make_plan(*args)
-        if hasattr(plan, "available"):
-            object.__setattr__(plan, "available", True)
-        return plan
-
-    monkeypatch.setattr(backend, "make_plan", downloadable)
+    # tinyllama is not on disk: the snapshot must not depend on whether this machine reaches the Hub.
+    count_models_as_downloadable(monkeypatch)
     app = make_app(data="notes", model="tinyllama", qa="offline")
-
-    async def run_before(pilot) -> None:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.state.report is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen) and app.state.plan is not None)
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=SIZE, run_before=show_plan(app))
 
 
 def test_train_screen(snap_compare, tmp_path):
     run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
                         probes=SAMPLE_PROBES)
     app = make_app()
-
-    async def run_before(pilot) -> None:
-        app.state.run = RunHandle.attach(run_dir)
-        app.goto("train")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.run_state.finished)
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=SIZE, run_before=show_finished_run(app, run_dir))
 
 
 def test_chat_screen(snap_compare, tmp_path):
     run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
                         probes=SAMPLE_PROBES)
     app = make_app(chat_factory=FakeChatSession)
-
-    async def run_before(pilot) -> None:
-        app.state.chat_run_dir = str(run_dir)
-        app.goto("chat")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None)
-        await pilot.press("ctrl+n", "enter")  # the first held-out question: tuned and base side by side
-        await wait_for(pilot, lambda: not app.screen.busy and app.screen.turns)
-        await _settle(pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    # The first held-out question: tuned and base side by side.
+    assert snap_compare(app, terminal_size=SIZE, run_before=show_chat_answer(app, run_dir))
