@@ -22,34 +22,37 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import re
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
+# chat_completions_url and GROQ_CHAT_PATH are re-exported: they were defined here, and callers import them from here.
+from llmcustoms.data.chat_server import (  # noqa: F401
+    GROQ_CHAT_PATH,
+    ChatServerClient,
+    chat_completions_url,
+    display_url,
+)
 from llmcustoms.data.generator import ProgressCallback
 from llmcustoms.data.grounding import DEFAULT_MIN_OVERLAP, content_words, is_grounded, normalise_question
 from llmcustoms.data.qa_cache import QACache, cache_key
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, GeneratorError
 from llmcustoms.paths import home_dir
-from llmcustoms.utils.logger import get_logger, scrub
+from llmcustoms.utils.logger import get_logger
 
 #: Part of every cache key: change it whenever the prompt or the parsing changes meaning.
 PROMPT_VERSION = "qa-v2-facts"
 DEFAULT_BASE_URL = "https://api.groq.com"
 DEFAULT_MODEL = "llama-3.3-70b-versatile"
-#: What Groq's SDK appends to ``GROQ_BASE_URL``.
-GROQ_CHAT_PATH = "/openai/v1/chat/completions"
 
 SYSTEM_PROMPT = (
     "You write question-and-answer pairs that teach a small assistant the facts in a text. "
@@ -101,26 +104,6 @@ class RateLimits:
 #: Groq's free tier for llama-3.3-70b-versatile (console.groq.com/docs/rate-limits). Paid tiers
 #: are higher; the estimate errs on the slow side, which is the safe side for a confirmation.
 GROQ_FREE_TIER = RateLimits(30, 12_000, 1_000, 100_000, label="Groq's free tier")
-
-
-def chat_completions_url(base_url: str) -> str:
-    """The endpoint for ``base_url``: Groq's SDK meaning, plus the OpenAI ``.../v1`` layout."""
-    base = base_url.strip().rstrip("/")
-    path = urlsplit(base).path.rstrip("/")
-    if path.endswith("/chat/completions"):
-        return base  # the whole endpoint was given: use it as is
-    if path.endswith("/v1"):
-        return base + "/chat/completions"  # Ollama, vLLM, llama.cpp: http://host:port/v1
-    return base + GROQ_CHAT_PATH
-
-
-def display_url(url: str) -> str:
-    """``url`` without user, password, query or fragment: safe to show, log and hash."""
-    parts = urlsplit(url.strip())
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def is_groq(url: str) -> bool:
@@ -303,46 +286,15 @@ def parse_pairs(content: Any) -> tuple[list[dict[str, str]], int]:
     return pairs, invalid
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The wait a 429/503 asks for: ``retry-after-ms``, ``retry-after`` seconds or an HTTP date."""
-    value = response.headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-def server_message(response: httpx.Response) -> str:
-    """The server's own error sentence, short (the caller scrubs it)."""
-    try:
-        data = response.json()
-        error = data.get("error", data) if isinstance(data, dict) else data
-        message = error.get("message") if isinstance(error, dict) else error
-        text = str(message if message is not None else data)
-    except ValueError:
-        text = response.text
-    text = " ".join(text.split())
-    return text[:200] + ("…" if len(text) > 200 else "")
-
-
-class OpenAICompatibleGenerator:
+class OpenAICompatibleGenerator(ChatServerClient):
     """Generates grounded Q&A examples from chunks through a chat-completions server.
 
     Implements ``llmcustoms.data.generator.QAGenerator`` plus ``plan``. Knobs other than the
-    contract's are keyword arguments with production defaults; tests shrink the waits.
+    contract's are keyword arguments with production defaults; tests shrink the waits. The
+    requests themselves, and their retry policy, are ``ChatServerClient``'s.
     """
+
+    _log = log
 
     def __init__(
         self,
@@ -371,49 +323,27 @@ class OpenAICompatibleGenerator:
             raise ConfigError(f"Pairs per chunk must be at least 1, not {pairs_per_chunk}.")
         if concurrency < 1:
             raise ConfigError(f"Requests in flight must be at least 1, not {concurrency}.")
-        self._api_key = api_key.strip()
-        self.base_url = base_url.strip().rstrip("/")
-        self.url = chat_completions_url(self.base_url)
-        self.server = display_url(self.base_url)
-        self.model = model
+        super().__init__(api_key, base_url, model, concurrency=concurrency, timeout=timeout,
+                         connect_timeout=connect_timeout, max_retries=max_retries,
+                         max_rate_limit_retries=max_rate_limit_retries, max_retry_after=max_retry_after,
+                         give_up_retry_after=give_up_retry_after, backoff_base=backoff_base, json_mode=json_mode)
         self.pairs_per_chunk = pairs_per_chunk
-        self.concurrency = concurrency
         self.cache = QACache(cache_dir)
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
         self.max_timeouts_in_a_row = max_timeouts_in_a_row
         self._timeouts_in_a_row = 0  # reset by any reply: a slow server is not a dead one
-        self.max_retries = max_retries
-        self.max_rate_limit_retries = max_rate_limit_retries
-        self.max_retry_after = max_retry_after
-        self.give_up_retry_after = give_up_retry_after
-        self.backoff_base = backoff_base
         self.min_overlap = min_overlap
         self.max_consecutive_failures = max_consecutive_failures
         self.temperature = temperature
-        self.json_mode = json_mode
         groq = is_groq(self.base_url)
         self.rate_limits = (GROQ_FREE_TIER if groq else None) if rate_limits == "auto" else rate_limits
-        host = urlsplit(self.url).netloc.rsplit("@", 1)[-1]
         #: Shown to the user and stored with runs: provider and model, never the key.
-        self.name = f"groq:{model}" if groq else f"openai-compatible:{model}@{host}"
+        self.name = f"groq:{model}" if groq else f"openai-compatible:{model}@{self.host}"
         self.stats = GenerationStats()
         #: The examples of the chunks finished before an interruption (``generate`` re-raises it).
         self.partial_examples: list[Example] = []
-        self._lock = threading.Lock()
-        self._pause_until = 0.0  # monotonic time before which no worker sends (after a 429)
-        self._stop = threading.Event()
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleGenerator(name={self.name!r}, server={self.server!r})"
-
-    # -- safety ---------------------------------------------------------------------------------
-
-    def _safe(self, text: str) -> str:
-        """``text`` with this generator's key (and anything key-shaped) removed."""
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return scrub(text)
 
     # -- prompt, keys, plan ---------------------------------------------------------------------
 
@@ -464,142 +394,19 @@ class OpenAICompatibleGenerator:
 
     # -- one chunk, in a worker thread ------------------------------------------------------------
 
-    def _body(self, chunk_text: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": self.messages_for(chunk_text),
-                                "temperature": self.temperature, "max_tokens": self._max_tokens()}
-        if self.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        return body
+    # Hooks of ChatServerClient: what generation adds to the shared retry policy.
 
-    def _sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` unless the run is stopped; True when the wait ran its course."""
-        return not self._stop.wait(max(0.0, seconds))
-
-    def _wait_for_pause(self) -> bool:
-        """Hold this worker while the server has asked everyone to wait (a 429's retry-after)."""
-        while True:
-            with self._lock:
-                remaining = self._pause_until - time.monotonic()
-            if remaining <= 0:
-                return not self._stop.is_set()
-            if not self._sleep(remaining):
-                return False
-
-    def _backoff(self, attempt: int) -> float:
-        # Exponential with jitter so that workers that failed together do not retry together.
-        return min(30.0, self.backoff_base * 2 ** (attempt - 1)) * (0.75 + 0.5 * random.random())
-
-    def _count(self, name: str, n: int = 1) -> None:
+    def _count(self, name: str) -> None:
+        """Requests, retries and 429s go to ``stats`` (workers count at once, hence the lock)."""
         with self._lock:
-            setattr(self.stats, name, getattr(self.stats, name) + n)
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
 
-    def _process_chunk(self, client: httpx.Client, chunk: Chunk, key: str) -> _ChunkResult:
-        """Send one chunk until it succeeds, is given up, or the run stops; cache a success."""
-        try:
-            return self._send_chunk(client, chunk, key)
-        except GeneratorError:
-            # Stop the other workers now, before they pick up another chunk: a refused key
-            # must cost one request, not one per worker per chunk.
-            self._stop.set()
-            raise
+    def _on_reply(self) -> None:
+        """Any reply resets the timeouts in a row: a slow server is not a dead one."""
+        with self._lock:
+            self._timeouts_in_a_row = 0
 
-    def _send_chunk(self, client: httpx.Client, chunk: Chunk, key: str) -> _ChunkResult:
-        transient = malformed = limited = 0
-        while True:
-            if not self._wait_for_pause():
-                return _ChunkResult("cancelled")
-            self._count("requests")
-            retry_wait: float | None = None
-            try:
-                response = client.post(self.url, json=self._body(chunk.text))
-            except httpx.TimeoutException as exc:
-                reason = self._timed_out(exc)
-            except httpx.TransportError as exc:
-                reason = f"could not reach {self.server} ({type(exc).__name__}: {exc})"
-            else:
-                with self._lock:
-                    self._timeouts_in_a_row = 0
-                status = response.status_code
-                if 200 <= status < 300:
-                    try:
-                        data = response.json()
-                        content = data["choices"][0]["message"]["content"]
-                        pairs, invalid = parse_pairs(content)
-                    except (ValueError, KeyError, IndexError, TypeError) as exc:
-                        malformed += 1
-                        if malformed > 1:
-                            return _ChunkResult("malformed", reason=f"the reply was not the JSON asked for ({exc})")
-                        self._count("retries")
-                        continue  # models often get it right the second time
-                    try:
-                        self.cache.put(key, pairs, {
-                            "server": self.server, "model": self.model, "prompt_version": PROMPT_VERSION,
-                            "pairs_per_chunk": self.pairs_per_chunk, "source": chunk.source,
-                        })
-                    except OSError as exc:
-                        # Without the cache an interrupted run would pay for everything again: stop.
-                        raise GeneratorError(f"Could not write the Q&A cache in {self.cache.root} "
-                                             f"({exc.strerror or exc}); free some space or fix its "
-                                             "permissions and run again.") from None
-                    return _ChunkResult("ok", pairs=pairs, invalid=invalid)
-                message = self._safe(server_message(response))
-                if status in (401, 403):
-                    raise GeneratorError(
-                        f"The server at {self.server} answered HTTP {status}: the key was refused. Check "
-                        f"GROQ_API_KEY (in .env or the environment). The server said: {message}")
-                if status == 404:
-                    raise GeneratorError(
-                        f"The server at {self.server} has no {urlsplit(self.url).path} endpoint"
-                        f" or no model {self.model!r} (HTTP 404). Check GROQ_BASE_URL (the server's "
-                        f"root, e.g. https://api.groq.com, or http://host:port/v1 for Ollama, vLLM or "
-                        f"llama.cpp) and GROQ_MODEL. The server said: {message}")
-                low = message.lower()
-                if status == 400 and ("json_validate_failed" in low or "failed to generate json" in low):
-                    # Groq's JSON mode refuses a reply that is not JSON with a 400: the same as bad content.
-                    malformed += 1
-                    if malformed > 1:
-                        return _ChunkResult("malformed", reason=f"the reply was not the JSON asked for ({message})")
-                    self._count("retries")
-                    continue
-                if status == 400 and self.json_mode and "response_format" in low:
-                    # A server without JSON mode: ask in the prompt only (parse_pairs is lenient).
-                    self.json_mode = False
-                    log.warning(self._safe(f"{self.server} does not support JSON mode; asking for JSON in the prompt only."))
-                    continue
-                if status == 429:
-                    self._count("rate_limited")
-                    limited += 1
-                    retry_wait = retry_after_seconds(response)
-                    if retry_wait is not None and retry_wait > self.give_up_retry_after:
-                        raise GeneratorError(
-                            f"The server at {self.server} is rate limiting this key for about "
-                            f"{math.ceil(retry_wait / 60)} min (a daily limit?). Finished chunks are cached: "
-                            f"run again later to continue. The server said: {message}")
-                    if limited > self.max_rate_limit_retries:
-                        return _ChunkResult("failed", reason=f"still rate limited after {limited} tries ({message})")
-                    wait_s = min(retry_wait if retry_wait is not None else self._backoff(limited),
-                                 self.max_retry_after)
-                    with self._lock:  # every worker waits, not only this one: the limit is shared
-                        self._pause_until = max(self._pause_until, time.monotonic() + wait_s)
-                    log.debug(f"rate limited by {self.server}; waiting {wait_s:.1f} s")
-                    self._count("retries")
-                    continue
-                if status in (408, 409) or status >= 500:
-                    reason = f"HTTP {status} ({message})"
-                    retry_wait = retry_after_seconds(response) if status == 503 else None
-                else:
-                    return _ChunkResult("failed", reason=f"HTTP {status} ({message})")
-            # A timeout, a dropped connection or a server error: back off and try again, a few times.
-            transient += 1
-            if transient > self.max_retries:
-                return _ChunkResult("failed", reason=self._safe(reason))
-            self._count("retries")
-            delay = min(retry_wait, self.max_retry_after) if retry_wait is not None else self._backoff(transient)
-            log.debug(self._safe(f"{chunk.source}: {reason}; retrying in {delay:.1f} s"))
-            if not self._sleep(delay):
-                return _ChunkResult("cancelled")
-
-    def _timed_out(self, exc: httpx.TimeoutException) -> str:
+    def _timeout_reason(self, exc: httpx.TimeoutException) -> str:
         """Count a timed-out request; stop the whole run (GeneratorError, said once) when they keep coming."""
         connect = isinstance(exc, httpx.ConnectTimeout)
         limit = min(self.connect_timeout, self.timeout) if connect else self.timeout
@@ -614,14 +421,63 @@ class OpenAICompatibleGenerator:
                 "more time with GROQ_TIMEOUT (seconds).")
         return f"the server did not {what} within {limit:g} s"
 
-    # -- the run --------------------------------------------------------------------------------
+    def _transport_reason(self, exc: httpx.TransportError) -> str:
+        """Why the chunk could not be sent, with httpx's own words (they name the address)."""
+        return f"could not reach {self.server} ({type(exc).__name__}: {exc})"
 
-    def _client(self) -> httpx.Client:
-        timeout = httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
-                   "User-Agent": "llmcustoms"}
-        return httpx.Client(headers=headers, timeout=timeout, limits=limits)
+    def _is_unparsable_error(self, status: int, message: str) -> bool:
+        # Groq's JSON mode refuses a reply that is not JSON with a 400: the same as bad content.
+        low = message.lower()
+        return status == 400 and ("json_validate_failed" in low or "failed to generate json" in low)
+
+    def _json_mode_refused(self) -> None:
+        log.warning(self._safe(f"{self.server} does not support JSON mode; asking for JSON in the prompt only."))
+
+    def _process_chunk(self, client: httpx.Client, chunk: Chunk, key: str) -> _ChunkResult:
+        """Send one chunk until it succeeds, is given up, or the run stops; cache a success.
+
+        Raises ``GeneratorError`` (every worker already stopped) for a refused key, a missing
+        endpoint, a days-long rate limit, timeouts that keep coming or a cache that cannot be written.
+        """
+        outcome = self._exchange(client, self.messages_for(chunk.text), parse_pairs, temperature=self.temperature,
+                                 max_tokens=self._max_tokens(), label=chunk.source)
+        if outcome.kind == "ok":
+            pairs, invalid = outcome.value
+            try:
+                self.cache.put(key, pairs, {
+                    "server": self.server, "model": self.model, "prompt_version": PROMPT_VERSION,
+                    "pairs_per_chunk": self.pairs_per_chunk, "source": chunk.source,
+                })
+            except OSError as exc:
+                # Without the cache an interrupted run would pay for everything again: stop.
+                self._stop.set()
+                raise GeneratorError(f"Could not write the Q&A cache in {self.cache.root} "
+                                     f"({exc.strerror or exc}); free some space or fix its "
+                                     "permissions and run again.") from None
+            return _ChunkResult("ok", pairs=pairs, invalid=invalid)
+        if outcome.kind == "unparsable":
+            return _ChunkResult("malformed", reason=f"{outcome.reason} ({outcome.detail})")
+        if outcome.kind == "failed":
+            return _ChunkResult("failed", reason=outcome.reason)
+        if outcome.kind == "stopped":
+            return _ChunkResult("cancelled")
+        status, message = outcome.status, outcome.message
+        if outcome.kind == "refused":
+            raise GeneratorError(
+                f"The server at {self.server} answered HTTP {status}: the key was refused. Check "
+                f"GROQ_API_KEY (in .env or the environment). The server said: {message}")
+        if outcome.kind == "no_endpoint":
+            raise GeneratorError(
+                f"The server at {self.server} has no {urlsplit(self.url).path} endpoint"
+                f" or no model {self.model!r} (HTTP 404). Check GROQ_BASE_URL (the server's "
+                f"root, e.g. https://api.groq.com, or http://host:port/v1 for Ollama, vLLM or "
+                f"llama.cpp) and GROQ_MODEL. The server said: {message}")
+        raise GeneratorError(  # rate_limited_too_long
+            f"The server at {self.server} is rate limiting this key for about "
+            f"{math.ceil((outcome.retry_after or 0) / 60)} min (a daily limit?). Finished chunks are cached: "
+            f"run again later to continue. The server said: {message}")
+
+    # -- the run --------------------------------------------------------------------------------
 
     def _assemble(self, chunks: Iterable[Chunk], results: dict[str, list[dict[str, str]]]) -> list[Example]:
         """Examples in chunk order: ungrounded answers dropped, repeated questions removed."""

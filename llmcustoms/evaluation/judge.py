@@ -4,7 +4,7 @@ For every held-out question and every condition (base, tuned, open book) the jud
 question, the reference answer and the model's answer, and asked whether the answer states the same
 fact as the reference (a reply of ``{"correct": true}`` or ``{"correct": false}``). It talks to the
 same chat-completions server as Q&A generation (``GROQ_API_KEY``, ``GROQ_BASE_URL``, ``GROQ_MODEL``)
-and reuses that client's URL, retry-after and error helpers (``llmcustoms.data.groq``).
+and the same retry policy (``llmcustoms.data.chat_server.ChatServerClient``).
 
 It sends the user's text to that server, so it runs only when asked (``--judge`` is the consent), and
 it never fails the evaluation: ``apply_judge`` either fills ``KnowledgeReport.judge`` or sets
@@ -14,30 +14,20 @@ it never fails the evaluation: ``apply_judge`` either fills ``KnowledgeReport.ju
 from __future__ import annotations
 
 import json
-import random
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from llmcustoms.data.groq import (
-    DEFAULT_BASE_URL,
-    DEFAULT_MODEL,
-    chat_completions_url,
-    display_url,
-    retry_after_seconds,
-    server_message,
-    server_settings,
-)
+from llmcustoms.data.chat_server import ChatServerClient
+from llmcustoms.data.groq import DEFAULT_BASE_URL, DEFAULT_MODEL, server_settings
 from llmcustoms.errors import ConfigError
 from llmcustoms.evaluation.knowledge import CONDITIONS, KnowledgeReport
-from llmcustoms.utils.logger import get_logger, scrub
+from llmcustoms.utils.logger import get_logger
 
 SYSTEM_PROMPT = (
     "You grade answers to questions against a reference answer. An answer is correct when it states the "
@@ -99,33 +89,37 @@ class _Verdict:
     failed: bool = False  # the request failed (not merely an unparsable reply)
 
 
-class Judge:
+#: Seconds to wait for a connection to open (the judge has no knob for it).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _verdict_or_raise(content: Any) -> bool:
+    """``parse_verdict`` for ``ChatServerClient._exchange``: ValueError when the reply holds no verdict."""
+    verdict = parse_verdict(content)
+    if verdict is None:
+        raise ValueError("no verdict")
+    return verdict
+
+
+class Judge(ChatServerClient):
     """Grades (question, reference, answer) triples through an OpenAI-compatible chat-completions server.
 
     Knobs other than the server are keyword arguments with production defaults; tests shrink the waits.
+    The requests themselves, and their retry policy, are ``ChatServerClient``'s.
     """
+
+    _log = log
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, model: str = DEFAULT_MODEL, *,
                  concurrency: int = 4, timeout: float = 30.0, max_retries: int = 2,
                  max_rate_limit_retries: int = 6, max_retry_after: float = 60.0, backoff_base: float = 1.0,
                  max_consecutive_failures: int = 3, missing_tolerance: float = MISSING_TOLERANCE) -> None:
-        self._api_key = api_key.strip()
-        self.url = chat_completions_url(base_url)
-        self.server = display_url(base_url.strip().rstrip("/"))
-        self.host = urlsplit(self.url).netloc.rsplit("@", 1)[-1]
-        self.model = model
-        self.concurrency = max(1, concurrency)
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.max_rate_limit_retries = max_rate_limit_retries
-        self.max_retry_after = max_retry_after
-        self.backoff_base = backoff_base
+        super().__init__(api_key, base_url, model, concurrency=max(1, concurrency), timeout=timeout,
+                         connect_timeout=CONNECT_TIMEOUT_S, max_retries=max_retries,
+                         max_rate_limit_retries=max_rate_limit_retries, max_retry_after=max_retry_after,
+                         backoff_base=backoff_base)
         self.max_consecutive_failures = max_consecutive_failures
         self.missing_tolerance = missing_tolerance
-        self.json_mode = True
-        self._lock = threading.Lock()
-        self._pause_until = 0.0  # after a 429 every worker waits, not only the one that got it
-        self._stop = threading.Event()
 
     def __repr__(self) -> str:
         return f"Judge(model={self.model!r}, server={self.server!r})"
@@ -133,11 +127,6 @@ class Judge:
     def describe(self) -> str:
         """Where the text goes: 'judged by <model> at <host>'."""
         return f"judged by {self.model} at {self.host}"
-
-    def _safe(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return scrub(text)
 
     def messages_for(self, question: str, reference: str, answer: str) -> list[dict[str, str]]:
         """The chat messages sent for one triple."""
@@ -147,97 +136,26 @@ class Judge:
 
     # -- one triple, in a worker thread -------------------------------------------------------------
 
-    def _body(self, triple: tuple[str, str, str]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": self.messages_for(*triple), "temperature": 0,
-                                "max_tokens": 20}
-        if self.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        return body
-
-    def _wait(self, seconds: float) -> bool:
-        """Sleep unless the judging is stopped; True when the wait ran its course."""
-        return not self._stop.wait(max(0.0, seconds))
-
-    def _backoff(self, attempt: int) -> float:
-        return min(30.0, self.backoff_base * 2 ** (attempt - 1)) * (0.75 + 0.5 * random.random())
-
     def _ask(self, client: httpx.Client, triple: tuple[str, str, str]) -> _Verdict:
-        """One verdict, retried on timeouts, 429 and 5xx; JudgeUnavailable when the server refuses outright."""
-        try:
-            return self._ask_once(client, triple)
-        except JudgeUnavailable:
-            # Stop the other workers before they pick up another answer: a refused key costs one request.
-            self._stop.set()
-            raise
-
-    def _ask_once(self, client: httpx.Client, triple: tuple[str, str, str]) -> _Verdict:
-        transient = unparsable = limited = 0
-        while not self._stop.is_set():
-            with self._lock:
-                pause = self._pause_until - time.monotonic()
-            if pause > 0 and not self._wait(pause):
-                break
-            retry_wait: float | None = None
-            try:
-                response = client.post(self.url, json=self._body(triple))
-            except httpx.TimeoutException:
-                reason = f"the server did not answer within {self.timeout:g} s"
-            except httpx.TransportError as exc:
-                reason = f"could not reach {self.server} ({type(exc).__name__})"
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    try:
-                        content = response.json()["choices"][0]["message"]["content"]
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        content = None
-                    verdict = parse_verdict(content)
-                    if verdict is not None:
-                        return _Verdict(verdict)
-                    unparsable += 1
-                    if unparsable > 1:
-                        return _Verdict(None, "the reply was not the JSON asked for")
-                    continue  # models often get it right the second time
-                message = self._safe(server_message(response))
-                if status in (401, 403):
-                    raise JudgeUnavailable(f"the server at {self.server} refused the key (HTTP {status}); check "
-                                           f"GROQ_API_KEY. The server said: {message}")
-                if status == 404:
-                    raise JudgeUnavailable(f"the server at {self.server} has no model {self.model!r} or no "
-                                           f"chat-completions endpoint (HTTP 404); check GROQ_BASE_URL and "
-                                           f"GROQ_MODEL. The server said: {message}")
-                if status == 400 and self.json_mode and "response_format" in message.lower():
-                    self.json_mode = False  # a server without JSON mode: the prompt alone asks for JSON
-                    continue
-                if status == 429:
-                    limited += 1
-                    if limited > self.max_rate_limit_retries:
-                        return _Verdict(None, f"still rate limited after {limited} tries ({message})", failed=True)
-                    retry_wait = retry_after_seconds(response)
-                    wait_s = min(retry_wait if retry_wait is not None else self._backoff(limited), self.max_retry_after)
-                    with self._lock:
-                        self._pause_until = max(self._pause_until, time.monotonic() + wait_s)
-                    continue
-                if status in (408, 409) or status >= 500:
-                    reason = f"HTTP {status} ({message})"
-                    retry_wait = retry_after_seconds(response) if status == 503 else None
-                else:
-                    return _Verdict(None, f"HTTP {status} ({message})", failed=True)
-            transient += 1
-            if transient > self.max_retries:
-                return _Verdict(None, self._safe(reason), failed=True)
-            delay = min(retry_wait, self.max_retry_after) if retry_wait is not None else self._backoff(transient)
-            log.debug(self._safe(f"judge: {reason}; retrying in {delay:.1f} s"))
-            if not self._wait(delay):
-                break
-        return _Verdict(None, "stopped")  # only after another worker's JudgeUnavailable, which is reported
-
-    def _client(self) -> httpx.Client:
-        headers = {"Content-Type": "application/json", "User-Agent": "llmcustoms"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return httpx.Client(headers=headers, timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-                            limits=httpx.Limits(max_connections=self.concurrency))
+        """One verdict; JudgeUnavailable (every worker already stopped) when the server refuses outright."""
+        outcome = self._exchange(client, self.messages_for(*triple), _verdict_or_raise, temperature=0,
+                                 max_tokens=20, label="judge")
+        if outcome.kind == "ok":
+            return _Verdict(outcome.value)
+        if outcome.kind == "unparsable":
+            return _Verdict(None, outcome.reason)
+        if outcome.kind == "failed":
+            return _Verdict(None, outcome.reason, failed=True)
+        if outcome.kind == "refused":
+            raise JudgeUnavailable(f"the server at {self.server} refused the key (HTTP {outcome.status}); check "
+                                   f"GROQ_API_KEY. The server said: {outcome.message}")
+        if outcome.kind == "no_endpoint":
+            raise JudgeUnavailable(f"the server at {self.server} has no model {self.model!r} or no "
+                                   f"chat-completions endpoint (HTTP 404); check GROQ_BASE_URL and "
+                                   f"GROQ_MODEL. The server said: {outcome.message}")
+        # "stopped" (only after another worker's JudgeUnavailable, which is reported); the judge has no
+        # give_up_retry_after, so "rate_limited_too_long" never comes.
+        return _Verdict(None, "stopped")
 
     # -- many triples -----------------------------------------------------------------------------------
 
