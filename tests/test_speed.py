@@ -57,9 +57,29 @@ def test_environment_switch_turns_bf16_off(monkeypatch):
     assert speed.choose_cpu_precision(INTEL_BF16, probe=lambda: True).bf16_autocast is False
 
 
-def test_the_real_probe_runs_and_answers_a_bool():
-    # Whatever this machine is, the probe must answer (not raise) and quickly.
-    assert speed.bf16_autocast_probe() in (True, False)
+def test_the_real_probe_passes_on_a_working_torch():
+    # torch's CPU autocast computes bf16 on every x86 build (natively or emulated): a False here means
+    # the probe itself is broken and every CPU run would silently train in fp32.
+    assert speed.bf16_autocast_probe() is True
+
+
+def test_the_probe_fails_when_autocast_does_not_cast(monkeypatch):
+    import contextlib
+
+    import torch
+
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
+    assert speed.bf16_autocast_probe() is False
+
+
+def test_the_probe_fails_when_bf16_computes_garbage(monkeypatch):
+    import torch
+
+    def wrong_linear(x, weight, bias=None):
+        return (x @ weight.t() + 1.0).to(torch.bfloat16)  # off by one everywhere: not a rounding error
+
+    monkeypatch.setattr(torch.nn.functional, "linear", wrong_linear)
+    assert speed.bf16_autocast_probe() is False
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
