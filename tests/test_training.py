@@ -104,4 +104,6 @@ def test_unknown_preset_is_a_config_error(small_folder, tiny_model_dir):
 def test_training_reduces_training_loss_on_repeated_data(small_folder, tiny_model_dir):
     result = run_training(_request(small_folder, tiny_model_dir, max_steps=12, extra={"learning_rate": 3e-3}))
     losses = [e["loss"] for e in read_events(result.run_dir.events_path) if e["kind"] == "step"]
-    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    # A random model starts near ln(vocab) on every batch (~10.8) and measured 10.80 → 0.25 lower over these
+    # 12 steps; 0.1 nats is far outside batch-to-batch noise, so a run whose updates do nothing fails here.
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.1, losses
