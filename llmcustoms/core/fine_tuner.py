@@ -118,9 +118,10 @@ class FineTuner:
         from llmcustoms.training.model_loading import load_tokenizer
 
         request = self._request()
-        validate_folder(request.data_path).raise_if_blocked()  # as train(): before a model is fetched
+        report = validate_folder(request.data_path)
+        report.raise_if_blocked()  # as train(): before a model is fetched
         choices = self._choices(request)
-        split = split_training_examples(request, lambda message: print(message, file=sys.stderr))
+        split = split_training_examples(request, lambda message: print(message, file=sys.stderr), report=report)
         return tokenize_examples(split.train, load_tokenizer(choices.model_path), int(choices.config["max_seq_len"]))
 
     def setup_model(self) -> tuple[Any, Any]:

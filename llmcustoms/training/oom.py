@@ -32,14 +32,15 @@ def free_device_memory() -> None:
     """Collect garbage and hand cached CUDA blocks back, so the next try (or the next user) starts clean.
 
     ``torch.cuda.empty_cache`` does nothing in a process that never used CUDA, so this is safe after a
-    CPU run too.
+    CPU run too. A process that never imported torch (a run that failed before loading a model) has no
+    device memory to give back: torch is not imported just for this.
     """
     import gc
-
-    import torch
+    import sys
 
     gc.collect()
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 

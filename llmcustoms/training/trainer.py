@@ -281,9 +281,10 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
 
 
 def split_training_examples(request: TrainRequest, on_message: Callable[[str], None],
-                            warn: Callable[[str], None] | None = None) -> ExampleSplit:
+                            warn: Callable[[str], None] | None = None, report: Any | None = None) -> ExampleSplit:
     """Validate the folder, build its examples, hold out facts and examples: what ``prepare_data`` tokenizes.
 
+    ``report``: the folder's ``DataReport`` when the caller has just read it (not read again).
     Raises DataError when too few examples are left to both train and evaluate.
     """
     from llmcustoms.data.examples import build_examples
@@ -291,7 +292,8 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
     from llmcustoms.data.split import split_examples
     from llmcustoms.training.presets import get_preset
 
-    report = validate_folder(request.data_path)
+    if report is None:
+        report = validate_folder(request.data_path)
     report.raise_if_blocked()
     for warning in report.warnings:
         on_message(warning)
