@@ -112,7 +112,7 @@ def folder_mb(folder: Path) -> float:
 
 
 def embedded_tokenizer_dir() -> Path:
-    from llmcustoms.core.model_manager import ModelManager
+    from llmcustoms.models.manager import ModelManager
 
     return ModelManager().ensure_embedded()
 
@@ -171,10 +171,10 @@ def streaming_child(folder: str, tokenizer_dir: str) -> None:
     ``tokenizer_dir`` '-' skips tokenizing (and importing transformers, so the RSS is the data step's own).
     """
     from llmcustoms.data.chunking import chunk_text
-    from llmcustoms.data.offline import OfflineGenerator
     from llmcustoms.data.qa_extract import extract_qa
     from llmcustoms.data.reader import iter_documents, validate_folder
     from llmcustoms.data.types import Chunk, Example
+    from llmcustoms.qa.offline import OfflineGenerator
 
     tokenizer = None
     if tokenizer_dir != "-":

@@ -93,8 +93,8 @@ import transformers
 # torch.distributed.tensor among it) is counted as importing, not as loading.
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerFast
 imported = time.time()
-from llmcustoms.core.model_manager import ModelManager
-from llmcustoms.training.model_loading import load_tokenizer
+from llmcustoms.models.manager import ModelManager
+from llmcustoms.models.loading import load_tokenizer
 path = ModelManager().ensure_embedded()
 found = time.time()
 tokenizer = load_tokenizer(str(path))
@@ -155,8 +155,8 @@ def dashboard_cost(steps: int = 300) -> dict[str, float]:
     """Seconds per optimizer step spent in the dashboard's hooks, and per poll of the TUI's tail."""
     from transformers import TrainerControl, TrainerState
 
+    from llmcustoms.runs.events import JsonlEventSink, read_new_events
     from llmcustoms.training.callbacks import EventCallback
-    from llmcustoms.training.events import JsonlEventSink, read_new_events
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.jsonl"
@@ -195,7 +195,7 @@ def training_step_time(model_dir: str) -> dict[str, float]:
 
     import torch
 
-    from llmcustoms.training.model_loading import load_for_training
+    from llmcustoms.models.loading import load_for_training
     from llmcustoms.training.speed import cpu_bf16_autocast_ok
 
     config = {"device": "cpu", "precision": "fp32", "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.05}
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
     args = parser.parse_args(argv)
 
-    from llmcustoms.core.model_manager import ModelManager
+    from llmcustoms.models.manager import ModelManager
 
     model_dir = str(ModelManager().ensure_embedded())  # converted once (~20 s) before anything is timed
     load_start = load_average()
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
          f"{raw['tui_screen']}; whole process incl. exit {median(raw['tui_process_s']):.2f} s; torch imported "
          f"by then: {'yes' if raw['tui_torch_loaded'] else 'no'}"],
         ["TUI hardware report filled in (spawn → probe's report on screen)", _s(raw["tui_report_s"]),
-         "(diagnostic)", "the probe runs in a child process (`python -m llmcustoms.core.hardware_probe`, which "
+         "(diagnostic)", "the probe runs in a child process (`python -m llmcustoms.hardware.probe`, which "
          "imports torch) while the first screen is already live and answering keys"],
         ["TUI first screen, hardware report handed in (no probe)", _s(raw["tui_first_screen_no_probe_s"]),
          "(diagnostic)", "the same with `LLMCustomsApp(hardware=...)`: the difference is what starting the "

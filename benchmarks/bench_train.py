@@ -122,7 +122,7 @@ def make_examples(tokenizer, count: int, max_len: int, seed: int = 0, low: int =
 
 def packing_at_scale(tokenizer, max_len: int, count: int = 2000) -> dict[str, float]:
     """How full ``pack_examples`` fills rows for ``count`` examples of the same mix (a real run's training set)."""
-    from llmcustoms.training.packing import pack_examples
+    from llmcustoms.data.packing import pack_examples
 
     features = make_examples(tokenizer, count, max_len, seed=7)
     rows = pack_examples(features, max_len)
@@ -225,7 +225,7 @@ class StepRows:
     """
 
     def __init__(self, pad_token_id: int) -> None:
-        from llmcustoms.training.packing import PackedCollator
+        from llmcustoms.data.packing import PackedCollator
 
         self.inner = PackedCollator(pad_token_id)
         self.computed = 0  # tokens the model computes, padding included
@@ -302,7 +302,7 @@ def run_hf(kind: str, features, model_path: str, tokenizer, steps: int, device: 
 
 def deal_rows(features, steps: int, max_len: int) -> list[dict[str, Any]]:
     """The run's examples packed as a whole, and the rows dealt out in order over ``steps`` steps."""
-    from llmcustoms.training.packing import pack_examples
+    from llmcustoms.data.packing import pack_examples
 
     rows = pack_examples(features, max_len)
     per_step = [rows[len(rows) * i // steps:len(rows) * (i + 1) // steps] for i in range(steps)]
@@ -315,10 +315,10 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     import torch
     from transformers import PrinterCallback, Trainer
 
+    from llmcustoms.models.loading import load_for_training
+    from llmcustoms.runs.events import JsonlEventSink
+    from llmcustoms.runs.rundir import RunDir
     from llmcustoms.training.callbacks import EventCallback
-    from llmcustoms.training.events import JsonlEventSink
-    from llmcustoms.training.model_loading import load_for_training
-    from llmcustoms.training.runs import RunDir
     from llmcustoms.training.trainer import _training_arguments
 
     try:  # the project's Trainer subclass (crash-safe checkpoints), where it exists
@@ -365,7 +365,7 @@ def run_no_waste(features, model_path: str, steps: int, device: str, max_len: in
     """(d): full rows of real tokens, forward+backward+AdamW step in a bare loop, ours' precision."""
     import torch
 
-    from llmcustoms.training.model_loading import load_for_training
+    from llmcustoms.models.loading import load_for_training
 
     torch.manual_seed(0)
     config = ours_config(model_path, device, steps, max_len)
@@ -406,7 +406,7 @@ def per_example_losses(model, features, mode: str, device: str, bf16: bool, pad_
     """Each example's mean loss over its answer tokens: 'alone' (one at a time), 'packed' or 'padded'."""
     import torch
 
-    from llmcustoms.training.packing import PackedCollator, pack_examples
+    from llmcustoms.data.packing import PackedCollator, pack_examples
 
     autocast = torch.autocast(device_type=device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
@@ -454,7 +454,7 @@ def loss_agreement(model_path: str, features, device: str, bf16: bool, pad_id: i
     """Per-example losses: packed vs alone vs padded, fp32 and (where ours uses it) bf16 autocast."""
     import torch
 
-    from llmcustoms.training.model_loading import load_for_training
+    from llmcustoms.models.loading import load_for_training
 
     torch.manual_seed(0)
     config = ours_config(model_path, device, 1, 512)
@@ -485,8 +485,8 @@ def profile_ours(features, model_path: str, tokenizer, device: str, max_len: int
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from llmcustoms.training.model_loading import load_for_training
-    from llmcustoms.training.packing import PackedCollator, pack_examples
+    from llmcustoms.data.packing import PackedCollator, pack_examples
+    from llmcustoms.models.loading import load_for_training
 
     config = ours_config(model_path, device, 1, max_len)
     model, _ = load_for_training(model_path, config)
@@ -564,12 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    from llmcustoms.training.model_loading import load_tokenizer
+    from llmcustoms.models.loading import load_tokenizer
 
     if args.model:
         model_path = args.model
     else:
-        from llmcustoms.core.model_manager import ModelManager
+        from llmcustoms.models.manager import ModelManager
 
         model_path = str(ModelManager().ensure_embedded())
     tokenizer = load_tokenizer(model_path)
@@ -636,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _ours_bf16(model_path: str, args) -> bool:
     """Whether ours trains under bf16 autocast here (the same decision ``_training_arguments`` makes)."""
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
     from llmcustoms.training.trainer import _training_arguments
 
     config = ours_config(model_path, args.device, 1, args.max_len)

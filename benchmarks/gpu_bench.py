@@ -3,7 +3,7 @@
 Run through ``benchmarks/gpu_check.sh`` on a CUDA machine (it installs a carried bitsandbytes wheel).
 No weights are downloaded: models are built from their published architectures with random weights
 (memory and speed do not depend on the weights' values), saved once, and loaded through the
-project's own ``training.model_loading`` (bf16 LoRA and 4-bit NF4 QLoRA).
+project's own ``models.loading`` (bf16 LoRA and 4-bit NF4 QLoRA).
 
 Parts, each guarded so one failure (an OOM above all) is a row in the table, not the end:
 
@@ -40,11 +40,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from llmcustoms.core import memory  # noqa: E402
-from llmcustoms.core.hardware_detector import HardwareDetector  # noqa: E402
-from llmcustoms.core.registry import MODELS  # noqa: E402
-from llmcustoms.training.model_loading import add_lora, load_base_model  # noqa: E402
-from llmcustoms.training.presets import get_preset  # noqa: E402
+from llmcustoms.hardware.detector import HardwareDetector  # noqa: E402
+from llmcustoms.models.loading import add_lora, load_base_model  # noqa: E402
+from llmcustoms.models.registry import MODELS  # noqa: E402
+from llmcustoms.planning import memory  # noqa: E402
+from llmcustoms.planning.presets import get_preset  # noqa: E402
 
 MB = 1024 * 1024
 CUDA = torch.cuda.is_available()

@@ -13,16 +13,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FineTuner": "llmcustoms.core.fine_tuner",
-    "HardwareDetector": "llmcustoms.core.hardware_detector",
-    "ModelManager": "llmcustoms.core.model_manager",
+    "HardwareDetector": "llmcustoms.hardware.detector",
+    "ModelManager": "llmcustoms.models.manager",
     "Config": "llmcustoms.utils.config",
     "Logger": "llmcustoms.utils.logger",
     "ChatSession": "llmcustoms.chat.session",
     "TrainRequest": "llmcustoms.training.trainer",
     "run_training": "llmcustoms.training.trainer",
-    "HIGHSPEED_CONFIG": "llmcustoms.training.presets",
-    "QUALITY_CONFIG": "llmcustoms.training.presets",
-    "BESTACCURACY_CONFIG": "llmcustoms.training.presets",
+    "HIGHSPEED_CONFIG": "llmcustoms.planning.presets",
+    "QUALITY_CONFIG": "llmcustoms.planning.presets",
+    "BESTACCURACY_CONFIG": "llmcustoms.planning.presets",
     "LLMCustomsError": "llmcustoms.errors",
 }
 

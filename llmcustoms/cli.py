@@ -27,8 +27,8 @@ def _mb(value: float | int | None) -> str:
 
 # -- hardware ------------------------------------------------------------------------------------
 def cmd_hardware(args: argparse.Namespace) -> int:
-    from llmcustoms.core.hardware_detector import HardwareDetector
     from llmcustoms.core.planner import make_plan
+    from llmcustoms.hardware.detector import HardwareDetector
 
     info = HardwareDetector().detect()
     plan = make_plan(args.model, args.preset, hardware=info)  # preset None: DEFAULT_PRESET, else quality
@@ -57,7 +57,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 # -- models --------------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
-    from llmcustoms.core.model_manager import ModelManager
+    from llmcustoms.models.manager import ModelManager
 
     models = ModelManager().list_models()
     if args.json:
@@ -97,10 +97,10 @@ def _confirm_plan(plan: Any, assume_yes: bool) -> bool:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from llmcustoms.data.examples import build_examples
-    from llmcustoms.data.gen_progress import LiveLine
     from llmcustoms.data.jsonl import write_examples_jsonl
     from llmcustoms.data.reader import validate_folder
-    from llmcustoms.training.presets import get_preset
+    from llmcustoms.planning.presets import get_preset
+    from llmcustoms.qa.progress import LiveLine
 
     report = validate_folder(args.dir)
     report.raise_if_blocked()
@@ -223,7 +223,7 @@ def _ask_to_send(request: Any, assume_yes: bool) -> None:
 
 def _check_model_now(model: str) -> None:
     """Refuse, before any run folder exists, a model that is damaged or cannot be downloaded now."""
-    from llmcustoms.core.model_check import model_availability
+    from llmcustoms.models.check import model_availability
 
     if model == "auto":  # chosen by the hardware; a choice that can not be had falls back to the embedded one
         return
@@ -268,7 +268,7 @@ def _run_in_foreground(train: Any, as_json: bool) -> int:
     """``train(sink, stop)`` with the progress bar, Ctrl+C as a graceful stop, and the result printed."""
     import threading
 
-    from llmcustoms.training.progress import ProgressPrinter
+    from llmcustoms.runs.progress import ProgressPrinter
 
     printer = None if as_json else ProgressPrinter()
     stop = threading.Event()
@@ -285,8 +285,8 @@ def _run_in_foreground(train: Any, as_json: bool) -> int:
 
 def _train_multiprocess(request: Any, args: argparse.Namespace) -> int:
     """``--num-processes N``: torchrun with N ranks; rank 0 writes the one run and adapter."""
+    from llmcustoms.runs.progress import ProgressPrinter
     from llmcustoms.training.distributed import launch
-    from llmcustoms.training.progress import ProgressPrinter
     from llmcustoms.training.trainer import TrainResult
 
     if args.detach:
@@ -316,8 +316,8 @@ def _stream_to_stdout(chunks) -> str:
 
 def _chat_session(session_class: Any, ref: str, output_dir: str | None) -> Any:
     """The chat session for ``ref``; a ref that is neither a run found nor a model says where runs were looked for."""
-    from llmcustoms.core.registry import find_spec
     from llmcustoms.errors import ModelNotFoundError
+    from llmcustoms.models.registry import find_spec
     from llmcustoms.paths import runs_dir
 
     try:
@@ -431,7 +431,7 @@ def _eval_judge(args: argparse.Namespace) -> tuple[Any, str | None]:
 
 # -- runs, attach, stop, resume --------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
-    from llmcustoms.training.status import run_summaries
+    from llmcustoms.runs.status import run_summaries
 
     rows = run_summaries(args.output_dir)
     if args.json:
@@ -449,14 +449,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _open_run(ref: str, output_dir: str | None) -> Any:
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     return RunDir.open(ref, root=output_dir)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
+    from llmcustoms.runs.progress import ProgressPrinter
     from llmcustoms.training.detach import follow_run, run_state
-    from llmcustoms.training.progress import ProgressPrinter
 
     run = _open_run(args.run, args.output_dir)
     printer = ProgressPrinter()
@@ -536,7 +536,7 @@ QA_HELP = ("where the Q&A examples come from: auto (the Q&A server when GROQ_API
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from llmcustoms.training.presets import PRESETS
+    from llmcustoms.planning.presets import PRESETS
 
     parser = argparse.ArgumentParser(prog="llmcustoms", description="Fine-tune a small chat model on your .txt files.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -27,7 +27,7 @@ def detect_hardware() -> dict[str, Any]:
     A child, not this process: importing torch in a worker thread would hold the GIL for seconds
     and freeze the first screen while it is drawn.
     """
-    from llmcustoms.core.hardware_probe import detect_in_subprocess
+    from llmcustoms.hardware.probe import detect_in_subprocess
 
     return detect_in_subprocess()
 
@@ -74,8 +74,8 @@ def load_preview_tokenizer(model: str) -> tuple[Any, str]:
     Returns ``(None, note)`` when the model would have to be downloaded or converted first: the
     preview is not worth gigabytes; training fetches the model anyway.
     """
-    from llmcustoms.core.model_manager import ModelManager, is_model_folder
-    from llmcustoms.core.registry import EMBEDDED_MODEL
+    from llmcustoms.models.manager import ModelManager, is_model_folder
+    from llmcustoms.models.registry import EMBEDDED_MODEL
 
     name = EMBEDDED_MODEL if model in ("", "auto", None) else model
     manager = ModelManager()
@@ -216,7 +216,7 @@ def generation_plan(data_path: str, qa: str, preset: str) -> Any:
 
 def model_choices(extra: str | None = None) -> list[tuple[str, str]]:
     """(label, value) for the model selector: auto, every registry model, and a user's own path or id."""
-    from llmcustoms.core.registry import MODELS
+    from llmcustoms.models.registry import MODELS
 
     choices = [("auto — recommended for this machine", "auto")]
     for spec in MODELS.values():
@@ -235,7 +235,7 @@ def model_choices(extra: str | None = None) -> list[tuple[str, str]]:
 
 def preset_choices() -> list[tuple[str, str]]:
     """(name, what it means) for the three presets, in speed order."""
-    from llmcustoms.training.presets import PRESET_DESCRIPTIONS, PRESETS
+    from llmcustoms.planning.presets import PRESET_DESCRIPTIONS, PRESETS
 
     return [(name, PRESET_DESCRIPTIONS.get(name, "")) for name in PRESETS]
 
@@ -250,8 +250,8 @@ def check_preset(name: str) -> str:
 # -- runs -----------------------------------------------------------------------------------------
 def run_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The core's view of a run: status as it really is ('interrupted' for a dead worker), live, error."""
-    from llmcustoms.training.runs import RunDir
-    from llmcustoms.training.status import run_state
+    from llmcustoms.runs.rundir import RunDir
+    from llmcustoms.runs.status import run_state
 
     return run_state(RunDir(run_dir))
 
@@ -269,7 +269,7 @@ def find_live_runs() -> list[str]:
 
     A run trained by a thread of this very process is the app's own (it already has a handle).
     """
-    from llmcustoms.training.runs import list_runs
+    from llmcustoms.runs.rundir import list_runs
 
     found = []
     for run in reversed(list_runs()):
@@ -292,7 +292,7 @@ def run_status(run_dir: str | os.PathLike[str]) -> str:
 
 def latest_finished_run() -> str | None:
     """The newest run with an adapter (what the chat screen opens by default)."""
-    from llmcustoms.training.runs import list_runs
+    from llmcustoms.runs.rundir import list_runs
 
     for run in reversed(list_runs()):
         if run.adapter_dir.is_dir():
@@ -302,14 +302,14 @@ def latest_finished_run() -> str | None:
 
 def events_path(run_dir: str | os.PathLike[str]) -> Path:
     """Where the run writes its events (the core's ``RunDir.events_path``)."""
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     return RunDir(run_dir).events_path
 
 
 def adapter_dir(run_dir: str | os.PathLike[str]) -> Path:
     """Where the run saves its adapter (the core's ``RunDir.adapter_dir``)."""
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     return RunDir(run_dir).adapter_dir
 
@@ -321,15 +321,15 @@ def has_adapter(run_dir: str | os.PathLike[str] | None) -> bool:
 
 def read_new_events(path: str | os.PathLike[str], offset: int) -> tuple[list[dict[str, Any]], int]:
     """The core's incremental reader of events.jsonl."""
-    from llmcustoms.training.events import read_new_events as _read
+    from llmcustoms.runs.events import read_new_events as _read
 
     return _read(path, offset)
 
 
 def request_detached_stop(run_dir: str | os.PathLike[str]) -> bool:
     """Ask a run in another process to stop gracefully (the core's ``stop_run``: returns at once)."""
+    from llmcustoms.runs.rundir import RunDir
     from llmcustoms.training.detach import stop_run
-    from llmcustoms.training.runs import RunDir
 
     stop_run(RunDir(run_dir))
     return True
@@ -337,7 +337,7 @@ def request_detached_stop(run_dir: str | os.PathLike[str]) -> bool:
 
 def describe_run(run_dir: str | os.PathLike[str]) -> str:
     """``<id> · <model> · <preset>`` for a status line."""
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     run = RunDir(run_dir)
     try:
@@ -371,7 +371,7 @@ def run_knowledge(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | Non
     starts), else from the score's rows; each has ``question``, ``reference``, ``span`` and
     ``trained_phrasings``. Never raises: an unreadable run has neither.
     """
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
     from llmcustoms_tui.format import knowledge_summary
 
     try:

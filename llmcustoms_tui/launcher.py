@@ -86,7 +86,7 @@ class RunHandle:
             return True
         if self._run_dir is None:
             return False
-        from llmcustoms.training.runs import RunDir  # light: no torch
+        from llmcustoms.runs.rundir import RunDir  # light: no torch
 
         return RunDir(self._run_dir).stop_path.exists()
 

@@ -42,7 +42,7 @@ def isolated_home(tmp_path, monkeypatch, session_cache) -> Path:
 @pytest.fixture(scope="session")
 def embedded_model_dir(session_cache) -> Path:
     """The embedded SmolLM2-135M converted to a safetensors folder (once per session)."""
-    from llmcustoms.core.model_manager import ModelManager
+    from llmcustoms.models.manager import ModelManager
 
     return ModelManager(cache_dir=session_cache).ensure_embedded()
 

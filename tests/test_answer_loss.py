@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from peft import LoraConfig, get_peft_model
 
+from llmcustoms.data.packing import PackedCollator, pack_examples
 from llmcustoms.training.answer_loss import answer_only_loss, supports_answer_only_logits
-from llmcustoms.training.packing import PackedCollator, pack_examples
 from tests.test_packing import _example, _tiny_llama
 
 

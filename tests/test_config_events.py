@@ -9,15 +9,15 @@ import threading
 import pytest
 
 from llmcustoms.errors import ConfigError, RunNotFoundError
-from llmcustoms.training.events import JsonlEventSink, follow_events, make_event, read_events, read_new_events
-from llmcustoms.training.presets import (
+from llmcustoms.planning.presets import (
     BESTACCURACY_CONFIG,
     HIGHSPEED_CONFIG,
     QUALITY_CONFIG,
     adapt_for_cpu,
     get_preset,
 )
-from llmcustoms.training.runs import RunDir, list_runs
+from llmcustoms.runs.events import JsonlEventSink, follow_events, make_event, read_events, read_new_events
+from llmcustoms.runs.rundir import RunDir, list_runs
 from llmcustoms.utils.config import Config, redact
 from llmcustoms.utils.logger import Logger, scrub
 

@@ -11,12 +11,12 @@ import pytest
 from llmcustoms.data.chunking import chunk_text, split_sentences
 from llmcustoms.data.examples import build_examples, dedupe_examples
 from llmcustoms.data.jsonl import read_examples_jsonl, write_examples_jsonl
-from llmcustoms.data.offline import OfflineGenerator, key_terms
 from llmcustoms.data.qa_extract import extract_qa
 from llmcustoms.data.reader import validate_folder
 from llmcustoms.data.split import split_examples
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, DataError
+from llmcustoms.qa.offline import OfflineGenerator, key_terms
 
 # ---------------------------------------------------------------------------------- Q&A extraction
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from llmcustoms.data import offline, parallel
+from llmcustoms.data import parallel
 from llmcustoms.data.chunking import chunk_text
-from llmcustoms.data.offline import OfflineGenerator
 from llmcustoms.data.types import Chunk
+from llmcustoms.qa import offline
+from llmcustoms.qa.offline import OfflineGenerator
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from llmcustoms.training.events import read_events
+from llmcustoms.runs.events import read_events
 
 
 def test_two_processes_train_one_run_with_events_from_rank_zero_only(tmp_path, tiny_model_dir):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcustoms.core.model_manager import COMPLETE_MARKER, ModelManager
 from llmcustoms.errors import DownloadError
+from llmcustoms.models.manager import COMPLETE_MARKER, ModelManager
 from tests.hub_stub_server import HubStub
 
 REPO = "someone/tiny"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from llmcustoms.errors import DiskSpaceError, InputError, LLMCustomsError
-from llmcustoms.training.runs import RunDir
+from llmcustoms.runs.rundir import RunDir
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PROMPT = [
@@ -394,7 +394,7 @@ def test_modelfile_template_renders_like_the_chat_template(tiny_exports, tiny_mo
 # -- refusals --------------------------------------------------------------------------------------------
 def test_refuses_an_unfinished_run(tiny_model_dir, tmp_path):
     from llmcustoms.export import export_run
-    from llmcustoms.training.runs import RunLock
+    from llmcustoms.runs.rundir import RunLock
 
     running = make_run(tiny_model_dir, tmp_path / "runs", status="running", adapter=False)
     with RunLock(running):  # held as the live training process holds it

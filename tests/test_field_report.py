@@ -65,7 +65,7 @@ def test_prepare_out_naming_a_folder_is_one_sentence(tmp_path):
 
 
 def test_runs_into_a_closed_pipe_exits_quietly(tmp_path, tiny_model_dir):
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     for _ in range(3):
         RunDir.create("tiny", root=str(tmp_path / "runs"), status="done")
@@ -118,8 +118,8 @@ def test_export_of_a_killed_run_says_interrupted_not_still_running(tiny_model_di
 
 def test_the_held_out_loss_set_is_capped(tmp_path, tiny_model_dir):
     """A large folder holds out a few hundred examples for the loss, not thousands."""
+    from llmcustoms.models.loading import load_tokenizer
     from llmcustoms.training import trainer
-    from llmcustoms.training.model_loading import load_tokenizer
     from llmcustoms.training.trainer import TrainRequest, prepare_data
 
     folder = tmp_path / "big"
@@ -141,7 +141,7 @@ def test_the_held_out_loss_set_is_capped(tmp_path, tiny_model_dir):
 
 
 def test_an_events_file_deleted_mid_run_is_written_again(tmp_path):
-    from llmcustoms.training.events import JsonlEventSink, make_event, read_events
+    from llmcustoms.runs.events import JsonlEventSink, make_event, read_events
 
     path = tmp_path / "run" / "events.jsonl"
     sink = JsonlEventSink(path)
@@ -167,7 +167,7 @@ def test_export_removes_what_a_killed_export_left_and_says_so(tiny_model_dir, tm
 
 
 def test_resume_after_a_kill_during_the_final_save_never_passes_max_steps(tmp_path, tiny_model_dir):
-    from llmcustoms.training.events import read_events
+    from llmcustoms.runs.events import read_events
     from llmcustoms.training.trainer import TrainRequest, resume_training, run_training
 
     folder = tmp_path / "notes"

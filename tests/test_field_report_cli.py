@@ -103,7 +103,7 @@ def test_the_plan_approves_a_model_the_hub_will_serve(tiny_model_dir, monkeypatc
 
 
 def test_the_embedded_model_is_available_offline(monkeypatch):
-    from llmcustoms.core.model_check import model_availability
+    from llmcustoms.models.check import model_availability
 
     monkeypatch.setenv("HF_ENDPOINT", _closed_port_url())
     availability = model_availability("smollm2-135m")
@@ -137,7 +137,7 @@ def _set(source: str, tmp_path: Path, monkeypatch, values: dict[str, str]) -> No
 
 @pytest.mark.parametrize("source", ["dotenv", "environment"])
 def test_output_dir_and_cache_dir_from_either_source(source, tmp_path, monkeypatch, capsys):
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     runs, cache = tmp_path / "my-runs", tmp_path / "my-cache"
     _set(source, tmp_path, monkeypatch, {"OUTPUT_DIR": str(runs), "CACHE_DIR": str(cache)})
@@ -150,7 +150,7 @@ def test_output_dir_and_cache_dir_from_either_source(source, tmp_path, monkeypat
 
 def test_the_environment_wins_over_dotenv_and_the_flag_over_both(tmp_path, monkeypatch, capsys):
     from llmcustoms.paths import runs_dir
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     (tmp_path / ".env").write_text(f"OUTPUT_DIR={tmp_path / 'from-dotenv'}\n", encoding="utf-8")
     monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "from-env"))
@@ -226,8 +226,8 @@ def test_models_and_hardware_never_say_seed(capsys):
 
 
 def test_no_gpu_is_said_once_in_a_cpu_plan():
-    from llmcustoms.core.hardware_detector import NO_GPU_WARNING
     from llmcustoms.core.planner import make_plan
+    from llmcustoms.hardware.detector import NO_GPU_WARNING
 
     plan = make_plan("smollm2-135m", "quality", hardware={**CPU_HARDWARE, "warnings": [NO_GPU_WARNING]})
     text = " ".join(plan.summary_lines())
@@ -242,7 +242,7 @@ def _rates(output: str) -> list[float]:
 
 
 def test_attach_shows_no_rate_for_replayed_steps_and_a_true_one_for_live_steps():
-    from llmcustoms.training.progress import ProgressPrinter
+    from llmcustoms.runs.progress import ProgressPrinter
 
     stream = io.StringIO()
     printer = ProgressPrinter(stream=stream)
@@ -258,7 +258,7 @@ def test_attach_shows_no_rate_for_replayed_steps_and_a_true_one_for_live_steps()
 
 
 def test_the_first_live_step_makes_no_absurd_rate():
-    from llmcustoms.training.progress import ProgressPrinter
+    from llmcustoms.runs.progress import ProgressPrinter
 
     stream = io.StringIO()
     printer = ProgressPrinter(stream=stream)
@@ -268,8 +268,8 @@ def test_the_first_live_step_makes_no_absurd_rate():
 
 
 def test_attach_of_an_old_run_prints_no_rate(tmp_path, capsys):
-    from llmcustoms.training.events import JsonlEventSink, make_event
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.events import JsonlEventSink, make_event
+    from llmcustoms.runs.rundir import RunDir
 
     run = RunDir.create("tiny", root=str(tmp_path / "runs"), status="done")
     sink = JsonlEventSink(run.events_path)
@@ -328,7 +328,7 @@ def test_prepare_with_no_room_to_write_is_one_sentence_and_leaves_nothing(tmp_pa
 
 def test_auto_on_a_gpu_without_network_uses_the_embedded_model_at_once(embedded_model_dir, monkeypatch):
     """The hardware's choice can not be downloaded: one warning that says why, the embedded model, no retries."""
-    from llmcustoms.core.hardware_detector import HardwareDetector
+    from llmcustoms.hardware.detector import HardwareDetector
     from llmcustoms.training.trainer import resolve_model
 
     monkeypatch.setenv("HF_ENDPOINT", _closed_port_url())
@@ -342,7 +342,7 @@ def test_auto_on_a_gpu_without_network_uses_the_embedded_model_at_once(embedded_
 
 
 def test_chat_with_a_run_id_found_nowhere_says_where_it_looked(tmp_path, capsys):
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     elsewhere = RunDir.create("tiny", root=str(tmp_path / "other-runs"), status="done")  # not the default folder
     assert main(["chat", elsewhere.id, "--prompt", "hi"]) == 2

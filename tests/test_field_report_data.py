@@ -264,9 +264,9 @@ def _silent(request):
 def test_a_silent_server_stops_generation_after_a_few_timeouts_saying_so_once():
     import time
 
-    from llmcustoms.data.groq import OpenAICompatibleGenerator
     from llmcustoms.data.types import Chunk
     from llmcustoms.errors import GeneratorError
+    from llmcustoms.qa.groq import OpenAICompatibleGenerator
     from tests.openai_stub_server import StubServer
 
     chunks = [Chunk(f"The harbour of Quillhaven has {i} piers. It was rebuilt in {1800 + i}.", f"q.txt:{i}")
@@ -286,9 +286,9 @@ def test_a_silent_server_stops_generation_after_a_few_timeouts_saying_so_once():
 
 
 def test_progress_keeps_moving_while_the_server_is_silent():
-    from llmcustoms.data.gen_progress import GenerationProgress
-    from llmcustoms.data.groq import OpenAICompatibleGenerator
     from llmcustoms.data.types import Chunk
+    from llmcustoms.qa.groq import OpenAICompatibleGenerator
+    from llmcustoms.qa.progress import GenerationProgress
     from tests.openai_stub_server import Reply, StubServer, completion
 
     calls: list[tuple[int, int]] = []

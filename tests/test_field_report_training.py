@@ -32,7 +32,7 @@ def _request(tmp_path: Path, tiny_model_dir: Path, **overrides):
 
 
 def _run_of(tmp_path: Path):
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     (path,) = (tmp_path / "runs").iterdir()
     return RunDir(path)
@@ -63,7 +63,7 @@ def _disk_full_at(monkeypatch, step: int) -> None:
 def test_a_full_disk_at_a_checkpoint_fails_the_run_cleanly_and_resume_goes_on(tmp_path, tiny_model_dir, monkeypatch,
                                                                                 capsys):
     from llmcustoms.cli import main
-    from llmcustoms.training.events import read_events
+    from llmcustoms.runs.events import read_events
     from llmcustoms.training.trainer import resume_training
 
     _disk_full_at(monkeypatch, 4)
@@ -93,7 +93,7 @@ def test_a_full_disk_at_a_checkpoint_fails_the_run_cleanly_and_resume_goes_on(tm
 
 
 def test_run_json_written_on_a_full_disk_leaves_no_empty_temp_file(tmp_path, monkeypatch):
-    from llmcustoms.training import runs
+    from llmcustoms.runs import rundir as runs
 
     run = runs.RunDir.create("tiny", root=str(tmp_path / "runs"), status="running")
     before = run.run_json.read_text()
@@ -170,7 +170,7 @@ def test_ctrl_c_in_fine_tuner_train_saves_a_checkpoint_and_says_how_to_resume(tm
 
 
 def test_a_hard_interrupt_keeps_a_checkpoint_of_the_last_finished_step(tmp_path, tiny_model_dir):
-    from llmcustoms.training.events import read_events
+    from llmcustoms.runs.events import read_events
     from llmcustoms.training.interrupts import TrainingInterrupted
     from llmcustoms.training.trainer import resume_training, run_training
 
@@ -206,8 +206,8 @@ class _HundredSecondSteps(TrainerCallback):
 
 
 def test_a_checkpoint_is_saved_every_five_minutes_of_wall_time(tmp_path, tiny_model_dir, monkeypatch):
+    from llmcustoms.runs.events import read_events
     from llmcustoms.training import wall_clock
-    from llmcustoms.training.events import read_events
     from llmcustoms.training.trainer import run_training
 
     assert wall_clock.SAVE_EVERY_S == 300
@@ -272,7 +272,7 @@ class _StopFileDuringEvaluation(TrainerCallback):
 
 
 def test_stop_during_the_first_evaluation_ends_it_between_batches(tmp_path, tiny_model_dir):
-    from llmcustoms.training.events import read_events
+    from llmcustoms.runs.events import read_events
     from llmcustoms.training.trainer import resume_training, run_training
 
     stop = threading.Event()

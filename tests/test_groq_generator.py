@@ -18,8 +18,11 @@ from pathlib import Path
 import pytest
 from openai_stub_server import Received, Reply, StubServer, completion, pairs_reply
 
-from llmcustoms.data.generator import QAGenerator
-from llmcustoms.data.groq import (
+from llmcustoms.data.types import Chunk
+from llmcustoms.errors import ConfigError, GeneratorError
+from llmcustoms.paths import qa_cache_dir
+from llmcustoms.qa.generator import QAGenerator
+from llmcustoms.qa.groq import (
     GROQ_FREE_TIER,
     PROMPT_VERSION,
     OpenAICompatibleGenerator,
@@ -28,10 +31,7 @@ from llmcustoms.data.groq import (
     generator_from_config,
     parse_pairs,
 )
-from llmcustoms.data.grounding import content_words, grounding_score, is_grounded, normalise_question
-from llmcustoms.data.types import Chunk
-from llmcustoms.errors import ConfigError, GeneratorError
-from llmcustoms.paths import qa_cache_dir
+from llmcustoms.qa.grounding import content_words, grounding_score, is_grounded, normalise_question
 from llmcustoms.utils.config import Config
 
 # Not shaped like the "gsk_" + 8 alphanumerics that logger.scrub catches (the underscore breaks it),

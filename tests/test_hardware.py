@@ -8,8 +8,8 @@ import sys
 import psutil
 import pytest
 
-from llmcustoms.core.hardware_detector import HardwareDetector, cpu_supports_bf16
-from llmcustoms.core.registry import EMBEDDED_MODEL, MODELS
+from llmcustoms.hardware.detector import HardwareDetector, cpu_supports_bf16
+from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS
 
 DETECT_KEYS = {"gpus", "cpu_count", "ram_total_mb", "ram_available_mb", "disk_free_mb", "torch_version",
                "cuda_available", "cuda_version", "nvml_available", "device", "warnings"}
@@ -137,7 +137,7 @@ def test_unknown_model_gets_the_preset_with_a_sentence():
 
 
 def test_importing_does_not_import_torch():
-    code = ("import sys; import llmcustoms.core.hardware_detector, llmcustoms.core.planner, llmcustoms.core.memory; "
+    code = ("import sys; import llmcustoms.hardware.detector, llmcustoms.core.planner, llmcustoms.planning.memory; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -145,10 +145,10 @@ def test_importing_does_not_import_torch():
 
 def test_probe_in_a_child_process_gives_the_same_report_and_keeps_torch_out(monkeypatch):
     """The TUI's probe: a child process does the detecting (its torch import never holds the TUI's GIL)."""
-    from llmcustoms.core.hardware_probe import detect_in_subprocess
+    from llmcustoms.hardware.probe import detect_in_subprocess
 
     monkeypatch.setenv("MAX_VRAM_GB", "6")  # the child inherits the environment
-    code = ("import sys, json; from llmcustoms.core.hardware_probe import detect_in_subprocess; "
+    code = ("import sys, json; from llmcustoms.hardware.probe import detect_in_subprocess; "
             "report = detect_in_subprocess(); print(json.dumps([report, 'torch' in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     report, torch_in_parent = __import__("json").loads(out)
@@ -162,8 +162,8 @@ def test_probe_in_a_child_process_gives_the_same_report_and_keeps_torch_out(monk
 
 
 def test_a_failing_probe_child_is_one_sentence(tmp_path, monkeypatch):
-    from llmcustoms.core import hardware_probe
     from llmcustoms.errors import LLMCustomsError
+    from llmcustoms.hardware import probe as hardware_probe
 
     broken = tmp_path / "python"
     broken.write_text("#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"

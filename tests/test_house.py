@@ -42,7 +42,7 @@ def _code_strings(path: Path) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("flags, native", [("fpu sse avx512f avx512_bf16", True), ("fpu sse amx_bf16", True),
                                            ("fpu sse avx2 avx512f", False)])
 def test_the_hardware_report_and_training_read_the_same_cpu_flags(monkeypatch, flags, native):
-    from llmcustoms.core import hardware_detector
+    from llmcustoms.hardware import detector as hardware_detector
     from llmcustoms.training import speed
 
     # A CPU described once, where training reads it: the hardware report must agree with that reading.
@@ -53,8 +53,8 @@ def test_the_hardware_report_and_training_read_the_same_cpu_flags(monkeypatch, f
 
 # -- the free-disk walk ---------------------------------------------------------------------------
 def test_every_free_space_check_walks_up_alike_and_takes_unreadable_for_unknown(tmp_path, monkeypatch):
-    from llmcustoms.core.hardware_detector import _disk_free_mb
     from llmcustoms.errors import DiskSpaceError
+    from llmcustoms.hardware.detector import _disk_free_mb
     from llmcustoms.training import disk_full
     from llmcustoms.utils.validators import check_disk_space
 
@@ -118,7 +118,7 @@ def _events() -> list[dict]:
 
 
 def test_a_log_and_a_terminal_word_every_event_alike(tmp_path):
-    from llmcustoms.training.progress import LinePrinter, ProgressPrinter
+    from llmcustoms.runs.progress import LinePrinter, ProgressPrinter
 
     log, terminal = io.StringIO(), io.StringIO()
     plain, bar = LinePrinter(log), ProgressPrinter(terminal)
@@ -136,9 +136,9 @@ def test_a_log_and_a_terminal_word_every_event_alike(tmp_path):
 
 
 def test_a_detached_workers_last_error_is_found_in_its_log(tmp_path):
+    from llmcustoms.runs.progress import LinePrinter
+    from llmcustoms.runs.rundir import RunDir
     from llmcustoms.training.detach import _log_tail
-    from llmcustoms.training.progress import LinePrinter
-    from llmcustoms.training.runs import RunDir
 
     run = RunDir.create("tiny", root=str(tmp_path / "runs"))
     with open(run.log_path, "w", encoding="utf-8") as log:
@@ -164,7 +164,7 @@ def test_the_tui_spells_no_run_file_name_of_its_own():
 
 
 def test_the_tui_finds_a_runs_events_and_adapter_where_the_core_puts_them(tmp_path):
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
     from llmcustoms_tui import backend
     from llmcustoms_tui.launcher import RunHandle
 
@@ -185,7 +185,7 @@ def test_finetuner_prepare_data_holds_out_what_training_holds_out(sample_data, t
     from llmcustoms.data.examples import build_examples
     from llmcustoms.data.reader import validate_folder
     from llmcustoms.evaluation.split import split_facts
-    from llmcustoms.training.presets import CPU_LIMITS
+    from llmcustoms.planning.presets import CPU_LIMITS
 
     assert os.environ.get("FORCE_CPU") is None
     tuner = FineTuner(str(sample_data), model=str(tiny_model_dir), preset="quality", qa="offline", progress=False)

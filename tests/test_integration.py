@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcustoms.training.events import read_events
+from llmcustoms.runs.events import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration

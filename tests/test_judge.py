@@ -214,7 +214,7 @@ def test_eval_cli_judge(tmp_path, tiny_model_dir, capsys, monkeypatch):
     from test_knowledge_run import PROSE
 
     from llmcustoms.cli import main
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
     from llmcustoms.training.trainer import TrainRequest, run_training
 
     folder = tmp_path / "almanac"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcustoms.training.budget import plan_budget
-from llmcustoms.training.events import read_events
+from llmcustoms.planning.budget import plan_budget
+from llmcustoms.runs.events import read_events
 from llmcustoms.training.trainer import TrainRequest, run_training
 
 PROSE = """Harbour almanac
@@ -104,7 +104,7 @@ def test_eval_cli_recomputes_the_score_from_the_run_folder(fact_folder, tiny_mod
 
 def test_eval_of_a_run_without_questions_is_one_sentence(tmp_path, capsys):
     from llmcustoms.cli import main
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     run = RunDir.create("tiny", root=str(tmp_path / "runs"), status="done")
     assert main(["eval", str(run.path)]) != 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llmcustoms.core import memory
-from llmcustoms.core.memory import Arch, estimate_training_memory, resolve_arch
 from llmcustoms.core.planner import Plan, make_plan
-from llmcustoms.core.registry import MODELS
+from llmcustoms.models.registry import MODELS
+from llmcustoms.planning import memory
+from llmcustoms.planning.memory import Arch, estimate_training_memory, resolve_arch
 
 GPU8 = {"gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3070", "total_mb": 8192, "free_mb": 8192,
                   "used_mb": 0, "bf16_supported": True}], "cpu_count": 8}
@@ -112,7 +112,7 @@ def test_plan_on_the_cpu_says_so():
 
 
 def test_plan_uses_the_speed_an_earlier_run_measured_here():
-    from llmcustoms.training.budget import remember_speed
+    from llmcustoms.planning.budget import remember_speed
 
     cpu = {"device": "cpu", "gpus": [], "cpu_count": 2, "cpu_bf16": False, "ram_available_mb": 16_000}
     guessed = make_plan("smollm2-135m", "quality", hardware=cpu, data_report={"estimated_tokens": 1000})

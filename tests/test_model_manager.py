@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from llmcustoms.core.model_manager import COMPLETE_MARKER, ModelManager
 from llmcustoms.errors import DownloadError, ModelNotFoundError
+from llmcustoms.models.manager import COMPLETE_MARKER, ModelManager
 from tests.hub_stub_server import HubStub
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from llmcustoms.training.packing import IGNORE, PackedCollator, pack_examples, plan_rows
+from llmcustoms.data.packing import IGNORE, PackedCollator, pack_examples, plan_rows
 
 
 def _tiny_llama(attn: str = "sdpa") -> LlamaForCausalLM:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from llmcustoms.runs.events import read_events
+from llmcustoms.runs.rundir import RunBusyError, RunDir, RunLock, pid_is_alive
+from llmcustoms.runs.status import loss_curve
 from llmcustoms.training.checkpoints import checkpoint_step, is_complete, latest_complete
 from llmcustoms.training.detach import (
     resume_run,
@@ -20,9 +23,6 @@ from llmcustoms.training.detach import (
     start_detached,
     wait_until_running,
 )
-from llmcustoms.training.events import read_events
-from llmcustoms.training.runs import RunBusyError, RunDir, RunLock, pid_is_alive
-from llmcustoms.training.status import loss_curve
 from tests.test_runs_support import ROOT, fast_request, make_small_folder, wait_for, worker_harness
 
 CLI = str(Path(sys.executable).parent / "llmcustoms")
@@ -150,7 +150,7 @@ def test_sighup_to_the_starter_leaves_the_run_alive_attach_leaves_and_stop_saves
 
 def test_two_processes_never_own_one_run(tmp_path):
     run = RunDir.create("m", root=tmp_path, status="running", request={"data_path": "x"})
-    probe = ("import sys; from llmcustoms.training.runs import RunDir, RunLock; "
+    probe = ("import sys; from llmcustoms.runs.rundir import RunDir, RunLock; "
              "RunLock(RunDir(sys.argv[1]), wait_s=0.2).acquire(); print('took it')")
     with RunLock(run):
         assert run_state(run)["live"] and run_state(run)["status"] == "running"

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from llmcustoms.errors import OutOfMemoryError, TrainingError
-from llmcustoms.training.events import ListSink, read_events
-from llmcustoms.training.status import loss_curve
+from llmcustoms.runs.events import ListSink, read_events
+from llmcustoms.runs.status import loss_curve
 from llmcustoms.training.trainer import run_training
 from tests.test_runs_support import RaiseOom, RaiseOomInEval, SleepAtStep, fast_request, make_small_folder
 
@@ -54,7 +54,7 @@ def test_oom_with_nothing_smaller_left_stops_with_one_sentence(tmp_path, tiny_mo
     assert "smaller model" in str(caught.value) and "\n" not in str(caught.value)
     assert sink.events[-1]["kind"] == "error"
     run = next(e for e in sink.events if e["kind"] == "start")["run_dir"]
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     data = RunDir(run).read()
     assert data["status"] == "failed" and data["error"] == str(caught.value)
@@ -86,7 +86,7 @@ def test_nan_loss_stops_the_run_with_a_clear_event(tmp_path, tiny_model_dir):
     assert sink.events[-1]["kind"] == "error" and "lower learning rate" in sink.events[-1]["message"]
     assert max(e["step"] for e in _kinds(sink.events, "step")) == 2, "stopped at once"
     run_dir = next(e for e in sink.events if e["kind"] == "start")["run_dir"]
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     run = RunDir(run_dir)
     assert run.read()["status"] == "failed" and not run.adapter_dir.exists()

@@ -9,13 +9,13 @@ import time
 import pytest
 
 from llmcustoms.errors import InputError
+from llmcustoms.runs.events import ListSink, make_event
+from llmcustoms.runs.health import HealthLimits, HealthMonitor, Pulse
+from llmcustoms.runs.rundir import RunDir, RunLock
+from llmcustoms.runs.status import loss_curve, run_state, run_summaries
 from llmcustoms.training import checkpoints
 from llmcustoms.training.detach import follow_run, resume_run, stop_run
-from llmcustoms.training.events import ListSink, make_event
-from llmcustoms.training.health import HealthLimits, HealthMonitor, Pulse
 from llmcustoms.training.oom import next_backoff
-from llmcustoms.training.runs import RunDir, RunLock
-from llmcustoms.training.status import loss_curve, run_state, run_summaries
 
 
 # -- checkpoints ---------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_the_confirm_callback_sees_the_plan_and_decides(server, notes, tokenizer
 
 
 def test_consent_is_recorded_for_a_detached_or_resumed_run_and_confirm_is_not(tmp_path):
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     request = TrainRequest(data_path="notes", send_consent=True, confirm=lambda plan: True)
     recorded = request.to_dict()

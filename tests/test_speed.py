@@ -159,7 +159,7 @@ def test_segments_split_where_positions_restart():
 def test_packed_attention_gives_sdpa_logits_loss_and_gradients():
     import torch
 
-    from llmcustoms.training.packing import PackedCollator, pack_examples
+    from llmcustoms.data.packing import PackedCollator, pack_examples
 
     batch = PackedCollator(0)(pack_examples(_features([30, 12, 45, 9, 20, 2]), 64))
     results = {}
@@ -176,7 +176,7 @@ def test_packed_attention_gives_sdpa_logits_loss_and_gradients():
 def test_packed_attention_per_example_losses_equal_each_example_alone():
     import torch
 
-    from llmcustoms.training.packing import IGNORE, PackedCollator, pack_examples
+    from llmcustoms.data.packing import IGNORE, PackedCollator, pack_examples
 
     model = _tiny_llama(speed.register_packed_attention()).eval()
     features = _features([30, 12, 45, 9, 20])

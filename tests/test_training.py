@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmcustoms.errors import ConfigError, DataError
-from llmcustoms.training.events import ListSink, read_events
+from llmcustoms.runs.events import ListSink, read_events
 from llmcustoms.training.trainer import TrainRequest, run_training
 
 FACTS = [

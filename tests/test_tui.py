@@ -404,7 +404,7 @@ async def test_a_live_run_from_an_earlier_session_is_offered_on_start(isolated_h
                         adapter=False)
     # Another process trains it: it holds the run's lock, as the core's worker does.
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from llmcustoms.training.runs import RunDir, RunLock; "
+        "import sys, time; from llmcustoms.runs.rundir import RunDir, RunLock; "
         f"RunLock(RunDir({str(run_dir)!r})).acquire(); print('locked', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:

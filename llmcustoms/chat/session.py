@@ -39,7 +39,7 @@ class ChatSession:
 
     def _resolve(self) -> None:
         from llmcustoms.errors import DamagedRunError
-        from llmcustoms.training.runs import RunDir
+        from llmcustoms.runs.rundir import RunDir
 
         try:
             run = RunDir.open(self.ref, root=self.runs_root)
@@ -63,11 +63,11 @@ class ChatSession:
             self.base_model_path = self.base_model_path or data.get("model_path")
             self.example_prompts = list(data.get("example_prompts") or [])
             if not self.base_model_path or not Path(self.base_model_path).is_dir():
-                from llmcustoms.core.model_manager import ModelManager
+                from llmcustoms.models.manager import ModelManager
 
                 self.base_model_path = ModelManager().resolve(data.get("model", ""))[1]
         elif self.base_model_path is None:
-            from llmcustoms.core.model_manager import ModelManager
+            from llmcustoms.models.manager import ModelManager
 
             self.base_model_path = ModelManager().resolve(self.ref)[1]
 
@@ -83,7 +83,7 @@ class ChatSession:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from llmcustoms.training.model_loading import load_tokenizer
+        from llmcustoms.models.loading import load_tokenizer
 
         device = "cuda" if torch.cuda.is_available() and os.environ.get("FORCE_CPU", "").lower() not in (
             "1", "true", "yes") else "cpu"

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from llmcustoms.errors import InputError
-from llmcustoms.training.events import EventSink, ListSink
+from llmcustoms.runs.events import EventSink, ListSink
 from llmcustoms.training.trainer import (
     RunChoices,
     TrainRequest,
@@ -77,7 +77,7 @@ class FineTuner:
     def from_run(cls, run_ref: str, output_dir: str | None = None, **options: Any) -> FineTuner:
         """A tuner on a run trained earlier: ``run_ref`` is its folder, id or unique id prefix (in
         ``output_dir`` or the usual runs folder). ``test_model`` and ``knowledge_score`` then use that run."""
-        from llmcustoms.training.runs import RunDir
+        from llmcustoms.runs.rundir import RunDir
 
         run = RunDir.open(run_ref, root=output_dir)
         data = run.read()
@@ -115,7 +115,7 @@ class FineTuner:
         train on (the same folder reading, held-out split and sequence length), before packing."""
         from llmcustoms.data.reader import validate_folder
         from llmcustoms.data.tokenize import tokenize_examples
-        from llmcustoms.training.model_loading import load_tokenizer
+        from llmcustoms.models.loading import load_tokenizer
 
         request = self._request()
         report = validate_folder(request.data_path)
@@ -126,7 +126,7 @@ class FineTuner:
 
     def setup_model(self) -> tuple[Any, Any]:
         """(model with a fresh LoRA adapter, tokenizer), configured as training would use them."""
-        from llmcustoms.training.model_loading import load_for_training
+        from llmcustoms.models.loading import load_for_training
 
         choices = self._choices(self._request())
         return load_for_training(choices.model_path, choices.config)
@@ -146,9 +146,9 @@ class FineTuner:
         checkpoint of the last finished step. ``stop_event.set()`` from another thread stops the same
         way but returns normally (the run's status is then "stopped").
         """
-        from llmcustoms.training.events import FanoutSink
+        from llmcustoms.runs.events import FanoutSink
+        from llmcustoms.runs.progress import ProgressPrinter
         from llmcustoms.training.interrupts import TrainingInterrupted, graceful_interrupt
-        from llmcustoms.training.progress import ProgressPrinter
 
         printer = ProgressPrinter() if self.progress else None
         self.stop_event.clear()  # a stop asked of an earlier train() must not end this one

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from llmcustoms.core import memory
+from llmcustoms.planning import memory
 
 #: Dense bf16 tensor TFLOP/s by GPU name (datasheet; the H100/H200 figure is the measured matmul ceiling).
 GPU_PEAK_TFLOPS = {
@@ -121,10 +121,10 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     ``hardware`` is a ``HardwareDetector.detect()`` dict (detected now when None); ``data_report`` a
     ``DataReport`` (or its dict) whose ``estimated_tokens`` sharpen the time estimate. A choice that will
     not fit is still planned, with ``fits`` False and a sentence saying so in ``reason`` and ``warnings``.
-    ``check_available``: also find out whether the model can be had now (``core.model_check``: a damaged
+    ``check_available``: also find out whether the model can be had now (``models.check``: a damaged
     folder, or a model to download whose host does not answer a quick probe) into ``available``.
     """
-    from llmcustoms.core.hardware_detector import HardwareDetector
+    from llmcustoms.hardware.detector import HardwareDetector
 
     detector = HardwareDetector(env_config=env_config)
     if hardware is not None:
@@ -136,7 +136,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         model = detector.suggest_model(vram)
     availability = None
     if check_available:
-        from llmcustoms.core.model_check import model_availability
+        from llmcustoms.models.check import model_availability
 
         # Before the estimate: a damaged config.json is said once, here, not glued into the plan's reason.
         availability = model_availability(model, thorough=False)  # no torch in a TUI's plan screen
@@ -144,7 +144,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     est = config.get("memory_estimate_mb") or {}
     estimate_mb = int(est.get("total_mb") or 0)
     free_mb = int(config.get("budget_mb") or 0)
-    from llmcustoms.core.hardware_detector import NO_GPU_WARNING
+    from llmcustoms.hardware.detector import NO_GPU_WARNING
 
     # A CPU plan's reason already says there is no GPU: "No GPU…" once, not twice.
     warnings = [w for w in info.get("warnings") or [] if not (w == NO_GPU_WARNING and config.get("cpu_note"))]
@@ -157,7 +157,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
 
     tokens_per_s = guess_tokens_per_s(config, info)
     speed_source = "a guess"
-    from llmcustoms.training.budget import recall_speed
+    from llmcustoms.planning.budget import recall_speed
 
     measured = recall_speed(model, config["device"])
     if measured:
@@ -176,7 +176,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     minutes = fixed + train_tokens / max(tokens_per_s, 1e-6) / 60.0
     if config["device"] == "cpu":
         # On a CPU the steps come from the data (passes over the examples) capped by minutes.
-        from llmcustoms.training.budget import CPU_EPOCHS, CPU_MINUTES, cpu_minutes_estimate
+        from llmcustoms.planning.budget import CPU_EPOCHS, CPU_MINUTES, cpu_minutes_estimate
 
         cap = CPU_MINUTES.get(config["preset"], 10.0)
         minutes = fixed + (cpu_minutes_estimate(data_tokens, CPU_EPOCHS.get(config["preset"], 6.0), cap,

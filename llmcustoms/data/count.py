@@ -41,7 +41,7 @@ class ExampleCount:
 
 def default_pairs_per_chunk(preset: str | None = None) -> int:
     """The pairs per chunk training uses: ``preset``'s, else the default preset's (DEFAULT_PRESET)."""
-    from llmcustoms.training.presets import get_preset
+    from llmcustoms.planning.presets import get_preset
 
     if not preset:
         try:

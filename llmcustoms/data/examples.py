@@ -14,13 +14,13 @@ from typing import Any, Literal
 
 from llmcustoms.data.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_text
 from llmcustoms.data.facts import Fact, fact_examples, facts_from_text, passage_examples
-from llmcustoms.data.generator import QAGenerator
-from llmcustoms.data.offline import OfflineGenerator
 from llmcustoms.data.qa_extract import extract_qa
 from llmcustoms.data.reader import iter_documents
 from llmcustoms.data.report import DataReport
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, DataError, GeneratorError
+from llmcustoms.qa.generator import QAGenerator
+from llmcustoms.qa.offline import OfflineGenerator
 from llmcustoms.utils.gcpause import paused_gc
 
 QAMode = Literal["auto", "offline", "groq"]
@@ -73,7 +73,7 @@ def _say(on_message: Callable[[str], None] | None, text: str) -> None:
 
 def _groq_generator(config: dict[str, Any], pairs_per_chunk: int) -> QAGenerator:
     try:
-        from llmcustoms.data.groq import generator_from_config
+        from llmcustoms.qa.groq import generator_from_config
     except ImportError as exc:
         raise ConfigError(f"Groq generation is not available in this installation ({exc}); use --qa offline.") from None
     return generator_from_config(config, pairs_per_chunk)
@@ -105,7 +105,7 @@ def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Ch
                     passages: list[Example] | None = None) -> int:
     """Append each document's written Q&A to ``explicit``, its prose chunks to ``chunks``, its facts to
     ``facts`` and its text as continuation examples to ``passages``; count documents."""
-    from llmcustoms.data.offline import _title
+    from llmcustoms.qa.offline import _title
 
     documents = 0
     counters: dict[str, int] = {}

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from llmcustoms.data.chunking import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
-from llmcustoms.data.offline import _CAP_PHRASE, STOPWORDS
 from llmcustoms.data.types import Example
+from llmcustoms.qa.offline import _CAP_PHRASE, STOPWORDS
 
 SpanKind = Literal["date", "year", "number", "person", "place", "name"]
 QuestionForm = Literal["inverted", "subject", "in_place", "reversed", "fill_in", "embedded"]

@@ -4,7 +4,7 @@ For every held-out question and every condition (base, tuned, open book) the jud
 question, the reference answer and the model's answer, and asked whether the answer states the same
 fact as the reference (a reply of ``{"correct": true}`` or ``{"correct": false}``). It talks to the
 same chat-completions server as Q&A generation (``GROQ_API_KEY``, ``GROQ_BASE_URL``, ``GROQ_MODEL``)
-and the same retry policy (``llmcustoms.data.chat_server.ChatServerClient``).
+and the same retry policy (``llmcustoms.qa.chat_server.ChatServerClient``).
 
 It sends the user's text to that server, so it runs only when asked (``--judge`` is the consent), and
 it never fails the evaluation: ``apply_judge`` either fills ``KnowledgeReport.judge`` or sets
@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
-from llmcustoms.data.chat_server import ChatServerClient
-from llmcustoms.data.groq import DEFAULT_BASE_URL, DEFAULT_MODEL, server_settings
 from llmcustoms.errors import ConfigError
 from llmcustoms.evaluation.knowledge import CONDITIONS, KnowledgeReport
+from llmcustoms.qa.chat_server import ChatServerClient
+from llmcustoms.qa.groq import DEFAULT_BASE_URL, DEFAULT_MODEL, server_settings
 from llmcustoms.utils.logger import get_logger
 
 SYSTEM_PROMPT = (

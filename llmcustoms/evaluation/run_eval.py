@@ -45,7 +45,7 @@ def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
     """
     from llmcustoms.chat.session import ChatSession
     from llmcustoms.evaluation.judge import apply_judge
-    from llmcustoms.training.runs import RunDir
+    from llmcustoms.runs.rundir import RunDir
 
     run = RunDir.open(run_ref, root=output_dir)
     probes = run_probes(run)

@@ -105,7 +105,7 @@ def clean_stale_staging(target: Path) -> list[tuple[Path, int]]:
     """
     import re
 
-    from llmcustoms.training.runs import remove_dead_process_folders
+    from llmcustoms.runs.rundir import remove_dead_process_folders
 
     return remove_dead_process_folders(target.parent, rf"\.{re.escape(target.name)}\.tmp-(\d+)-[0-9a-f]{{6}}")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from llmcustoms.training.events import EventSink, make_event
-from llmcustoms.training.health import HealthMonitor, Pulse
+from llmcustoms.runs.events import EventSink, make_event
+from llmcustoms.runs.health import HealthMonitor, Pulse
 
 #: The most seconds between two ``eval_progress`` events during an evaluation.
 EVAL_PROGRESS_EVERY_S = 2.0

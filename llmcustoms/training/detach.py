@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import InputError, TrainingError
-from llmcustoms.training.events import RUN_END_KINDS, read_new_events
-from llmcustoms.training.runs import RunBusyError, RunDir, pid_is_alive, run_is_live
-from llmcustoms.training.status import run_state as _run_state
+from llmcustoms.runs.events import RUN_END_KINDS, read_new_events
+from llmcustoms.runs.rundir import RunBusyError, RunDir, pid_is_alive, run_is_live
+from llmcustoms.runs.status import run_state as _run_state
 from llmcustoms.training.trainer import TrainRequest, check_resumable
 
 #: How long a starter waits for the worker's first sign of life (imports on a busy machine are slow).

@@ -21,7 +21,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from llmcustoms.training.runs import RunDir
+from llmcustoms.runs.rundir import RunDir
 
 
 def world_size() -> int:
@@ -91,8 +91,8 @@ def launch(request, num_processes: int, sink: Callable[[dict[str, Any]], None] |
 
     The model is resolved (downloaded or converted) here, once, so the ranks never race for the cache.
     """
-    from llmcustoms.core.model_manager import ModelManager
     from llmcustoms.errors import InputError, TrainingError
+    from llmcustoms.models.manager import ModelManager
     from llmcustoms.training.detach import create_detached_run, follow_run
 
     if num_processes < 2:

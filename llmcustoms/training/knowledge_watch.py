@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 from llmcustoms.evaluation.knowledge import ask
 from llmcustoms.evaluation.scoring import is_correct
 from llmcustoms.evaluation.split import Probe
-from llmcustoms.training.events import EventSink, make_event
+from llmcustoms.runs.events import EventSink, make_event
 
 
 class KnowledgeWatch(TrainerCallback):

@@ -21,9 +21,9 @@ from typing import Any
 
 from transformers import Trainer
 
+from llmcustoms.runs.events import EventSink, make_event
 from llmcustoms.training import checkpoints
 from llmcustoms.training.answer_loss import answer_only_loss, supports_answer_only_logits
-from llmcustoms.training.events import EventSink, make_event
 from llmcustoms.training.oom import free_device_memory, is_oom
 
 

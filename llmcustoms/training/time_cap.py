@@ -12,7 +12,7 @@ import time
 
 from transformers import TrainerCallback
 
-from llmcustoms.training.events import EventSink, make_event
+from llmcustoms.runs.events import EventSink, make_event
 
 #: Allowed overrun of the cap before training is stopped.
 GRACE = 1.10

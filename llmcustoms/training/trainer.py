@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import LLMCustomsError, OutOfMemoryError, TrainingError
-from llmcustoms.training.events import EventSink, FanoutSink, JsonlEventSink, make_event
+from llmcustoms.runs.events import EventSink, FanoutSink, JsonlEventSink, make_event
+from llmcustoms.runs.rundir import RunDir, RunLock, process_start_time
 from llmcustoms.training.oom import free_device_memory, is_oom
-from llmcustoms.training.runs import RunDir, RunLock, process_start_time
 from llmcustoms.utils.logger import get_logger
 
 log = get_logger("llmcustoms.training")
@@ -113,13 +113,13 @@ def choose_device(request_device: str | None, force_cpu: bool) -> str:
 
 def resolve_train_config(request: TrainRequest, model_name: str, device: str) -> tuple[dict[str, Any], list[str]]:
     """The preset merged with the hardware plan and the request's overrides, and notes for the user."""
-    from llmcustoms.training.presets import adapt_for_cpu, get_preset
+    from llmcustoms.planning.presets import adapt_for_cpu, get_preset
 
     notes: list[str] = []
     config = get_preset(request.preset)
     plan: dict[str, Any] = {}
     try:
-        from llmcustoms.core.hardware_detector import HardwareDetector
+        from llmcustoms.hardware.detector import HardwareDetector
 
         detector = HardwareDetector()
         vram = detector.detect_gpu_memory() if device == "cuda" else 0
@@ -156,8 +156,8 @@ def resolve_train_config(request: TrainRequest, model_name: str, device: str) ->
 
 def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str, str]:
     """(name, local folder) for the requested model; 'auto' falls back to the embedded model."""
-    from llmcustoms.core.model_manager import ModelManager
-    from llmcustoms.core.registry import EMBEDDED_MODEL
+    from llmcustoms.models.manager import ModelManager
+    from llmcustoms.models.registry import EMBEDDED_MODEL
 
     manager = ModelManager()
     if request_model != "auto":
@@ -165,7 +165,7 @@ def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str
     choice = EMBEDDED_MODEL
     if device == "cuda":
         try:
-            from llmcustoms.core.hardware_detector import HardwareDetector
+            from llmcustoms.hardware.detector import HardwareDetector
 
             detector = HardwareDetector()
             choice = detector.suggest_model(detector.detect_gpu_memory())
@@ -173,7 +173,7 @@ def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str
             choice = EMBEDDED_MODEL
     if choice == EMBEDDED_MODEL:
         return manager.resolve(EMBEDDED_MODEL)
-    from llmcustoms.core.model_check import model_availability
+    from llmcustoms.models.check import model_availability
 
     availability = model_availability(choice, manager)
     if not availability.ok:  # no network for the download: say so at once instead of trying three times
@@ -219,7 +219,7 @@ def generation_plan(request: TrainRequest) -> Any | None:
         return None
     from llmcustoms.data.examples import build_examples, choose_generator
     from llmcustoms.data.reader import validate_folder
-    from llmcustoms.training.presets import get_preset
+    from llmcustoms.planning.presets import get_preset
 
     report = validate_folder(request.data_path)
     report.raise_if_blocked()
@@ -260,8 +260,8 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
     ``warn`` (default ``on_message``) gets what the user must not miss: files that disappeared or
     became unreadable while the folder was read (the run trains on the others).
     """
+    from llmcustoms.data.packing import pack_examples
     from llmcustoms.data.tokenize import tokenize_examples
-    from llmcustoms.training.packing import pack_examples
 
     split = split_training_examples(request, on_message, warn)
     train, held_out, built = split.train, split.held_out, split.built
@@ -290,7 +290,7 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
     from llmcustoms.data.examples import build_examples
     from llmcustoms.data.reader import validate_folder
     from llmcustoms.data.split import split_examples
-    from llmcustoms.training.presets import get_preset
+    from llmcustoms.planning.presets import get_preset
 
     if report is None:
         report = validate_folder(request.data_path)
@@ -306,7 +306,7 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
         else:
             on_message(message)
 
-    from llmcustoms.data.gen_progress import GenerationProgress
+    from llmcustoms.qa.progress import GenerationProgress
 
     # A line every 10 s while a Q&A server works, saying how long it has been silent (not one per chunk).
     built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=say,
@@ -446,7 +446,7 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
 
 def _remove_stale_adapter_folders(run: RunDir) -> None:
     """``.adapter.tmp-<pid>`` / ``.adapter.old-<pid>`` folders of processes that are gone (a kill during a save)."""
-    from llmcustoms.training.runs import remove_dead_process_folders
+    from llmcustoms.runs.rundir import remove_dead_process_folders
 
     remove_dead_process_folders(run.path, r"\.adapter\.(?:tmp|old)-(\d+)")
 
@@ -482,7 +482,7 @@ def resolve_choices(request: TrainRequest, sink: EventSink) -> RunChoices:
 
     ``sink`` gets the warnings of a model fallback. Writes no run directory.
     """
-    from llmcustoms.core.registry import find_spec
+    from llmcustoms.models.registry import find_spec
     from llmcustoms.utils.config import Config
 
     settings = Config().load_env_config()
@@ -597,7 +597,7 @@ def resume_training(run_ref: str | os.PathLike[str] | RunDir, sink: EventSink | 
 def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, stop: threading.Event,
                on_run: Callable[[RunDir], None] | None) -> TrainResult:
     """The run, with its lock held: events, heartbeat and health watch around ``_train``."""
-    from llmcustoms.training.health import HealthLimits, HealthMonitor, Pulse, Watchdog
+    from llmcustoms.runs.health import HealthLimits, HealthMonitor, Pulse, Watchdog
 
     started = time.time()
     run = setup.run
@@ -666,10 +666,10 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     """Load, prepare, evaluate, train (backing off on out-of-memory), evaluate, save the adapter."""
     import torch
 
+    from llmcustoms.data.packing import PackedCollator
+    from llmcustoms.models.loading import load_for_training
     from llmcustoms.training import checkpoints
     from llmcustoms.training.callbacks import EventCallback
-    from llmcustoms.training.model_loading import load_for_training
-    from llmcustoms.training.packing import PackedCollator
     from llmcustoms.utils.config import Config
 
     run, config, device = setup.run, setup.config, setup.device
@@ -678,7 +678,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     settings = Config().load_env_config()
     if device == "cuda" and settings["MAX_VRAM_GB"]:
         # MAX_VRAM_GB: behave like a smaller card, so the plan for that budget is what really runs.
-        from llmcustoms.core.memory import allocator_cap_fraction
+        from llmcustoms.planning.memory import allocator_cap_fraction
 
         total_mb = torch.cuda.get_device_properties(0).total_memory / 2**20
         torch.cuda.set_per_process_memory_fraction(allocator_cap_fraction(settings["MAX_VRAM_GB"], total_mb))
@@ -804,7 +804,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
 
 def _set_budget(trainer, data: PreparedData, config: dict[str, Any], run: RunDir, emit: EventSink) -> None:
     """Steps from the data and the measured speed (CPU): passes over the rows, capped by the preset's minutes."""
-    from llmcustoms.training.budget import CHECKPOINT_EVERY_S, measure_step_seconds, plan_budget
+    from llmcustoms.planning.budget import CHECKPOINT_EVERY_S, measure_step_seconds, plan_budget
 
     micro, accumulation = int(config["per_device_train_batch_size"]), int(config["gradient_accumulation_steps"])
     seconds = measure_step_seconds(trainer, data.train_rows, micro, accumulation)
@@ -818,7 +818,7 @@ def _set_budget(trainer, data: PreparedData, config: dict[str, Any], run: RunDir
     args.max_steps, args.save_steps, args.eval_steps = steps, config["save_steps"], config["eval_steps"]
     args.warmup_steps = int(math.ceil(steps * float(config.get("warmup_ratio", 0.0))))
     step_tokens = sum(len(r["input_ids"]) for r in data.train_rows[: micro * accumulation])
-    from llmcustoms.training.budget import remember_speed
+    from llmcustoms.planning.budget import remember_speed
 
     remember_speed(run.read().get("model", "model"), "cpu", step_tokens / max(seconds, 1e-6))
     run.update(config=config, budget={"steps": steps, "epochs": round(budget.epochs, 2), "seconds_per_step":

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from llmcustoms.training.runs import RunBusyError, RunDir, RunLock, process_start_time
+from llmcustoms.runs.rundir import RunBusyError, RunDir, RunLock, process_start_time
 
 EXIT_BUSY = 3
 
@@ -83,8 +83,8 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
 
     quiet_libraries()
     try:
+        from llmcustoms.runs.progress import LinePrinter
         from llmcustoms.training.distributed import is_secondary
-        from llmcustoms.training.progress import LinePrinter
         from llmcustoms.training.trainer import request_from_run, resume_training, run_training
 
         # A readable line per notable event in train.log (events.jsonl keeps them all).
@@ -110,7 +110,7 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
 
 def _record_failure(run: RunDir, message: str) -> None:
     """Mark the run failed when training did not get as far as doing so (e.g. the model was not found)."""
-    from llmcustoms.training.events import JsonlEventSink, make_event
+    from llmcustoms.runs.events import JsonlEventSink, make_event
 
     data = run.read()
     if data.get("status") != "running" or data.get("pid") != os.getpid():

@@ -18,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "GROQ_API_KEY": None,
     "GROQ_BASE_URL": "https://api.groq.com",
     "GROQ_MODEL": "llama-3.3-70b-versatile",
-    "GROQ_TIMEOUT": None,  # seconds to wait for one Q&A reply (llmcustoms.data.groq.REQUEST_TIMEOUT_S)
+    "GROQ_TIMEOUT": None,  # seconds to wait for one Q&A reply (llmcustoms.qa.groq.REQUEST_TIMEOUT_S)
     "DEFAULT_MODEL": "auto",
     "DEFAULT_PRESET": "quality",
     "OUTPUT_DIR": None,

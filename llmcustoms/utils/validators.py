@@ -10,7 +10,7 @@ from llmcustoms.utils.disk import free_bytes, nearest_existing
 
 def check_preset(name: str) -> str:
     """The preset name normalised; ConfigError naming the valid ones otherwise."""
-    from llmcustoms.training.presets import PRESETS
+    from llmcustoms.planning.presets import PRESETS
 
     key = (name or "").strip().lower()
     if key not in PRESETS:

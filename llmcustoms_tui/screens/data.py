@@ -286,7 +286,7 @@ class DataScreen(WizardScreen):
                 self.post_message(PreviewProgress(text))
 
         # The core's progress line: chunks done, and how long a silent server has kept us waiting.
-        from llmcustoms.data.gen_progress import GenerationProgress
+        from llmcustoms.qa.progress import GenerationProgress
 
         progress = GenerationProgress(show)
 

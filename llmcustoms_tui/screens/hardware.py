@@ -1,7 +1,7 @@
 """Step 1: what this machine has — GPUs with VRAM gauges, CPU, RAM, disk, the torch/CUDA build, warnings.
 
 Probing needs torch (seconds to import), so the screen appears at once and fills in from a worker
-that waits on a child process (see llmcustoms.core.hardware_probe).
+that waits on a child process (see llmcustoms.hardware.probe).
 """
 
 from __future__ import annotations

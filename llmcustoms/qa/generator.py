@@ -1,7 +1,7 @@
 """The slot where a generator of Q&A pairs plugs into the data step.
 
 A generator turns chunks of prose into chat examples. The offline generator lives in
-``llmcustoms.data.offline``; the Groq / OpenAI-compatible one in ``llmcustoms.data.groq``.
+``llmcustoms.qa.offline``; the Groq / OpenAI-compatible one in ``llmcustoms.qa.groq``.
 """
 
 from __future__ import annotations

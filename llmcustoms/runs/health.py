@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from llmcustoms.training.events import EventSink, make_event
-from llmcustoms.training.runs import RunDir
+from llmcustoms.runs.events import EventSink, make_event
+from llmcustoms.runs.rundir import RunDir
 
 
 @dataclass

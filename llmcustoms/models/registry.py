@@ -1,6 +1,6 @@
 """The model registry: names a user can type, where each comes from, and its architecture.
 
-Architecture numbers feed the memory estimate (``core.memory``); they are the published configs.
+Architecture numbers feed the memory estimate (``planning.memory``); they are the published configs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HardwareDetector: what this machine has (GPUs, VRAM, CPU, RAM, disk) and what to train on it.
 
-Recommendations come from the memory estimate in :mod:`llmcustoms.core.memory`, never from a bare
+Recommendations come from the memory estimate in :mod:`llmcustoms.planning.memory`, never from a bare
 table: a configuration is chosen because its estimated peak fits the memory at hand.
 
 torch is imported inside methods only: the TUI imports this module and must start quickly.
@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.core import memory
-from llmcustoms.core.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
+from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
+from llmcustoms.planning import memory
 from llmcustoms.training.speed import cpu_has_native_bf16
 from llmcustoms.utils.disk import free_bytes
 from llmcustoms.utils.logger import get_logger
@@ -326,7 +326,7 @@ class HardwareDetector:
         the CPU supports it), never 4-bit, with the preset shortened by ``adapt_for_cpu``.
         ``batch_size`` and ``seq_len`` override the preset's; ``adapt=False`` keeps them fixed.
         """
-        from llmcustoms.training.presets import adapt_for_cpu, get_preset
+        from llmcustoms.planning.presets import adapt_for_cpu, get_preset
 
         preset_name = preset or self._settings().get("DEFAULT_PRESET") or "quality"
         cfg = get_preset(preset_name)

@@ -2,7 +2,7 @@
 
 ``HardwareDetector.detect()`` imports PyTorch, a few seconds of CPU that hold Python's GIL most of
 the time: run in a thread of an interactive program, it freezes that program's screen until torch
-is in. Run as ``python -m llmcustoms.core.hardware_probe`` it costs the caller nothing but a
+is in. Run as ``python -m llmcustoms.hardware.probe`` it costs the caller nothing but a
 wait, and the asking program never creates a CUDA context of its own.
 """
 
@@ -28,7 +28,7 @@ def detect_in_subprocess(timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     Raises:
         LLMCustomsError: the child failed, timed out or printed something that is not a report.
     """
-    command = [sys.executable, "-m", "llmcustoms.core.hardware_probe"]
+    command = [sys.executable, "-m", "llmcustoms.hardware.probe"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
@@ -49,7 +49,7 @@ def detect_in_subprocess(timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
 
 def main() -> int:
     """Print this machine's hardware report as JSON on stdout."""
-    from llmcustoms.core.hardware_detector import HardwareDetector
+    from llmcustoms.hardware.detector import HardwareDetector
 
     print(json.dumps(HardwareDetector().detect(), default=str))
     return 0

@@ -90,7 +90,7 @@ def adapt_for_cpu(preset: dict[str, Any]) -> tuple[dict[str, Any], str]:
         if adapted.get(key, 0) > limit:
             changes.append(f"{key} {adapted[key]}→{limit}")
             adapted[key] = limit
-    from llmcustoms.training.budget import CPU_EPOCHS, CPU_MINUTES
+    from llmcustoms.planning.budget import CPU_EPOCHS, CPU_MINUTES
 
     # A CPU run makes few passes: a higher rate and a wider adapter make facts stick within them
     # (measured on examples/data: see benchmarks/RESULTS.md, "Knowledge").

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.core.model_check import check_model_folder
-from llmcustoms.core.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
 from llmcustoms.errors import DiskSpaceError, DownloadError, LLMCustomsError, ModelNotFoundError
+from llmcustoms.models.check import check_model_folder
+from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
 from llmcustoms.paths import models_dir
 from llmcustoms.utils.logger import get_logger
 

@@ -2,7 +2,7 @@
 
 ``generator_from_config(config)`` builds an :class:`OpenAICompatibleGenerator` from the resolved
 settings (``GROQ_API_KEY``, ``GROQ_BASE_URL``, ``GROQ_MODEL``). It implements the ``QAGenerator``
-protocol of ``llmcustoms.data.generator``: ``plan(chunks)`` says what a run will cost before anything
+protocol of ``llmcustoms.qa.generator``: ``plan(chunks)`` says what a run will cost before anything
 is sent, ``generate(chunks)`` returns grounded, de-duplicated chat examples.
 
 Why httpx and not an SDK: the retry policy is part of the product (a few requests in flight, 429s
@@ -34,19 +34,20 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from llmcustoms.data.types import Chunk, Example
+from llmcustoms.errors import ConfigError, GeneratorError
+from llmcustoms.paths import home_dir
+from llmcustoms.qa.cache import QACache, cache_key
+
 # chat_completions_url and GROQ_CHAT_PATH are re-exported: they were defined here, and callers import them from here.
-from llmcustoms.data.chat_server import (  # noqa: F401
+from llmcustoms.qa.chat_server import (  # noqa: F401
     GROQ_CHAT_PATH,
     ChatServerClient,
     chat_completions_url,
     display_url,
 )
-from llmcustoms.data.generator import ProgressCallback
-from llmcustoms.data.grounding import DEFAULT_MIN_OVERLAP, content_words, is_grounded, normalise_question
-from llmcustoms.data.qa_cache import QACache, cache_key
-from llmcustoms.data.types import Chunk, Example
-from llmcustoms.errors import ConfigError, GeneratorError
-from llmcustoms.paths import home_dir
+from llmcustoms.qa.generator import ProgressCallback
+from llmcustoms.qa.grounding import DEFAULT_MIN_OVERLAP, content_words, is_grounded, normalise_question
 from llmcustoms.utils.logger import get_logger
 
 #: Part of every cache key: change it whenever the prompt or the parsing changes meaning.
@@ -87,7 +88,7 @@ PROGRESS_TICK_S = 1.0
 # Rough sizes for the estimate only: a pair is ~15 question + ~45 answer tokens + JSON punctuation.
 _TOKENS_PER_PAIR = 70
 _CHARS_PER_TOKEN = 4
-log = get_logger("llmcustoms.data.groq")
+log = get_logger("llmcustoms.qa.groq")
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ def parse_pairs(content: Any) -> tuple[list[dict[str, str]], int]:
 class OpenAICompatibleGenerator(ChatServerClient):
     """Generates grounded Q&A examples from chunks through a chat-completions server.
 
-    Implements ``llmcustoms.data.generator.QAGenerator`` plus ``plan``. Knobs other than the
+    Implements ``llmcustoms.qa.generator.QAGenerator`` plus ``plan``. Knobs other than the
     contract's are keyword arguments with production defaults; tests shrink the waits. The
     requests themselves, and their retry policy, are ``ChatServerClient``'s.
     """

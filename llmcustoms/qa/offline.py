@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import PurePosixPath
 
 from llmcustoms.data.chunking import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
-from llmcustoms.data.generator import ProgressCallback
 from llmcustoms.data.parallel import map_slices, worker_count
 from llmcustoms.data.types import Chunk, Example
+from llmcustoms.qa.generator import ProgressCallback
 from llmcustoms.utils.gcpause import paused_gc
 
 STOPWORDS = frozenset("""

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from llmcustoms.training.events import FOLLOW_END_KINDS
+from llmcustoms.runs.events import FOLLOW_END_KINDS
 
 #: Kinds whose ``message`` is printed, and the words put before it.
 MESSAGE_PREFIXES = {"info": "", "start": "", "warning": "warning: ", "oom_retry": "out of memory: ",

@@ -1,6 +1,6 @@
 """One request to an OpenAI-compatible chat-completions server, with the retry policy written once.
 
-Q&A generation (``llmcustoms.data.groq``) and the LLM judge (``llmcustoms.evaluation.judge``) talk
+Q&A generation (``llmcustoms.qa.groq``) and the LLM judge (``llmcustoms.evaluation.judge``) talk
 to the same kind of server in the same way. :class:`ChatServerClient` holds what they share: the
 endpoint, the HTTP client, key scrubbing, the pause every worker honours after a 429, backoff, and
 ``_exchange``, which turns one request into an :class:`Outcome`. The policy, in order:
@@ -137,7 +137,7 @@ class ChatServerClient:
     """
 
     #: Where the retry policy logs (subclasses set their own module's logger).
-    _log: logging.Logger = get_logger("llmcustoms.data.chat_server")
+    _log: logging.Logger = get_logger("llmcustoms.qa.chat_server")
 
     def __init__(self, api_key: str, base_url: str, model: str, *, concurrency: int, timeout: float,
                  connect_timeout: float, max_retries: int, max_rate_limit_retries: int, max_retry_after: float,

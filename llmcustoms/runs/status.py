@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from llmcustoms.errors import LLMCustomsError
-from llmcustoms.training.events import read_events
-from llmcustoms.training.runs import RunDir, list_runs, run_is_live
+from llmcustoms.runs.events import read_events
+from llmcustoms.runs.rundir import RunDir, list_runs, run_is_live
 
 #: A run from another machine whose heartbeat is older than this is taken for dead.
 STALE_HEARTBEAT_S = 120.0
