@@ -171,8 +171,9 @@ def streaming_child(folder: str, tokenizer_dir: str) -> None:
     ``tokenizer_dir`` '-' skips tokenizing (and importing transformers, so the RSS is the data step's own).
     """
     from llmcustoms.data.chunking import chunk_text
+    from llmcustoms.data.documents import iter_documents
     from llmcustoms.data.qa_extract import extract_qa
-    from llmcustoms.data.reader import iter_documents, validate_folder
+    from llmcustoms.data.reader import validate_folder
     from llmcustoms.data.types import Chunk, Example
     from llmcustoms.qa.offline import OfflineGenerator
 

@@ -223,7 +223,7 @@ def _ask_to_send(request: Any, assume_yes: bool) -> None:
 
 def _check_model_now(model: str) -> None:
     """Refuse, before any run folder exists, a model that is damaged or cannot be downloaded now."""
-    from llmcustoms.models.check import model_availability
+    from llmcustoms.models.availability import model_availability
 
     if model == "auto":  # chosen by the hardware; a choice that can not be had falls back to the embedded one
         return

@@ -242,7 +242,7 @@ def preset_choices() -> list[tuple[str, str]]:
 
 def check_preset(name: str) -> str:
     """The preset's canonical name, or the core's ConfigError with a sentence."""
-    from llmcustoms.utils.validators import check_preset as _check
+    from llmcustoms.planning.presets import check_preset as _check
 
     return _check(name)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcustoms.data.reader import MIN_TRAIN_CHARS, iter_documents, validate_folder
+from llmcustoms.data.documents import iter_documents
+from llmcustoms.data.reader import MIN_TRAIN_CHARS, validate_folder
 from llmcustoms.errors import DataError
 
 PROSE = (

@@ -103,7 +103,7 @@ def test_the_plan_approves_a_model_the_hub_will_serve(tiny_model_dir, monkeypatc
 
 
 def test_the_embedded_model_is_available_offline(monkeypatch):
-    from llmcustoms.models.check import model_availability
+    from llmcustoms.models.availability import model_availability
 
     monkeypatch.setenv("HF_ENDPOINT", _closed_port_url())
     availability = model_availability("smollm2-135m")

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from llmcustoms.errors import InputError
+from llmcustoms.planning.presets import check_preset
 from llmcustoms.runs.events import EventSink, ListSink
 from llmcustoms.training.trainer import (
     RunChoices,
@@ -24,7 +25,6 @@ from llmcustoms.training.trainer import (
     run_training,
     split_training_examples,
 )
-from llmcustoms.utils.validators import check_preset
 
 #: How many held-out questions ``test_model`` asks when given no prompts.
 DEFAULT_TEST_QUESTIONS = 3

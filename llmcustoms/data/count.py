@@ -11,10 +11,13 @@ measured: 10,000 similar notes, 280 copies of examples/data, 2,000 generated fil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from llmcustoms.data.report import DataReport
+from llmcustoms.data.chunking import split_sentences
+from llmcustoms.data.documents import iter_documents
+from llmcustoms.data.examples import build_examples
+from llmcustoms.data.report import DataReport
+from llmcustoms.planning.presets import get_preset
+from llmcustoms.utils.config import Config
 
 #: Up to this many characters of text the examples are built and counted exactly (~1-3 s offline).
 EXACT_LIMIT_CHARS = 1_000_000
@@ -41,12 +44,8 @@ class ExampleCount:
 
 def default_pairs_per_chunk(preset: str | None = None) -> int:
     """The pairs per chunk training uses: ``preset``'s, else the default preset's (DEFAULT_PRESET)."""
-    from llmcustoms.planning.presets import get_preset
-
     if not preset:
         try:
-            from llmcustoms.utils.config import Config
-
             preset = str(Config().load_env_config().get("DEFAULT_PRESET") or "quality")
         except Exception:  # noqa: BLE001 - a bad setting is reported by the command that needs it
             preset = "quality"
@@ -69,8 +68,6 @@ def count_examples(report: DataReport, pairs_per_chunk: int | None = None,
     Raises DataError (the sentence ``build_examples`` uses) when the folder makes none, so a folder
     that ``validate`` passes is one that ``prepare`` can build from.
     """
-    from llmcustoms.data.examples import build_examples
-    from llmcustoms.data.report import DataReport
 
     report.raise_if_blocked()
     pairs = pairs_per_chunk or default_pairs_per_chunk()
@@ -94,8 +91,6 @@ def _distinct_sentences(report: DataReport) -> tuple[int, int]:
 
     Cheap next to building (no fact extraction); hashes are kept, not the sentences themselves.
     """
-    from llmcustoms.data.chunking import split_sentences
-    from llmcustoms.data.reader import iter_documents
 
     singles: set[int] = set()
     pairs: set[int] = set()

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from llmcustoms.data.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_text
+from llmcustoms.data.documents import iter_documents
 from llmcustoms.data.facts import Fact, fact_examples, facts_from_text, passage_examples
 from llmcustoms.data.qa_extract import extract_qa
-from llmcustoms.data.reader import iter_documents
 from llmcustoms.data.report import DataReport
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, DataError, GeneratorError

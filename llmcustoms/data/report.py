@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ class DataReport:
     max_file_bytes: int = 10 * 1024 * 1024
     #: Files listed by the check that then disappeared or became unreadable (relative paths), in order.
     vanished: list[str] = field(default_factory=list)
-    #: The count of examples (data/count.py), made on first use: building them costs a moment.
+    #: Counts the examples this folder makes (``validate_folder`` gives ``data.count.count_examples``);
+    #: passed in rather than imported because counting builds examples, which read this report.
+    counter: Callable[[DataReport], Any] | None = field(default=None, repr=False, compare=False)
+    #: The count of examples, made on first use: building them costs a moment.
     _example_count: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -47,11 +51,9 @@ class DataReport:
         Counted once, on first use, with the code that builds the examples. A folder that makes no
         example gets that sentence as an error, so ``validate`` blocks what ``prepare`` would refuse.
         """
-        if self._example_count is None and not self.errors and self.files:
-            from llmcustoms.data.count import count_examples
-
+        if self._example_count is None and not self.errors and self.files and self.counter is not None:
             try:
-                self._example_count = count_examples(self)
+                self._example_count = self.counter(self)
             except DataError as error:
                 self.errors.append(str(error))
         return self._example_count

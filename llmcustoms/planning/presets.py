@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmcustoms.errors import ConfigError
+from llmcustoms.planning.budget import CPU_EPOCHS, CPU_MINUTES
+
 HIGHSPEED_CONFIG = {
     "num_train_epochs": 1,
     "per_device_train_batch_size": 4,
@@ -65,16 +68,22 @@ PRESET_EXTRAS: dict[str, dict[str, Any]] = {
 }
 
 #: On a CPU a run should finish in minutes: shorter sequences, small batches; the number of steps comes
-#: from the data and the measured speed (``training/budget.py``), not from the preset.
+#: from the data and the measured speed (``planning/budget.py``), not from the preset.
 CPU_LIMITS = {"max_seq_len": 256, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2}
 #: On a CPU: at least this learning rate and LoRA width (few passes must teach facts).
 CPU_KNOWLEDGE_FLOORS = {"learning_rate": 2e-3, "lora_rank": 16, "lora_alpha": 32}
 
 
+def check_preset(name: str) -> str:
+    """The preset name normalised; ConfigError naming the valid ones otherwise."""
+    key = (name or "").strip().lower()
+    if key not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    return key
+
+
 def get_preset(name: str) -> dict[str, Any]:
     """A fresh copy of preset ``name``: its public dict with its ``PRESET_EXTRAS`` merged in."""
-    from llmcustoms.utils.validators import check_preset
-
     key = check_preset(name)
     merged = dict(PRESETS[key])
     merged.update(PRESET_EXTRAS[key])
@@ -90,8 +99,6 @@ def adapt_for_cpu(preset: dict[str, Any]) -> tuple[dict[str, Any], str]:
         if adapted.get(key, 0) > limit:
             changes.append(f"{key} {adapted[key]}→{limit}")
             adapted[key] = limit
-    from llmcustoms.planning.budget import CPU_EPOCHS, CPU_MINUTES
-
     # A CPU run makes few passes: a higher rate and a wider adapter make facts stick within them
     # (measured on examples/data: see benchmarks/RESULTS.md, "Knowledge").
     for key, floor in CPU_KNOWLEDGE_FLOORS.items():

@@ -77,7 +77,7 @@ def discard_incomplete(root: Path) -> list[Path]:
     A checkpoint newer than the one training resumes from would otherwise be overwritten in place
     or counted by pruning; it holds steps that are about to be trained again anyway.
     """
-    from llmcustoms.training.distributed import is_secondary
+    from llmcustoms.training.ranks import is_secondary
 
     if is_secondary():
         return []  # rank 0 alone tidies the run's checkpoints

@@ -49,7 +49,8 @@ def _display_name(model: str) -> str:
 def _check_request(request: TrainRequest) -> None:
     """The cheap checks, so a bad folder or preset is a sentence here and not a failed run in the background."""
     from llmcustoms.data.reader import validate_folder
-    from llmcustoms.utils.validators import check_positive_int, check_preset
+    from llmcustoms.planning.presets import check_preset
+    from llmcustoms.utils.validators import check_positive_int
 
     request.preset = check_preset(request.preset)
     for name in ("max_steps", "save_steps", "eval_steps", "max_seq_len"):

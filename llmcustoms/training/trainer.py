@@ -173,7 +173,7 @@ def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str
             choice = EMBEDDED_MODEL
     if choice == EMBEDDED_MODEL:
         return manager.resolve(EMBEDDED_MODEL)
-    from llmcustoms.models.check import model_availability
+    from llmcustoms.models.availability import model_availability
 
     availability = model_availability(choice, manager)
     if not availability.ok:  # no network for the download: say so at once instead of trying three times
@@ -556,8 +556,8 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
     ``resume``: continue ``run_dir`` from its newest complete checkpoint to the same final step, with
     the settings it was started with; refused (RunBusyError) while another process trains it.
     """
+    from llmcustoms.planning.presets import check_preset
     from llmcustoms.utils.config import Config, check_max_steps
-    from llmcustoms.utils.validators import check_preset
 
     request.preset = check_preset(request.preset)
     if not resume:
@@ -576,7 +576,7 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
     run = run_dir if setup is None else setup.run
     from contextlib import nullcontext
 
-    from llmcustoms.training.distributed import is_secondary
+    from llmcustoms.training.ranks import is_secondary
 
     # From here on this process alone writes the run (in multi-process training: rank 0 alone).
     with nullcontext() if is_secondary() else RunLock(run):
@@ -601,7 +601,7 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
 
     started = time.time()
     run = setup.run
-    from llmcustoms.training.distributed import is_secondary, world_size
+    from llmcustoms.training.ranks import is_secondary, world_size
 
     file_sink = None if is_secondary() else JsonlEventSink(run.events_path)
     emit = FanoutSink(file_sink, sink)
@@ -784,7 +784,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         eval_after = callback.last_eval_loss  # the scheduled evaluation already ran at the last step
     else:
         eval_after = _eval_loss(trainer)
-    from llmcustoms.training.distributed import is_secondary
+    from llmcustoms.training.ranks import is_secondary
 
     adapter = str(run.adapter_dir) if is_secondary() else save_adapter(trainer.model, tokenizer, run)
     status = "stopped" if callback.stopped_by_user else "done"
@@ -872,8 +872,8 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
                    device: str, emit: EventSink, extra_callbacks: list[Any]):
     from transformers import PrinterCallback
 
-    from llmcustoms.training.distributed import StopTogether, world_size
     from llmcustoms.training.interrupts import StepBoundary
+    from llmcustoms.training.ranks import StopTogether, world_size
     from llmcustoms.training.run_trainer import RunTrainer
     from llmcustoms.training.wall_clock import WallClockCheckpoint
 
@@ -928,8 +928,8 @@ def _checkpoint_on_interrupt(trainer, run: RunDir, emit: EventSink) -> None:
     half-written folder, which the next resume discards.
     """
     from llmcustoms.training import checkpoints
-    from llmcustoms.training.distributed import is_secondary
     from llmcustoms.training.interrupts import StepBoundary
+    from llmcustoms.training.ranks import is_secondary
 
     step = int(trainer.state.global_step or 0)
     boundary = next((c for c in trainer.callback_handler.callbacks if isinstance(c, StepBoundary)), None)

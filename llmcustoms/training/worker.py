@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> i
     run = RunDir(args.run_dir)
     stop = threading.Event()
     _install_signal_handlers(stop)
-    from llmcustoms.training.distributed import SecondaryRunDir, bind_local_device, is_secondary
+    from llmcustoms.training.ranks import SecondaryRunDir, bind_local_device, is_secondary
 
     bind_local_device()
     if is_secondary():
@@ -84,7 +84,7 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
     quiet_libraries()
     try:
         from llmcustoms.runs.progress import LinePrinter
-        from llmcustoms.training.distributed import is_secondary
+        from llmcustoms.training.ranks import is_secondary
         from llmcustoms.training.trainer import request_from_run, resume_training, run_training
 
         # A readable line per notable event in train.log (events.jsonl keeps them all).

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmcustoms.errors import ConfigError, DiskSpaceError, InputError
+from llmcustoms.errors import DiskSpaceError, InputError
 from llmcustoms.utils.disk import free_bytes, nearest_existing
-
-
-def check_preset(name: str) -> str:
-    """The preset name normalised; ConfigError naming the valid ones otherwise."""
-    from llmcustoms.planning.presets import PRESETS
-
-    key = (name or "").strip().lower()
-    if key not in PRESETS:
-        raise ConfigError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
-    return key
 
 
 def check_positive_int(name: str, value: int | None) -> int | None:
