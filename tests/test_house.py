@@ -199,3 +199,23 @@ def test_finetuner_prepare_data_holds_out_what_training_holds_out(sample_data, t
     assert leaked == [], "held-out knowledge questions must never be trained on"
     # No GPU here: training cuts sequences to the CPU's length, so the examples it returns are cut alike.
     assert max(rows["length"]) <= CPU_LIMITS["max_seq_len"]
+
+
+def test_one_run_scans_its_folder_once(tmp_path, tiny_model_dir, monkeypatch):
+    """The early check, the generation plan and building the examples share one scan of the folder."""
+    from llmcustoms.data import reader
+    from llmcustoms.training.trainer import run_training
+    from tests.test_runs_support import fast_request, make_small_folder
+
+    scans: list[str] = []
+    walker = reader._Walker
+
+    class CountingWalker(walker):
+        def __init__(self, *args, **kwargs):
+            scans.append(str(args[0]) if args else "?")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "_Walker", CountingWalker)
+    result = run_training(fast_request(make_small_folder(tmp_path), tiny_model_dir, max_steps=1))
+    assert result.status == "done"
+    assert len(scans) == 1, f"the folder was scanned {len(scans)} times in one run"

@@ -28,7 +28,7 @@ from llmcustoms.errors import InputError, TrainingError
 from llmcustoms.runs.events import RUN_END_KINDS, read_new_events
 from llmcustoms.runs.rundir import RunBusyError, RunDir, pid_is_alive, run_is_live
 from llmcustoms.runs.status import run_state as _run_state
-from llmcustoms.training.trainer import TrainRequest, check_resumable
+from llmcustoms.training.trainer import TrainRequest, check_resumable, folder_report
 
 #: How long a starter waits for the worker's first sign of life (imports on a busy machine are slow).
 START_TIMEOUT_S = 120.0
@@ -48,14 +48,13 @@ def _display_name(model: str) -> str:
 
 def _check_request(request: TrainRequest) -> None:
     """The cheap checks, so a bad folder or preset is a sentence here and not a failed run in the background."""
-    from llmcustoms.data.reader import validate_folder
     from llmcustoms.planning.presets import check_preset
     from llmcustoms.utils.validators import check_positive_int
 
     request.preset = check_preset(request.preset)
     for name in ("max_steps", "save_steps", "eval_steps", "max_seq_len"):
         check_positive_int(name.replace("_", "-"), getattr(request, name))
-    validate_folder(request.data_path).raise_if_blocked()
+    folder_report(request).raise_if_blocked()
 
 
 # -- starting ------------------------------------------------------------------------------------

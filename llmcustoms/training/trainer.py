@@ -58,6 +58,9 @@ class TrainRequest:
     # Asked with the generation plan before any text is sent when ``send_consent`` is not given
     # (True: send); this process only, never written to run.json.
     confirm: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
+    # The folder's DataReport once this process has read it (``folder_report``), so one run scans the
+    # folder once; this process only, never written to run.json.
+    data_report: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (without ``callbacks`` and ``confirm``)."""
@@ -67,7 +70,7 @@ class TrainRequest:
 
 
 #: TrainRequest fields that live in this process only (never in run.json).
-LOCAL_FIELDS = frozenset({"callbacks", "confirm"})
+LOCAL_FIELDS = frozenset({"callbacks", "confirm", "data_report"})
 #: How a user lets a run send text to the Q&A server, or keeps it offline.
 ALLOW_SEND_HINT = ("to allow it, rerun with --yes (FineTuner: allow_send=True; the wizard asks on its plan "
                    "screen), or use --qa offline to stay offline")
@@ -208,6 +211,19 @@ def send_permission(request: TrainRequest, on_message: Callable[[str], None]) ->
     return confirm
 
 
+def folder_report(request: TrainRequest) -> Any:
+    """``request``'s folder checked (a ``DataReport``), read on first use and kept on the request.
+
+    Every step of one run (the early check, the generation plan, building examples) asks here, so the
+    folder is scanned once per process however many steps look at it.
+    """
+    if request.data_report is None:
+        from llmcustoms.data.reader import validate_folder
+
+        request.data_report = validate_folder(request.data_path)
+    return request.data_report
+
+
 def generation_plan(request: TrainRequest) -> Any | None:
     """What preparing ``request``'s data would send to a Q&A server (its plan, with ``describe()``), or None.
 
@@ -218,10 +234,9 @@ def generation_plan(request: TrainRequest) -> Any | None:
     if request.qa == "offline":
         return None
     from llmcustoms.data.examples import build_examples, choose_generator
-    from llmcustoms.data.reader import validate_folder
     from llmcustoms.planning.presets import get_preset
 
-    report = validate_folder(request.data_path)
+    report = folder_report(request)
     report.raise_if_blocked()
     pairs = int(get_preset(request.preset).get("qa_pairs_per_chunk", 3))
     generator = choose_generator(request.qa, pairs)
@@ -288,12 +303,11 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
     Raises DataError when too few examples are left to both train and evaluate.
     """
     from llmcustoms.data.examples import build_examples
-    from llmcustoms.data.reader import validate_folder
     from llmcustoms.data.split import split_examples
     from llmcustoms.planning.presets import get_preset
 
     if report is None:
-        report = validate_folder(request.data_path)
+        report = folder_report(request)
     report.raise_if_blocked()
     for warning in report.warnings:
         on_message(warning)
@@ -568,10 +582,8 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume")
     if not resume:
-        from llmcustoms.data.reader import validate_folder
-
         # A bad folder is a sentence now, before a model is downloaded or a run directory made.
-        validate_folder(request.data_path).raise_if_blocked()
+        folder_report(request).raise_if_blocked()
     setup = None if resume else _fresh_setup(request, run_dir)
     run = run_dir if setup is None else setup.run
     from contextlib import nullcontext
