@@ -219,3 +219,20 @@ def test_one_run_scans_its_folder_once(tmp_path, tiny_model_dir, monkeypatch):
     result = run_training(fast_request(make_small_folder(tmp_path), tiny_model_dir, max_steps=1))
     assert result.status == "done"
     assert len(scans) == 1, f"the folder was scanned {len(scans)} times in one run"
+
+
+def test_gguf_names_come_from_the_gguf_library_table():
+    """Every Llama weight maps through gguf's own name table; a tensor it does not know is one sentence."""
+    import gguf
+
+    from llmcustoms.errors import InputError
+    from llmcustoms.export.gguf_writer import gguf_tensor_name
+
+    table = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 4)
+    for hf_name in ("model.embed_tokens.weight", "model.layers.3.self_attn.k_proj.weight",
+                    "model.layers.0.mlp.gate_proj.weight", "model.norm.weight", "lm_head.weight"):
+        assert gguf_tensor_name(hf_name, 4) == table.get_name(hf_name, try_suffixes=(".weight",))
+    assert gguf_tensor_name("model.layers.2.self_attn.o_proj.weight", 4) == "blk.2.attn_output.weight"
+    assert gguf_tensor_name("model.layers.0.self_attn.rotary_emb.inv_freq", 4) is None
+    with pytest.raises(InputError, match="export 'merged' instead"):
+        gguf_tensor_name("model.layers.0.adapter.lora_A.weight", 4)

@@ -9,7 +9,7 @@ permuted for llama.cpp's rotary embedding (k with the KV head count); readers un
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,35 +22,29 @@ from llmcustoms.export.gguf_vocab import GGUFVocab
 QUANTS = ("f16", "q8_0")
 F16_MAX = 65504.0
 
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-_LAYER_NAMES = {
-    "input_layernorm.weight": "attn_norm.weight",
-    "self_attn.q_proj.weight": "attn_q.weight",
-    "self_attn.k_proj.weight": "attn_k.weight",
-    "self_attn.v_proj.weight": "attn_v.weight",
-    "self_attn.o_proj.weight": "attn_output.weight",
-    "post_attention_layernorm.weight": "ffn_norm.weight",
-    "mlp.gate_proj.weight": "ffn_gate.weight",
-    "mlp.up_proj.weight": "ffn_up.weight",
-    "mlp.down_proj.weight": "ffn_down.weight",
-}
-_TOP_NAMES = {
-    "model.embed_tokens.weight": "token_embd.weight",
-    "model.norm.weight": "output_norm.weight",
-    "lm_head.weight": "output.weight",
-}
+#: Buffers a Llama checkpoint may hold that are not weights: never written.
+_NOT_WRITTEN_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
-def gguf_tensor_name(hf_name: str) -> str | None:
-    """The llama.cpp name of a Hugging Face Llama tensor; None for buffers that are not written."""
-    if hf_name in _TOP_NAMES:
-        return _TOP_NAMES[hf_name]
-    match = _LAYER.match(hf_name)
-    if match and match.group(2) in _LAYER_NAMES:
-        return f"blk.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}"
-    if hf_name.endswith("rotary_emb.inv_freq"):
+def gguf_tensor_name(hf_name: str, block_count: int) -> str | None:
+    """The llama.cpp name of a Hugging Face Llama tensor; None for buffers that are not written.
+
+    The names come from ``gguf``'s own table (``gguf.get_tensor_name_map``), the one llama.cpp's
+    converter uses, so they follow the library rather than a copy of it.
+    """
+    if hf_name.endswith(_NOT_WRITTEN_SUFFIXES):
         return None
-    raise InputError(f"GGUF export does not know where the tensor {hf_name!r} goes; export 'merged' instead.")
+    name = _llama_name_map(block_count).get_name(hf_name, try_suffixes=(".weight", ".bias"))
+    if name is None:
+        raise InputError(f"GGUF export does not know where the tensor {hf_name!r} goes; export 'merged' instead.")
+    return name
+
+
+@functools.lru_cache(maxsize=4)
+def _llama_name_map(block_count: int) -> Any:
+    import gguf
+
+    return gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, block_count)
 
 
 def permute_for_rope(weights: np.ndarray, n_head: int, n_head_kv: int | None = None) -> np.ndarray:
@@ -95,7 +89,7 @@ def llama_hparams(config: Any) -> dict[str, Any]:
 def iter_gguf_tensors(state_dict: dict[str, Any], hp: dict[str, Any]) -> Iterator[tuple[str, np.ndarray]]:
     """(llama.cpp name, float32 array) for every tensor to write, q/k permuted, tied output left out."""
     for hf_name, tensor in state_dict.items():
-        name = gguf_tensor_name(hf_name)
+        name = gguf_tensor_name(hf_name, hp["block_count"])
         if name is None or (name == "output.weight" and hp["tied"]):
             continue
         data = tensor.detach().float().cpu().numpy()

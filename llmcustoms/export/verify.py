@@ -7,8 +7,6 @@ A mismatch beyond the limits is an :class:`~llmcustoms.errors.LLMCustomsError`, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,53 +101,17 @@ def enforce(comparison: Comparison, kind: str, what: str) -> None:
         )
 
 
-@contextmanager
-def _cached_gguf_parsing() -> Iterator[None]:
-    """Memoize two pure ``gguf`` helpers while transformers loads one file (the result is unchanged).
-
-    transformers 5.24 parses the whole file with ``gguf.GGUFReader`` twice (config, then weights;
-    ~150k vocabulary entries each time) and builds a ``gguf.TensorNameMap`` once per submodule
-    (~400 for SmolLM2). Both are read-only, so sharing one instance per argument is safe; it cuts the
-    read-back of a 135M model from ~20 s to ~8 s of CPU. The originals are restored on exit.
-    """
-    try:
-        import gguf
-    except ImportError:  # pragma: no cover - transformers will say so itself
-        yield
-        return
-    original_reader = getattr(gguf, "GGUFReader", None)
-    original_map = getattr(gguf, "get_tensor_name_map", None)
-    if original_reader is None or original_map is None:  # pragma: no cover - another gguf layout
-        yield
-        return
-    readers: dict[Any, Any] = {}
-    maps: dict[Any, Any] = {}
-
-    def reader(path: Any, *args: Any, **kwargs: Any) -> Any:
-        key = (str(path), args, tuple(sorted(kwargs.items())))
-        if key not in readers:
-            readers[key] = original_reader(path, *args, **kwargs)
-        return readers[key]
-
-    def name_map(arch: Any, n_blocks: int) -> Any:
-        if (arch, n_blocks) not in maps:
-            maps[(arch, n_blocks)] = original_map(arch, n_blocks)
-        return maps[(arch, n_blocks)]
-
-    gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
-    try:
-        yield
-    finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_map
-
-
 def load_gguf_model(gguf_file: Path):
-    """The GGUF read back by transformers (de-quantized to float32)."""
+    """The GGUF read back by transformers (de-quantized to float32).
+
+    transformers parses the file with ``gguf`` itself, unaided: an independent reader of what we wrote.
+    (Memoizing ``gguf.GGUFReader`` for it halved this read-back, ~23 s → ~11 s for a 135M model on 2
+    cores, but only by replacing the library's functions process-wide, which a UI thread could see.)
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
-    with _cached_gguf_parsing():
-        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
     model.eval()
     return model
 
