@@ -236,3 +236,20 @@ def test_gguf_names_come_from_the_gguf_library_table():
     assert gguf_tensor_name("model.layers.0.self_attn.rotary_emb.inv_freq", 4) is None
     with pytest.raises(InputError, match="export 'merged' instead"):
         gguf_tensor_name("model.layers.0.adapter.lora_A.weight", 4)
+
+
+def test_every_package_says_what_it_owns():
+    """Each package of the core opens with a paragraph on its job (docs/ARCHITECTURE.md lists them too)."""
+    import importlib
+    import pkgutil
+
+    import llmcustoms
+
+    packages = [m.name for m in pkgutil.iter_modules(llmcustoms.__path__, "llmcustoms.") if m.ispkg]
+    assert {"llmcustoms.hardware", "llmcustoms.models", "llmcustoms.planning", "llmcustoms.qa", "llmcustoms.runs",
+            "llmcustoms.data", "llmcustoms.training", "llmcustoms.evaluation"} <= set(packages)
+    architecture = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    for name in packages:
+        doc = importlib.import_module(name).__doc__ or ""
+        assert len(doc.split()) >= 15, f"{name} has no paragraph saying what it owns"
+        assert f"`{name.replace('.', '/')}/`" in architecture, f"{name} is missing from docs/ARCHITECTURE.md"

@@ -1,3 +1,4 @@
-"""The public core classes: HardwareDetector (what the machine has), ModelManager (where models come
-from), FineTuner (the facade over data → model → train → test), with the planning and model checks they
-share."""
+"""The facade and the plan: ``FineTuner`` (data → model → train → test in a few calls, the seed's
+public API) and ``planner`` (the plan a user sees before training: hardware, model, preset, memory,
+time, whether the model can be had). They call the packages below and own no logic of their own.
+"""

@@ -1,1 +1,3 @@
-"""Configuration, logging and input checks shared by the whole core."""
+"""Small shared helpers with no job of their own: settings (``config``), logging, input checks,
+free disk space, and pausing the garbage collector around bulk allocation.
+"""
