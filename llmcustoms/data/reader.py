@@ -19,6 +19,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from llmcustoms.data.report import DataReport, human_size
 from llmcustoms.data.types import Document, FileReport
@@ -349,7 +350,8 @@ def _skip(report: FileReport, problem: str) -> FileReport:
 # --------------------------------------------------------------------------- the folder
 
 
-def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> DataReport:
+def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                    settings: Any = None) -> DataReport:
     """Check every .txt under ``path`` and return a DataReport; never raises for content problems.
 
     Folder-level problems (missing, not a folder, empty, no .txt, nothing usable, too little text)
@@ -357,7 +359,7 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
     file's report and as warnings; those files are skipped (or, when huge, streamed).
     """
     root = Path(os.path.expanduser(os.fspath(path)))
-    report = DataReport(root=root, max_file_bytes=max_file_bytes)
+    report = DataReport(root=root, max_file_bytes=max_file_bytes, settings=settings)
     shown = os.fspath(path)
     if not os.path.lexists(root):
         report.errors.append(f"The folder '{shown}' does not exist; check the path and try again.")

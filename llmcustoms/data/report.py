@@ -39,6 +39,9 @@ class DataReport:
     vanished: list[str] = field(default_factory=list)
     #: The count of examples (data/count.py), made on first use: building them costs a moment.
     _example_count: Any = field(default=None, repr=False, compare=False)
+    #: The caller's resolved settings (``utils.config.Settings``; DEFAULT_PRESET sets the count's pairs per
+    #: chunk); None: read when the count needs them.
+    settings: Any = field(default=None, repr=False, compare=False)
 
     @property
     def example_count(self) -> Any:
@@ -51,7 +54,7 @@ class DataReport:
             from llmcustoms.data.count import count_examples
 
             try:
-                self._example_count = count_examples(self)
+                self._example_count = count_examples(self, settings=self.settings)
             except DataError as error:
                 self.errors.append(str(error))
         return self._example_count
