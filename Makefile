@@ -37,6 +37,7 @@ test-integration: setup
 lint: setup
 	$(BIN)/ruff check llmcustoms llmcustoms_tui tests benchmarks scripts examples
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/bench_train.py

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmcustoms.errors import InputError, LLMCustomsError
+
+if TYPE_CHECKING:
+    from llmcustoms.utils.config import Settings
 
 EXIT_INTERRUPTED = 130
 
@@ -30,8 +33,10 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     from llmcustoms.core.planner import make_plan
     from llmcustoms.hardware.detector import HardwareDetector
 
-    info = HardwareDetector().detect()
-    plan = make_plan(args.model, args.preset, hardware=info)  # preset None: DEFAULT_PRESET, else quality
+    settings = _settings(args)
+    info = HardwareDetector(env_config=settings).detect()
+    # preset None: DEFAULT_PRESET, else quality
+    plan = make_plan(args.model, args.preset, hardware=info, env_config=settings)
     if args.json:
         _print_json({"hardware": info, "recommendation": plan.to_dict()})
         return 0
@@ -74,7 +79,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from llmcustoms.data.reader import validate_folder
 
-    report = validate_folder(args.dir)
+    report = validate_folder(args.dir, settings=_settings(args))
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -95,6 +100,14 @@ def _confirm_plan(plan: Any, assume_yes: bool) -> bool:
         return False
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings ``main`` read for this command (read now for a command called without ``main``)."""
+    from llmcustoms.utils.config import Settings
+
+    settings = vars(args).get("settings")
+    return settings if isinstance(settings, Settings) else Settings.load()
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from llmcustoms.data.examples import build_examples
     from llmcustoms.data.jsonl import write_examples_jsonl
@@ -102,17 +115,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from llmcustoms.planning.presets import get_preset
     from llmcustoms.qa.progress import LiveLine
 
-    report = validate_folder(args.dir)
+    report = validate_folder(args.dir, settings=_settings(args))
     report.raise_if_blocked()
-    from llmcustoms.utils.config import Config
-
-    preset = args.preset or Config().load_env_config()["DEFAULT_PRESET"]
+    preset = args.preset or _settings(args).default_preset
     pairs = args.pairs or int(get_preset(preset).get("qa_pairs_per_chunk", 3))
     # A live line while a Q&A server works (it says how long the server has been silent); the sentence on
     # vanished files is not printed here: it is the error below, said once.
     line = LiveLine(sys.stderr)
     try:
-        built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs,
+        built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs, settings=_settings(args),
                                confirm=lambda plan: _confirm_plan(plan, args.yes), progress=line.progress(),
                                on_message=lambda m: m == report.vanished_sentence() or line.message(m))
     finally:
@@ -235,16 +246,17 @@ def _check_model_now(model: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from llmcustoms.training.trainer import TrainRequest, run_training
-    from llmcustoms.utils.config import Config, check_max_steps
+    from llmcustoms.utils.config import check_max_steps
 
-    settings = Config().load_env_config()
-    preset = args.preset or settings.get("DEFAULT_PRESET") or "quality"
-    model = args.model or settings.get("DEFAULT_MODEL") or "auto"
+    settings = _settings(args)
+    preset = args.preset or settings.default_preset or "quality"
+    model = args.model or settings.default_model or "auto"
     _check_model_now(model)
     request = TrainRequest(data_path=args.dir, model=model, preset=preset,
                            max_steps=check_max_steps(args.max_steps),
                            output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
-                           max_seq_len=args.max_seq_len, device="cpu" if args.cpu else None)
+                           max_seq_len=args.max_seq_len, device="cpu" if args.cpu else None,
+                           settings=settings)
     _ask_to_send(request, args.yes)
     if args.num_processes and args.num_processes > 1:
         return _train_multiprocess(request, args)
@@ -421,10 +433,9 @@ def _eval_judge(args: argparse.Namespace) -> tuple[Any, str | None]:
     """``(judge, None)`` for ``eval --judge``, or ``(None, why)`` when no server is configured."""
     from llmcustoms.errors import ConfigError
     from llmcustoms.evaluation.judge import judge_from_config
-    from llmcustoms.utils.config import Config
 
     try:
-        return judge_from_config(Config().load_env_config()), None
+        return judge_from_config(_settings(args).to_dict()), None
     except ConfigError as error:
         return None, str(error)
 
@@ -662,14 +673,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from llmcustoms.utils.config import Config
+    from llmcustoms.utils.config import Settings
     from llmcustoms.utils.logger import Logger, quiet_libraries
 
     if not args.debug:
         quiet_libraries()
     try:
-        settings = Config().load_env_config()
-        Logger().setup_logger("DEBUG" if args.debug else settings["LOG_LEVEL"], console=args.debug)
+        # The settings are read here, once, and handed to the command (``args.settings``).
+        args.settings = Settings.load()
+        Logger().setup_logger("DEBUG" if args.debug else args.settings.log_level, console=args.debug)
         return int(args.func(args) or 0)
     except LLMCustomsError as error:
         if args.debug:

@@ -139,9 +139,10 @@ class LLMCustomsApp(App[None]):
             # The default theme's orange accent and warning both become bright red in 16 colours, so
             # every heading and key would look like an error; this theme names the terminal's colours.
             self.theme = FEW_COLOURS_THEME
-        default_model, default_preset = backend.default_model_and_preset()  # the CLI's defaults, from any source
+        settings = backend.load_settings()  # read once, here; the screens hand them to the core
+        default_model, default_preset = backend.default_model_and_preset(settings)  # the CLI's defaults
         self.state = WizardState(data_path=data, model=model or default_model, preset=preset or default_preset,
-                                 max_steps=max_steps, qa=qa, hardware=hardware)
+                                 max_steps=max_steps, qa=qa, hardware=hardware, settings=settings)
         self._hardware_probe = hardware_probe
         self.launcher: Launcher = launcher or DetachedLauncher()
         self._chat_factory = chat_factory
@@ -236,9 +237,7 @@ class LLMCustomsApp(App[None]):
         model = self.state.model
         if model in ("", "auto") and self.state.plan is not None:
             # Train what the plan showed, not a second "auto" decision that could differ.
-            from llmcustoms_tui.screens.plan import plan_value
-
-            model = str(plan_value(self.state.plan, "model", "auto"))
+            model = self.state.plan.model
         fields = {"data_path": self.state.data_path, "model": model, "preset": self.state.preset,
                   "max_steps": self.state.max_steps, "qa": self.state.qa, "send_consent": send_consent}
         self.state.run = self.launcher.start(self, fields)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmcustoms_tui.messages import PreviewSample
+
+if TYPE_CHECKING:  # the core is imported inside functions: the TUI starts without it
+    from llmcustoms.core.planner import Plan
 
 #: How many examples the data screen previews.
 PREVIEW_EXAMPLES = 3
@@ -33,11 +36,11 @@ def detect_hardware() -> dict[str, Any]:
 
 
 # -- data -----------------------------------------------------------------------------------------
-def validate_folder(path: str) -> Any:
+def validate_folder(path: str, settings: Any = None) -> Any:
     """The core's DataReport for ``path`` (never raises for content problems)."""
     from llmcustoms.data.reader import validate_folder as _validate
 
-    report = _validate(Path(path).expanduser())
+    report = _validate(Path(path).expanduser(), settings=settings)
     _ = report.example_count  # counted here, in the worker: it builds the examples once (data/count.py)
     return report
 
@@ -113,8 +116,9 @@ def build_preview(
     from llmcustoms.data.count import default_pairs_per_chunk
     from llmcustoms.data.examples import build_examples
 
+    settings = getattr(report, "settings", None)  # the app's, handed to validate_folder
     example_set = build_examples(report, qa=qa, confirm=confirm, on_message=on_message, progress=progress,
-                                 pairs_per_chunk=default_pairs_per_chunk(preset))
+                                 pairs_per_chunk=default_pairs_per_chunk(preset, settings), settings=settings)
     examples = list(getattr(example_set, "examples", example_set) or [])
     picked = _spread(examples, limit)
     tokenizer, note = (None, "")
@@ -174,36 +178,40 @@ def _spread(items: list[Any], limit: int) -> list[Any]:
     return sorted(picked, key=lambda item: order[id(item)])
 
 
-def default_model_and_preset() -> tuple[str, str]:
-    """DEFAULT_MODEL and DEFAULT_PRESET as the environment or a .env file set them (else 'auto', 'quality')."""
+def load_settings() -> Any:
+    """The core's ``Settings``, read once when the app starts; None when a .env file is bad (the core then
+    reports it where it matters, reading them itself)."""
     try:
-        from llmcustoms.utils.config import Config
+        from llmcustoms.utils.config import Settings
 
-        settings = Config().load_env_config()
+        return Settings.load()
     except Exception:  # noqa: BLE001 - a bad .env is reported by the core where it matters
+        return None
+
+
+def default_model_and_preset(settings: Any = None) -> tuple[str, str]:
+    """DEFAULT_MODEL and DEFAULT_PRESET of ``settings`` (the app's; else 'auto', 'quality')."""
+    if settings is None:
         return "auto", "quality"
-    return str(settings.get("DEFAULT_MODEL") or "auto"), str(settings.get("DEFAULT_PRESET") or "quality")
+    return str(settings.default_model or "auto"), str(settings.default_preset or "quality")
 
 
-def groq_key_present() -> bool:
+def groq_key_present(settings: Any = None) -> bool:
     """Whether the resolved configuration has a Groq key (the value itself is never returned)."""
-    try:
-        from llmcustoms.utils.config import Config
-
-        return bool(Config().load_env_config().get("GROQ_API_KEY"))
-    except Exception:  # noqa: BLE001 - a bad .env is reported by the core where it matters
+    if settings is None:
         return bool(os.environ.get("GROQ_API_KEY"))
+    return bool(settings.groq_api_key)
 
 
 # -- plan -----------------------------------------------------------------------------------------
-def make_plan(model: str, preset: str, report: Any, hardware: dict[str, Any] | None) -> Any:
+def make_plan(model: str, preset: str, report: Any, hardware: dict[str, Any] | None, settings: Any = None) -> Plan:
     """The core's Plan (model, preset, config, reason, estimate_mb, free_mb, fits, estimated_minutes)."""
     from llmcustoms.core.planner import make_plan as _make_plan
 
-    return _make_plan(model, preset, data_report=report, hardware=hardware)
+    return _make_plan(model, preset, data_report=report, hardware=hardware, env_config=settings)
 
 
-def generation_plan(data_path: str, qa: str, preset: str) -> Any:
+def generation_plan(data_path: str, qa: str, preset: str, settings: Any = None) -> Any:
     """What training would send to the Q&A server (the core's plan, with ``describe()``), or None.
 
     Sends nothing; reads the folder (blocking: call from a worker).
@@ -211,7 +219,8 @@ def generation_plan(data_path: str, qa: str, preset: str) -> Any:
     from llmcustoms.training.trainer import TrainRequest
     from llmcustoms.training.trainer import generation_plan as _generation_plan
 
-    return _generation_plan(TrainRequest(data_path=str(Path(data_path).expanduser()), qa=qa, preset=preset))
+    return _generation_plan(TrainRequest(data_path=str(Path(data_path).expanduser()), qa=qa, preset=preset,
+                                         settings=settings))
 
 
 def model_choices(extra: str | None = None) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from llmcustoms_tui.format import fmt_loss, knowledge_summary
 
 if TYPE_CHECKING:  # pragma: no cover
+    from llmcustoms.core.planner import Plan
     from llmcustoms_tui.launcher import RunHandle
 
 #: How many log lines the dashboard keeps.
@@ -242,6 +243,7 @@ class WizardState:
     max_steps: int | None = None
     hardware: dict[str, Any] | None = None
     report: Any = None  # llmcustoms DataReport
-    plan: Any = None  # llmcustoms Plan
+    plan: Plan | None = None  # the core's plan (llmcustoms.core.planner.Plan)
+    settings: Any = None  # llmcustoms.utils.config.Settings, read once when the app starts (None: a bad .env)
     run: RunHandle | None = None
     chat_run_dir: str | None = None

@@ -51,12 +51,12 @@ class FineTuner:
         'auto' or 'groq'); without it nothing is sent and offline examples are built instead.
         ``model`` and ``preset`` left None come from DEFAULT_MODEL / DEFAULT_PRESET (environment or .env),
         else 'auto' and 'quality', as for the CLI."""
-        if model is None or preset is None:
-            from llmcustoms.utils.config import Config
+        from llmcustoms.utils.config import Settings
 
-            settings = Config().load_env_config()
-            model = model or settings.get("DEFAULT_MODEL") or "auto"
-            preset = preset or settings.get("DEFAULT_PRESET") or "quality"
+        # Read once, here; every step of this tuner uses these.
+        self.settings = Settings.load()
+        model = model or self.settings.default_model or "auto"
+        preset = preset or self.settings.default_preset or "quality"
         self.data_path = str(data_path)
         self.model_name = model
         self.preset = check_preset(preset)
@@ -94,19 +94,16 @@ class FineTuner:
         return self.result.run_dir if self.result is not None else self._run
 
     def _request(self) -> TrainRequest:
-        from llmcustoms.utils.config import Config
-
-        max_steps = self.max_steps or Config().load_env_config()["MAX_STEPS"]
+        max_steps = self.max_steps or self.settings.max_steps
         return TrainRequest(data_path=self.data_path, model=self.model_name, preset=self.preset,
                             max_steps=max_steps, output_dir=self.output_dir, qa=self.qa,
-                            send_consent=self.allow_send)
+                            send_consent=self.allow_send, settings=self.settings)
 
     def _resolved_model(self) -> tuple[str, str]:
         from llmcustoms.training.trainer import choose_device, resolve_model
-        from llmcustoms.utils.config import Config
 
-        device = choose_device(None, Config().load_env_config()["FORCE_CPU"])
-        name, path = resolve_model(self.model_name, device, self.events)
+        device = choose_device(None, self.settings.force_cpu)
+        name, path = resolve_model(self.model_name, device, self.events, self.settings)
         self._model_path = path
         return name, path
 
@@ -118,7 +115,7 @@ class FineTuner:
         from llmcustoms.models.loading import load_tokenizer
 
         request = self._request()
-        report = validate_folder(request.data_path)
+        report = validate_folder(request.data_path, settings=self.settings)
         report.raise_if_blocked()  # as train(): before a model is fetched
         choices = self._choices(request)
         split = split_training_examples(request, lambda message: print(message, file=sys.stderr), report=report)

@@ -6,10 +6,14 @@ estimate against the memory free, and a time estimate from a tokens-per-second g
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from llmcustoms.hardware.report import HardwareReport
 from llmcustoms.planning import memory
+from llmcustoms.training.train_config import TrainConfig
+from llmcustoms.utils.config import Settings
 
 #: Dense bf16 tensor TFLOP/s by GPU name (datasheet; the H100/H200 figure is the measured matmul ceiling).
 GPU_PEAK_TFLOPS = {
@@ -35,13 +39,13 @@ FIXED_MINUTES_CUDA = 1.0
 FIXED_MINUTES_CPU = 2.0  # load, the knowledge questions before and after, save
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """A training plan: what will run, why, whether it fits, and about how long it takes."""
 
     model: str
     preset: str
-    config: dict[str, Any]
+    config: TrainConfig
     reason: str
     estimate_mb: int
     free_mb: int
@@ -59,8 +63,10 @@ class Plan:
     offline_alternative: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict (``config`` as the configuration dict)."""
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        out["config"] = self.config.to_dict()
+        return out
 
     def summary_lines(self) -> list[str]:
         """A few lines for a terminal or a TUI panel."""
@@ -83,10 +89,12 @@ def gpu_peak_tflops(name: str | None) -> float:
     return 30.0
 
 
-def guess_tokens_per_s(config: dict[str, Any], hardware: dict[str, Any]) -> float:
+def guess_tokens_per_s(config: dict[str, Any], hardware: HardwareReport | dict[str, Any]) -> float:
     """Training tokens a second for ``config`` on ``hardware``: LoRA costs ~4 × params FLOPs a token
     (forward, and backward to the activations only), 6 × with gradient checkpointing's recompute; on a
     GPU a step also takes at least a per-layer floor (small models on big cards are launch-bound)."""
+    if isinstance(hardware, HardwareReport):
+        hardware = hardware.to_dict()
     est = config.get("memory_estimate_mb") or {}
     params = float(est.get("model_params") or 1.1e9)
     flops_per_token = (6.0 if config.get("gradient_checkpointing") else 4.0) * params
@@ -114,11 +122,12 @@ def _estimated_tokens(data_report: Any) -> int | None:
 
 
 def make_plan(model: str = "auto", preset: str | None = None, data_report: Any = None,
-              hardware: dict[str, Any] | None = None, env_config: dict[str, Any] | None = None,
-              check_available: bool = True) -> Plan:
+              hardware: HardwareReport | dict[str, Any] | None = None,
+              env_config: Settings | dict[str, Any] | None = None, check_available: bool = True) -> Plan:
     """The plan for training ``model`` ('auto': chosen by hardware) with ``preset`` on ``hardware``.
 
-    ``hardware`` is a ``HardwareDetector.detect()`` dict (detected now when None); ``data_report`` a
+    ``hardware`` is a ``HardwareReport`` or its dict (detected now when None); ``env_config`` the
+    caller's ``Settings`` (read now when None); ``data_report`` a
     ``DataReport`` (or its dict) whose ``estimated_tokens`` sharpen the time estimate. A choice that will
     not fit is still planned, with ``fits`` False and a sentence saying so in ``reason`` and ``warnings``.
     ``check_available``: also find out whether the model can be had now (``models.check``: a damaged
@@ -128,8 +137,9 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
 
     detector = HardwareDetector(env_config=env_config)
     if hardware is not None:
-        detector._detected = _complete_hardware(hardware)
-    info = detector.detect()
+        detector._detected = _complete_hardware(hardware.to_dict() if isinstance(hardware, HardwareReport)
+                                                else hardware)
+    report = detector.detect_report()
     preset = preset or detector._settings().get("DEFAULT_PRESET") or "quality"
     vram = detector.detect_gpu_memory()
     if not model or model == "auto":
@@ -147,7 +157,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     from llmcustoms.hardware.detector import NO_GPU_WARNING
 
     # A CPU plan's reason already says there is no GPU: "No GPU…" once, not twice.
-    warnings = [w for w in info.get("warnings") or [] if not (w == NO_GPU_WARNING and config.get("cpu_note"))]
+    warnings = [w for w in report.warnings if not (w == NO_GPU_WARNING and config.get("cpu_note"))]
     if not config["fits"]:
         warnings.append(f"{model} with the {config['preset']} preset needs ~{estimate_mb / 1024:.1f} GB but only "
                         f"{free_mb / 1024:.1f} GB is free: it will run out of memory. Choose a smaller model.")
@@ -155,7 +165,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         warnings.append(f"Memory is tight (~{estimate_mb / 1024:.1f} of {free_mb / 1024:.1f} GB): close other "
                         "programs using the GPU, or choose the highspeed preset.")
 
-    tokens_per_s = guess_tokens_per_s(config, info)
+    tokens_per_s = guess_tokens_per_s(config, detector.detect())
     speed_source = "a guess"
     from llmcustoms.planning.budget import recall_speed
 
@@ -186,7 +196,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         # The folder's own error is in ``availability``; the reason must not repeat it mid-sentence.
         reason = (f"The model folder could not be read, so the {config['preset']} preset is shown as it is, "
                   "without a memory estimate.")
-    return Plan(model=model, preset=config["preset"], config=config, reason=reason,
+    return Plan(model=model, preset=config["preset"], config=TrainConfig.from_dict(config), reason=reason,
                 estimate_mb=estimate_mb, free_mb=free_mb, fits=bool(config["fits"]),
                 estimated_minutes=round(minutes, 1), tokens_per_s=round(tokens_per_s, 1),
                 device=config["device"], warnings=warnings, speed_source=speed_source,

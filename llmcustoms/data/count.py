@@ -11,13 +11,17 @@ measured: 10,000 similar notes, 280 copies of examples/data, 2,000 generated fil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmcustoms.data.chunking import split_sentences
 from llmcustoms.data.documents import iter_documents
 from llmcustoms.data.examples import build_examples
 from llmcustoms.data.report import DataReport
 from llmcustoms.planning.presets import get_preset
-from llmcustoms.utils.config import Config
+from llmcustoms.utils.config import as_settings
+
+if TYPE_CHECKING:
+    from llmcustoms.utils.config import Settings
 
 #: Up to this many characters of text the examples are built and counted exactly (~1-3 s offline).
 EXACT_LIMIT_CHARS = 1_000_000
@@ -42,11 +46,12 @@ class ExampleCount:
                 f"{self.total_files:,} files)")
 
 
-def default_pairs_per_chunk(preset: str | None = None) -> int:
-    """The pairs per chunk training uses: ``preset``'s, else the default preset's (DEFAULT_PRESET)."""
+def default_pairs_per_chunk(preset: str | None = None, settings: Settings | None = None) -> int:
+    """The pairs per chunk training uses: ``preset``'s, else the default preset's (DEFAULT_PRESET of
+    ``settings``, read now when None)."""
     if not preset:
         try:
-            preset = str(Config().load_env_config().get("DEFAULT_PRESET") or "quality")
+            preset = str(as_settings(settings).default_preset or "quality")
         except Exception:  # noqa: BLE001 - a bad setting is reported by the command that needs it
             preset = "quality"
     return int(get_preset(preset).get("qa_pairs_per_chunk", 3))
@@ -62,15 +67,17 @@ def _sample(report: DataReport, sample_chars: int) -> list:
 
 
 def count_examples(report: DataReport, pairs_per_chunk: int | None = None,
-                   exact_limit_chars: int = EXACT_LIMIT_CHARS, sample_chars: int = SAMPLE_CHARS) -> ExampleCount:
+                   exact_limit_chars: int = EXACT_LIMIT_CHARS, sample_chars: int = SAMPLE_CHARS,
+                   settings: Settings | None = None) -> ExampleCount:
     """The examples ``build_examples(report, qa='offline')`` makes: built and counted, or estimated from a sample.
 
     Raises DataError (the sentence ``build_examples`` uses) when the folder makes none, so a folder
-    that ``validate`` passes is one that ``prepare`` can build from.
+    that ``validate`` passes is one that ``prepare`` can build from. ``settings``: the caller's, else the
+    report's own (``validate_folder(..., settings=)``), else read now.
     """
-
     report.raise_if_blocked()
-    pairs = pairs_per_chunk or default_pairs_per_chunk()
+    settings = settings if settings is not None else report.settings
+    pairs = pairs_per_chunk or default_pairs_per_chunk(settings=settings)
     usable = [f for f in report.files if f.status != "skipped"]
     if report.total_chars <= exact_limit_chars:
         built = build_examples(report, qa="offline", pairs_per_chunk=pairs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from llmcustoms.data.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_text
 from llmcustoms.data.documents import iter_documents
@@ -22,6 +22,9 @@ from llmcustoms.errors import ConfigError, DataError, GeneratorError
 from llmcustoms.qa.generator import QAGenerator
 from llmcustoms.qa.offline import OfflineGenerator
 from llmcustoms.utils.gcpause import paused_gc
+
+if TYPE_CHECKING:
+    from llmcustoms.utils.config import Settings
 
 QAMode = Literal["auto", "offline", "groq"]
 QA_MODES = ("auto", "offline", "groq")
@@ -80,16 +83,19 @@ def _groq_generator(config: dict[str, Any], pairs_per_chunk: int) -> QAGenerator
 
 
 def choose_generator(
-    qa: str, pairs_per_chunk: int = 3, on_message: Callable[[str], None] | None = None
+    qa: str, pairs_per_chunk: int = 3, on_message: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> QAGenerator:
-    """The generator for ``qa``: 'offline', 'groq' (needs GROQ_API_KEY) or 'auto' (Groq when the key is set)."""
+    """The generator for ``qa``: 'offline', 'groq' (needs GROQ_API_KEY) or 'auto' (Groq when the key is set).
+
+    ``settings``: the caller's resolved settings (read now when None)."""
     if qa not in QA_MODES:
         raise ConfigError(f"The Q&A mode must be one of {', '.join(QA_MODES)}, not {qa!r}.")
     if qa == "offline":
         return OfflineGenerator(pairs_per_chunk)
-    from llmcustoms.utils.config import Config
+    from llmcustoms.utils.config import as_settings
 
-    config = Config().load_env_config()
+    config = as_settings(settings).to_dict()
     if not config.get("GROQ_API_KEY"):
         if qa == "groq":
             raise ConfigError("Groq generation needs GROQ_API_KEY; put GROQ_API_KEY=... in .env or the environment, "
@@ -158,17 +164,19 @@ def build_examples(
     overlap_chars: int = DEFAULT_OVERLAP_CHARS,
     progress: Callable[[int, int], None] | None = None,
     with_facts: bool = True,
+    settings: Settings | None = None,
 ) -> ExampleSet:
     """Examples from every usable file of ``report`` (raises DataError if the report is blocked).
 
     Explicit Q&A pairs become examples directly (kind 'explicit'); the rest of the text is cut
     into chunks for ``generator`` (chosen from ``qa`` when not given). A generator with a
     ``plan(chunks)`` method (a server) is only used after ``confirm(plan)`` returns True; when it
-    returns False the offline generator is used instead, and ``on_message`` says so.
+    returns False the offline generator is used instead, and ``on_message`` says so. ``settings``: the
+    caller's resolved settings, for choosing the generator (read now when None and needed).
     """
     report.raise_if_blocked()
     if generator is None:
-        generator = choose_generator(qa, pairs_per_chunk, on_message)
+        generator = choose_generator(qa, pairs_per_chunk, on_message, settings)
 
     explicit: list[Example] = []
     chunks: list[Chunk] = []

@@ -18,6 +18,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from llmcustoms.data.count import count_examples
 from llmcustoms.data.documents import open_regular
@@ -328,7 +329,8 @@ def _skip(report: FileReport, problem: str) -> FileReport:
 # --------------------------------------------------------------------------- the folder
 
 
-def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> DataReport:
+def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                    settings: Any = None) -> DataReport:
     """Check every .txt under ``path`` and return a DataReport; never raises for content problems.
 
     Folder-level problems (missing, not a folder, empty, no .txt, nothing usable, too little text)
@@ -336,7 +338,7 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
     file's report and as warnings; those files are skipped (or, when huge, streamed).
     """
     root = Path(os.path.expanduser(os.fspath(path)))
-    report = DataReport(root=root, max_file_bytes=max_file_bytes, counter=count_examples)
+    report = DataReport(root=root, max_file_bytes=max_file_bytes, counter=count_examples, settings=settings)
     shown = os.fspath(path)
     if not os.path.lexists(root):
         report.errors.append(f"The folder '{shown}' does not exist; check the path and try again.")

@@ -43,6 +43,9 @@ class DataReport:
     counter: Callable[[DataReport], Any] | None = field(default=None, repr=False, compare=False)
     #: The count of examples, made on first use: building them costs a moment.
     _example_count: Any = field(default=None, repr=False, compare=False)
+    #: The caller's resolved settings (``utils.config.Settings``; DEFAULT_PRESET sets the count's pairs per
+    #: chunk); None: read when the count needs them.
+    settings: Any = field(default=None, repr=False, compare=False)
 
     @property
     def example_count(self) -> Any:

@@ -17,9 +17,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.hardware.report import GpuInfo, HardwareReport
 from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
 from llmcustoms.planning import memory
 from llmcustoms.training.speed import cpu_has_native_bf16
+from llmcustoms.utils.config import Settings
 from llmcustoms.utils.disk import free_bytes
 from llmcustoms.utils.logger import get_logger
 
@@ -107,18 +109,18 @@ class HardwareDetector:
     The stable public methods are ``detect_gpu_memory``, ``get_optimal_batch_size``, ``suggest_model``
     and ``get_training_config`` (a dict). ``MAX_VRAM_GB`` caps the VRAM every
     recommendation uses; ``FORCE_CPU`` makes every recommendation a CPU one.
+    ``detect_report()`` is the typed ``HardwareReport``; ``detect()`` is its dict.
+    ``env_config``: the caller's ``Settings`` (or a ``load_env_config()`` dict); None: read on first use.
     """
 
-    def __init__(self, env_config: dict[str, Any] | None = None) -> None:
-        self._env_config = env_config
+    def __init__(self, env_config: Settings | dict[str, Any] | None = None) -> None:
+        self._env_config = env_config.to_dict() if isinstance(env_config, Settings) else env_config
         self._detected: dict[str, Any] | None = None
 
     # -- settings ---------------------------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
         if self._env_config is None:
-            from llmcustoms.utils.config import Config
-
-            self._env_config = Config().load_env_config()
+            self._env_config = Settings.load().to_dict()
         return self._env_config
 
     @property
@@ -132,9 +134,18 @@ class HardwareDetector:
 
     # -- detection --------------------------------------------------------------------------------
     def detect(self, refresh: bool = False) -> dict[str, Any]:
-        """What this machine has, as a JSON-ready dict (see docs/CONTRACTS.md), with plain-word warnings."""
+        """What this machine has, as a JSON-ready dict (``HardwareReport.to_dict()``), with plain-word warnings."""
         if self._detected is not None and not refresh:
             return self._detected
+        self._detected = self._detect().to_dict()
+        return self._detected
+
+    def detect_report(self, refresh: bool = False) -> HardwareReport:
+        """What this machine has (detected once, then remembered): the typed report."""
+        return HardwareReport.from_dict(self.detect(refresh))
+
+    def _detect(self) -> HardwareReport:
+        """Look at the machine now."""
         import psutil
 
         from llmcustoms.paths import models_dir
@@ -217,28 +228,27 @@ class HardwareDetector:
         if vm.available < 2 * 1024 * memory.MB:
             warnings.append(f"Only {vm.available / memory.MB / 1024:.1f} GB of RAM available: loading a model may fail.")
 
-        self._detected = {
-            "device": device,
-            "gpus": gpus,
-            "usable_vram_mb": usable,
-            "max_vram_gb": cap_gb,
-            "force_cpu": force_cpu,
-            "cpu_count": os.cpu_count() or 1,
-            "cpu_physical_cores": psutil.cpu_count(logical=False) or os.cpu_count() or 1,
-            "cpu_name": _cpu_name(),
-            "cpu_bf16": cpu_bf16,
-            "ram_total_mb": int(vm.total // memory.MB),
-            "ram_available_mb": int(vm.available // memory.MB),
-            "disk_free_mb": disk_free,
-            "cache_dir": str(cache),
-            "torch_version": torch_version,
-            "cuda_available": cuda_available,
-            "cuda_version": cuda_build,
-            "nvml_available": nvml_available,
-            "driver_version": driver,
-            "warnings": warnings,
-        }
-        return self._detected
+        return HardwareReport(
+            device=device,
+            gpus=tuple(GpuInfo.from_dict(gpu) for gpu in gpus),
+            usable_vram_mb=usable,
+            max_vram_gb=cap_gb,
+            force_cpu=force_cpu,
+            cpu_count=os.cpu_count() or 1,
+            cpu_physical_cores=psutil.cpu_count(logical=False) or os.cpu_count() or 1,
+            cpu_name=_cpu_name(),
+            cpu_bf16=cpu_bf16,
+            ram_total_mb=int(vm.total // memory.MB),
+            ram_available_mb=int(vm.available // memory.MB),
+            disk_free_mb=disk_free,
+            cache_dir=str(cache),
+            torch_version=torch_version,
+            cuda_available=cuda_available,
+            cuda_version=cuda_build,
+            nvml_available=nvml_available,
+            driver_version=driver,
+            warnings=tuple(warnings),
+        )
 
     @staticmethod
     def _nvml_importable() -> bool:
@@ -263,14 +273,14 @@ class HardwareDetector:
 
     def _bf16_gpu(self) -> bool:
         """Whether the first GPU trains in bf16 (assumed so when no GPU was detected, e.g. planning ahead)."""
-        gpus = self.detect().get("gpus") or []
-        return bool(gpus[0].get("bf16_supported", True)) if gpus else True
+        gpu = self.detect_report().first_gpu
+        return gpu is None or gpu.bf16_supported is None or gpu.bf16_supported
 
     # -- the stable public methods ---------------------------------------------------------------------
     def detect_gpu_memory(self) -> int:
         """MB of VRAM usable for training: the first GPU's free memory, capped by MAX_VRAM_GB; 0 on the CPU."""
-        info = self.detect()
-        return int(info["usable_vram_mb"]) if info["device"] == "cuda" else 0
+        report = self.detect_report()
+        return report.usable_vram_mb if report.device == "cuda" else 0
 
     def get_optimal_batch_size(self, model_size: str) -> int:
         """The largest micro-batch (1–16, powers of two) at 512 tokens that fits this machine for a model.
@@ -343,14 +353,14 @@ class HardwareDetector:
         on_cpu = not vram or vram <= 0 or self.force_cpu
 
         if on_cpu:
-            info = self.detect()
+            report = self.detect_report()
             cpu_cfg, note = adapt_for_cpu(cfg)
             if adapt:
                 micro = min(micro, int(cpu_cfg["per_device_train_batch_size"]))
                 effective = int(cpu_cfg["per_device_train_batch_size"]) * int(cpu_cfg["gradient_accumulation_steps"])
                 seq = min(seq, int(cpu_cfg["max_seq_len"]))
-            bf16 = bool(info.get("cpu_bf16"))
-            budget = int(info["ram_available_mb"])
+            bf16 = report.cpu_bf16
+            budget = report.ram_available_mb
             choice = None
             for gc in (False, True):
                 est = memory.estimate_training_memory(arch, "fp32", micro, seq, rank, gc, optim, device="cpu",

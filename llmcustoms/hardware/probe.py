@@ -51,7 +51,7 @@ def main() -> int:
     """Print this machine's hardware report as JSON on stdout."""
     from llmcustoms.hardware.detector import HardwareDetector
 
-    print(json.dumps(HardwareDetector().detect(), default=str))
+    print(json.dumps(HardwareDetector().detect_report().to_dict(), default=str))
     return 0
 
 

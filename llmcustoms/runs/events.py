@@ -13,7 +13,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +23,71 @@ RUN_END_KINDS = frozenset({"done", "error"})
 #: What ends following a stream of events: a run's end, or a ``stop`` request being answered.
 FOLLOW_END_KINDS = RUN_END_KINDS | {"stop"}
 
+#: Every kind of event, in one place (``Event.make`` refuses any other).
 EVENT_KINDS = ("start", "step", "eval", "checkpoint", "warning", "oom_retry", "done", "error", "resume",
-               "stop", "info", "knowledge", "eval_progress")
+               "stop", "info", "knowledge", "eval_progress", "knowledge_check")
 
 EventSink = Callable[[dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event: its time, its kind (one of ``EVENT_KINDS``) and its other fields (``step``, ``loss``, …).
+
+    ``to_dict()`` is the line written to events.jsonl (``t`` and ``kind`` first); ``from_dict`` reads one.
+    """
+
+    kind: str
+    t: float
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, kind: str, **fields: Any) -> Event:
+        """A new event now; None-valued fields are left out, a NaN/inf float is kept as text."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r} (add it to EVENT_KINDS)")
+        kept: dict[str, Any] = {}
+        for key, value in fields.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                # JSON has no NaN: keep the fact as text so the event is written, not dropped
+                kept[f"{key}_nonfinite"] = str(value)
+            elif value is not None:
+                kept[key] = value
+        return cls(kind=kind, t=round(time.time(), 3), fields=kept)
+
+    @classmethod
+    def from_dict(cls, event: Mapping[str, Any]) -> Event:
+        """An event read back (kinds from other versions are kept as they are)."""
+        return cls(kind=str(event.get("kind") or ""), t=float(event.get("t") or 0.0),
+                   fields={k: v for k, v in event.items() if k not in ("t", "kind")})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "kind": self.kind, **self.fields}
+
+    @property
+    def step(self) -> int | None:
+        step = self.fields.get("step")
+        return None if step is None else int(step)
+
+    @property
+    def message(self) -> str | None:
+        message = self.fields.get("message")
+        return None if message is None else str(message)
+
+    @property
+    def ends_run(self) -> bool:
+        """A ``done`` or ``error``: the run (or this segment of it) writes nothing more."""
+        return self.kind in RUN_END_KINDS
+
+
 def make_event(kind: str, **fields: Any) -> dict[str, Any]:
-    """An event dict with its time and kind first; None-valued fields are left out."""
-    event: dict[str, Any] = {"t": round(time.time(), 3), "kind": kind}
-    for key, value in fields.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            # JSON has no NaN: keep the fact as text so the event is written, not dropped
-            event[f"{key}_nonfinite"] = str(value)
-        elif value is not None:
-            event[key] = value
-    return event
+    """An event dict with its time and kind first; None-valued fields are left out (``Event.make``'s dict)."""
+    return Event.make(kind, **fields).to_dict()
+
+
+def read_typed_events(path: str | os.PathLike[str]) -> list[Event]:
+    """Every complete event in the file, typed."""
+    return [Event.from_dict(event) for event in read_events(path)]
 
 
 class JsonlEventSink:

@@ -22,6 +22,7 @@ from typing import Any
 
 from llmcustoms.errors import InputError, RunNotFoundError
 from llmcustoms.paths import runs_dir
+from llmcustoms.runs.info import RunInfo
 
 try:  # POSIX; elsewhere liveness falls back to the pid alone
     import fcntl
@@ -160,6 +161,10 @@ class RunDir:
 
             raise DamagedRunError(f"{self.run_json} is damaged (it holds no JSON object).")
         return data
+
+    def info(self) -> RunInfo:
+        """run.json, typed."""
+        return RunInfo.from_dict(self.read())
 
     def write(self, data: dict[str, Any]) -> None:
         """Replace run.json with ``data``."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from llmcustoms.errors import LLMCustomsError
 from llmcustoms.runs.events import read_events
+from llmcustoms.runs.info import RunInfo
 from llmcustoms.runs.rundir import RunDir, list_runs, run_is_live
 
 #: A run from another machine whose heartbeat is older than this is taken for dead.
@@ -42,8 +43,9 @@ def run_state(run: RunDir | str, data: dict[str, Any] | None = None) -> dict[str
     if not isinstance(run, RunDir):
         run = RunDir.open(run)
     data = data if data is not None else run.read()
+    info = RunInfo.from_dict(data)
     now = time.time()
-    recorded = data.get("status", "created")
+    recorded = info.status
     heartbeat = data.get("heartbeat")
     heartbeat_age = round(now - float(heartbeat), 1) if heartbeat else None
     if data.get("host") not in (None, socket.gethostname()):
@@ -54,10 +56,10 @@ def run_state(run: RunDir | str, data: dict[str, Any] | None = None) -> dict[str
     status = recorded
     if recorded == "running" and not live:
         status = "interrupted"
-    elif recorded == "created" and not live and now - float(data.get("created_at", now)) > CREATED_GRACE_S:
+    elif recorded == "created" and not live and now - (info.created_at or now) > CREATED_GRACE_S:
         status = "interrupted"
     return {"id": run.id, "path": str(run.path), "status": status, "recorded_status": recorded, "live": live,
-            "pid": data.get("pid"), "heartbeat_age_s": heartbeat_age, "error": data.get("error"),
+            "pid": info.pid, "heartbeat_age_s": heartbeat_age, "error": data.get("error"),
             "adapter_path": data.get("adapter_path")}
 
 

@@ -22,13 +22,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmcustoms.errors import LLMCustomsError, OutOfMemoryError, TrainingError
 from llmcustoms.runs.events import EventSink, FanoutSink, JsonlEventSink, make_event
 from llmcustoms.runs.rundir import RunDir, RunLock, process_start_time
 from llmcustoms.training.oom import free_device_memory, is_oom
 from llmcustoms.utils.logger import get_logger
+
+if TYPE_CHECKING:
+    from llmcustoms.utils.config import Settings
 
 log = get_logger("llmcustoms.training")
 
@@ -61,16 +64,19 @@ class TrainRequest:
     # The folder's DataReport once this process has read it (``folder_report``), so one run scans the
     # folder once; this process only, never written to run.json.
     data_report: Any = field(default=None, repr=False, compare=False)
+    # The settings the entry (CLI, TUI, FineTuner, worker) read once; None: ``run_training`` reads them.
+    # This process only, never written to run.json.
+    settings: Settings | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (without ``callbacks`` and ``confirm``)."""
+        """A JSON-ready dict (without the process-local fields, ``LOCAL_FIELDS``)."""
         import copy
 
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in LOCAL_FIELDS}
 
 
 #: TrainRequest fields that live in this process only (never in run.json).
-LOCAL_FIELDS = frozenset({"callbacks", "confirm", "data_report"})
+LOCAL_FIELDS = frozenset({"callbacks", "confirm", "data_report", "settings"})
 #: How a user lets a run send text to the Q&A server, or keeps it offline.
 ALLOW_SEND_HINT = ("to allow it, rerun with --yes (FineTuner: allow_send=True; the wizard asks on its plan "
                    "screen), or use --qa offline to stay offline")
@@ -124,7 +130,7 @@ def resolve_train_config(request: TrainRequest, model_name: str, device: str) ->
     try:
         from llmcustoms.hardware.detector import HardwareDetector
 
-        detector = HardwareDetector()
+        detector = HardwareDetector(env_config=request.settings)
         vram = detector.detect_gpu_memory() if device == "cuda" else 0
         plan = detector.get_training_config(model_name, vram, preset=request.preset,
                                            seq_len=request.max_seq_len) or {}
@@ -157,8 +163,11 @@ def resolve_train_config(request: TrainRequest, model_name: str, device: str) ->
     return config, notes
 
 
-def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str, str]:
-    """(name, local folder) for the requested model; 'auto' falls back to the embedded model."""
+def resolve_model(request_model: str, device: str, sink: EventSink,
+                  settings: Settings | None = None) -> tuple[str, str]:
+    """(name, local folder) for the requested model; 'auto' falls back to the embedded model.
+
+    ``settings``: the caller's (FORCE_CPU, MAX_VRAM_GB for an 'auto' choice on a GPU; read when None)."""
     from llmcustoms.models.manager import ModelManager
     from llmcustoms.models.registry import EMBEDDED_MODEL
 
@@ -170,7 +179,7 @@ def resolve_model(request_model: str, device: str, sink: EventSink) -> tuple[str
         try:
             from llmcustoms.hardware.detector import HardwareDetector
 
-            detector = HardwareDetector()
+            detector = HardwareDetector(env_config=settings)
             choice = detector.suggest_model(detector.detect_gpu_memory())
         except (ImportError, AttributeError):
             choice = EMBEDDED_MODEL
@@ -220,7 +229,7 @@ def folder_report(request: TrainRequest) -> Any:
     if request.data_report is None:
         from llmcustoms.data.reader import validate_folder
 
-        request.data_report = validate_folder(request.data_path)
+        request.data_report = validate_folder(request.data_path, settings=request.settings)
     return request.data_report
 
 
@@ -239,7 +248,7 @@ def generation_plan(request: TrainRequest) -> Any | None:
     report = folder_report(request)
     report.raise_if_blocked()
     pairs = int(get_preset(request.preset).get("qa_pairs_per_chunk", 3))
-    generator = choose_generator(request.qa, pairs)
+    generator = choose_generator(request.qa, pairs, settings=request.settings)
     if generator.name == "offline" or not callable(getattr(generator, "plan", None)):
         return None
     plans: list[Any] = []
@@ -324,7 +333,7 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
 
     # A line every 10 s while a Q&A server works, saying how long it has been silent (not one per chunk).
     built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=say,
-                           confirm=send_permission(request, on_message),
+                           confirm=send_permission(request, on_message), settings=request.settings,
                            progress=GenerationProgress(on_message, every_s=10.0, tick_s=10.0))
     from llmcustoms.evaluation.split import split_facts, training_examples
 
@@ -497,11 +506,11 @@ def resolve_choices(request: TrainRequest, sink: EventSink) -> RunChoices:
     ``sink`` gets the warnings of a model fallback. Writes no run directory.
     """
     from llmcustoms.models.registry import find_spec
-    from llmcustoms.utils.config import Config
+    from llmcustoms.utils.config import as_settings
 
-    settings = Config().load_env_config()
-    device = choose_device(request.device, settings["FORCE_CPU"])
-    model_name, model_path = resolve_model(request.model, device, sink)
+    request.settings = as_settings(request.settings)
+    device = choose_device(request.device, request.settings.force_cpu)
+    model_name, model_path = resolve_model(request.model, device, sink, request.settings)
     # The planner knows registry names by name and any other model by its folder's config.json.
     config, notes = resolve_train_config(request, model_name if find_spec(model_name) else model_path, device)
     return RunChoices(device, model_name, model_path, config, notes)
@@ -571,13 +580,14 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
     the settings it was started with; refused (RunBusyError) while another process trains it.
     """
     from llmcustoms.planning.presets import check_preset
-    from llmcustoms.utils.config import Config, check_max_steps
+    from llmcustoms.utils.config import as_settings, check_max_steps
 
+    request.settings = as_settings(request.settings)  # read once here when the caller did not
     request.preset = check_preset(request.preset)
     if not resume:
         request.max_steps = check_max_steps(request.max_steps)
         if request.max_steps is None:  # MAX_STEPS (environment or .env) caps a run that names no steps
-            request.max_steps = Config().load_env_config()["MAX_STEPS"]
+            request.max_steps = request.settings.max_steps
     stop = stop if stop is not None else threading.Event()
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume")
@@ -682,18 +692,18 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     from llmcustoms.models.loading import load_for_training
     from llmcustoms.training import checkpoints
     from llmcustoms.training.callbacks import EventCallback
-    from llmcustoms.utils.config import Config
+    from llmcustoms.utils.config import as_settings
 
     run, config, device = setup.run, setup.config, setup.device
     info: Callable[[str], None] = lambda message: emit(make_event("info", message=message))  # noqa: E731
     torch.manual_seed(request.seed)
-    settings = Config().load_env_config()
-    if device == "cuda" and settings["MAX_VRAM_GB"]:
+    settings = request.settings = as_settings(request.settings)
+    if device == "cuda" and settings.max_vram_gb:
         # MAX_VRAM_GB: behave like a smaller card, so the plan for that budget is what really runs.
         from llmcustoms.planning.memory import allocator_cap_fraction
 
         total_mb = torch.cuda.get_device_properties(0).total_memory / 2**20
-        torch.cuda.set_per_process_memory_fraction(allocator_cap_fraction(settings["MAX_VRAM_GB"], total_mb))
+        torch.cuda.set_per_process_memory_fraction(allocator_cap_fraction(settings.max_vram_gb, total_mb))
 
     model, tokenizer = load_for_training(setup.model_path, config)
     data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info,

@@ -1,12 +1,15 @@
 """Configuration: defaults < ``~/.llmcustoms/.env`` < ``./.env`` < environment < explicit choices.
 
-``Config().load_env_config()`` returns the resolved settings as a plain dict with typed values.
-Nothing here writes to ``os.environ``; secrets stay in the returned dict only.
+``Settings.load()`` resolves them once into a frozen, typed ``Settings``; the entries (the CLI's ``main``,
+the TUI, ``FineTuner``, a detached worker's ``run_training``) call it once and pass the object down.
+``Config().load_env_config()`` (the seed's API) is the same resolution as a plain dict with typed values.
+Nothing here writes to ``os.environ``; secrets stay in the returned object only.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -132,20 +135,10 @@ class Config:
         return merged
 
     def load_env_config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Settings from defaults, both .env files, the environment, then ``overrides``; typed and checked."""
-        config = self.get_default_config()
-        config = self.merge_configs(_read_dotenv(home_dir() / ".env"), config)
-        config = self.merge_configs(_read_dotenv(self.cwd / ".env"), config)
-        env = {k: os.environ[k] for k in DEFAULTS if os.environ.get(k) not in (None, "")}
-        config = self.merge_configs(env, config)
-        config = self.merge_configs(overrides or {}, config)
-        config["FORCE_CPU"] = _parse_bool("FORCE_CPU", config["FORCE_CPU"])
-        config["MAX_VRAM_GB"] = _parse_vram(config["MAX_VRAM_GB"])
-        config["MAX_STEPS"] = _parse_steps(config["MAX_STEPS"])
-        config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
-        config["DEFAULT_PRESET"] = str(config["DEFAULT_PRESET"]).lower()
-        self.validate_config(config)
-        return config
+        """Settings from defaults, both .env files, the environment, then ``overrides``; typed and checked.
+
+        The dict of ``Settings.load(overrides, cwd).to_dict()`` (one resolution, the same rules)."""
+        return _resolve(self.cwd, overrides)
 
     def validate_config(self, config: dict[str, Any]) -> bool:
         """True when the settings are usable; raises ConfigError with the reason otherwise.
@@ -162,6 +155,103 @@ class Config:
         if base_url and not str(base_url).startswith(("http://", "https://")):
             raise ConfigError(f"GROQ_BASE_URL must start with http:// or https://, not {base_url!r}.")
         return True
+
+
+def _merge(user_config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(defaults)
+    merged.update({k: v for k, v in user_config.items() if v is not None})
+    return merged
+
+
+def _resolve(cwd: Path, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The one resolution of the settings: defaults < home .env < ./.env < environment < ``overrides``.
+
+    Every reading of the settings (``Settings.load``, ``Config.load_env_config``) comes through here.
+    """
+    config = dict(DEFAULTS)
+    config = _merge(_read_dotenv(home_dir() / ".env"), config)
+    config = _merge(_read_dotenv(cwd / ".env"), config)
+    env = {k: os.environ[k] for k in DEFAULTS if os.environ.get(k) not in (None, "")}
+    config = _merge(env, config)
+    config = _merge(overrides or {}, config)
+    config["FORCE_CPU"] = _parse_bool("FORCE_CPU", config["FORCE_CPU"])
+    config["MAX_VRAM_GB"] = _parse_vram(config["MAX_VRAM_GB"])
+    config["MAX_STEPS"] = _parse_steps(config["MAX_STEPS"])
+    config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
+    config["DEFAULT_PRESET"] = str(config["DEFAULT_PRESET"]).lower()
+    Config(cwd).validate_config(config)
+    return config
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved, checked settings (one attribute per key of ``DEFAULTS``, in lower case).
+
+    Read once at an entry with ``Settings.load()`` and passed down; ``to_dict()`` is the dict
+    ``Config().load_env_config()`` returns (upper-case keys), for the code that takes one.
+    """
+
+    groq_api_key: str | None = None
+    groq_base_url: str = "https://api.groq.com"
+    groq_model: str = "llama-3.3-70b-versatile"
+    groq_timeout: str | float | None = None
+    default_model: str = "auto"
+    default_preset: str = "quality"
+    output_dir: str | None = None
+    cache_dir: str | None = None
+    log_level: str = "INFO"
+    max_vram_gb: float | None = None
+    force_cpu: bool = False
+    max_steps: int | None = None
+
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | None = None,
+             cwd: str | os.PathLike[str] | None = None) -> Settings:
+        """defaults < ``~/.llmcustoms/.env`` < ``./.env`` (of ``cwd``) < environment < ``overrides``."""
+        return cls.from_dict(_resolve(Path(cwd) if cwd is not None else Path.cwd(), overrides))
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> Settings:
+        """From a ``load_env_config()``-shaped dict (upper-case keys; missing keys take their defaults)."""
+        values = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
+        timeout = values["GROQ_TIMEOUT"]
+        vram = values["MAX_VRAM_GB"]
+        steps = values["MAX_STEPS"]
+        return cls(
+            groq_api_key=_optional_str(values["GROQ_API_KEY"]),
+            groq_base_url=str(values["GROQ_BASE_URL"]),
+            groq_model=str(values["GROQ_MODEL"]),
+            groq_timeout=timeout if timeout is None or isinstance(timeout, (str, float)) else float(timeout),
+            default_model=str(values["DEFAULT_MODEL"]),
+            default_preset=str(values["DEFAULT_PRESET"]),
+            output_dir=_optional_str(values["OUTPUT_DIR"]),
+            cache_dir=_optional_str(values["CACHE_DIR"]),
+            log_level=str(values["LOG_LEVEL"]),
+            max_vram_gb=None if vram is None else float(vram),
+            force_cpu=bool(values["FORCE_CPU"]),
+            max_steps=None if steps is None else int(steps),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``Config().load_env_config()`` dict: upper-case keys, in ``DEFAULTS``' order."""
+        return {f.name.upper(): getattr(self, f.name) for f in fields(self)}
+
+    def __repr__(self) -> str:  # the key never reaches a log or a traceback
+        shown = ", ".join(f"{k}={v!r}" for k, v in redact(self.to_dict()).items())
+        return f"Settings({shown})"
+
+
+def as_settings(settings: Settings | dict[str, Any] | None) -> Settings:
+    """``settings`` as a ``Settings``: a dict (``load_env_config()``-shaped) is converted, None is read now."""
+    if settings is None:
+        return Settings.load()
+    if isinstance(settings, Settings):
+        return settings
+    return Settings.from_dict(settings)
 
 
 def redact(config: dict[str, Any]) -> dict[str, Any]:

@@ -201,7 +201,7 @@ class DataScreen(WizardScreen):
     @work(thread=True, exclusive=True, name="validate-data", group="data", exit_on_error=False)
     def validate_folder(self, path: str) -> None:
         """The core's validation (reads every file once) off the UI thread."""
-        report = backend.validate_folder(path)
+        report = backend.validate_folder(path, self.wizard.settings)
         if not get_current_worker().is_cancelled:
             self.post_message(DataValidated(path, report))
 
