@@ -205,3 +205,17 @@ def test_follow_run_yields_the_followers_events(tmp_path):
               make_event("done", step=1, max_steps=8, status="stopped")]
     _write(run, *events)
     assert list(follow_run(run, poll_s=0.01)) == read_events(run.events_path)
+
+
+def test_a_caller_that_knows_the_runs_life_can_turn_the_process_check_off(tmp_path):
+    """The TUI follows a run in its own thread with ``liveness_every_s=None``: only an end event ends it."""
+    run = _run(tmp_path, status="created")  # no lock held: a process check would end it (after the grace)
+    run.update(created_at=time.time() - 3600)
+    follower = RunFollower(run, liveness_every_s=None)
+    first = follower.poll()
+    assert first.status == "interrupted", "the status is still read at the start"
+    assert not first.finished, "but the process is not judged"
+    _write(run, make_event("start", step=0, max_steps=2), make_event("error", step=0, message="no memory"))
+    end = follower.poll()
+    assert end.finished and end.end_kind == "error"
+    assert RunFollower(run, liveness_every_s=1.0).poll().finished, "with the check on, the same run has ended"

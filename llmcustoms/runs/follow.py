@@ -86,7 +86,7 @@ class FollowUpdate:
     #: The run's id (its directory's name).
     run_id: str
     #: The run's status as last looked at (``runs.status.run_state``: created, running, done, failed,
-    #: stopped, interrupted). Read at the start, at each liveness check and once the following ends.
+    #: stopped, interrupted). Read at the first poll, at each liveness check and when an end event is read.
     status: str
     #: The events read since the previous update, in file order.
     events: tuple[dict[str, Any], ...]
@@ -250,11 +250,12 @@ class RunFollower:
             if not first and event.get("kind") in RUN_END_KINDS:
                 self._end(str(event["kind"]))
                 break
-        due = self.liveness_every_s is not None and (
-            first or time.monotonic() - self._last_check >= self.liveness_every_s)
+        every = self.liveness_every_s
+        watching = every is not None
+        due = first or (every is not None and time.monotonic() - self._last_check >= every)
         if not self.finished and due:
             self._last_check = time.monotonic()
-            if not self._look():
+            if not self._look() and watching:
                 for event in self._read():  # whatever it wrote last
                     taken.append(event)
                     self._fold.apply(event, live=not first)
@@ -283,10 +284,11 @@ class RunFollower:
 
     def _look(self) -> bool:
         """Read the run's status; True while it may still write (live, or created and not yet started)."""
+        live = run_is_live(self.run)  # first: a process that dies after this reads as dead in run_state too
         state = run_state(self.run)
         self._status, self._error = str(state["status"]), state.get("error")
         self._adapter_path = state.get("adapter_path")
-        return bool(run_is_live(self.run)) or self._status == "created"
+        return live or self._status == "created"
 
     def _end(self, kind: str, look: bool = True) -> None:
         self._end_kind = kind
