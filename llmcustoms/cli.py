@@ -466,29 +466,31 @@ def _open_run(ref: str, output_dir: str | None) -> Any:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
+    from llmcustoms.runs.follow import RunFollower
     from llmcustoms.runs.progress import ProgressPrinter
-    from llmcustoms.training.detach import follow_run, run_state
 
     run = _open_run(args.run, args.output_dir)
     printer = ProgressPrinter()
     print(f"Following {run.id} (Ctrl+C leaves it running).", file=sys.stderr, flush=True)
+    update = None
     try:
-        for event in follow_run(run):
-            printer(event)
+        for update in RunFollower(run):
+            for event in update.events:
+                printer(event)
     except KeyboardInterrupt:
         printer.close()
         print(f"\nLeft run {run.id}; it goes on. Follow it again: llmcustoms attach {run.id} · "
               f"stop it: llmcustoms stop {run.id}", file=sys.stderr)
         return 0
     printer.close()
-    state = run_state(run)
-    if state["status"] == "interrupted":
+    status = update.status if update is not None else "unknown"
+    if status == "interrupted":
         print(f"The run's process is gone (interrupted): continue it with llmcustoms resume {run.id}",
               file=sys.stderr)
         return 1
-    print(f"Run {run.id}: {state['status']}" + (f" · adapter in {state['adapter_path']}"
-                                                if state.get("adapter_path") else ""), file=sys.stderr)
-    return 0 if state["status"] in ("done", "stopped") else 1
+    print(f"Run {run.id}: {status}" + (f" · adapter in {update.adapter_path}"
+                                      if update is not None and update.adapter_path else ""), file=sys.stderr)
+    return 0 if status in ("done", "stopped") else 1
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

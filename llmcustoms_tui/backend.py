@@ -335,6 +335,18 @@ def read_new_events(path: str | os.PathLike[str], offset: int) -> tuple[list[dic
     return _read(path, offset)
 
 
+def run_follower(run_dir: str | os.PathLike[str], *, watch_process: bool = True,
+                 liveness_every_s: float = 1.0) -> Any:
+    """The core's ``RunFollower`` on ``run_dir``: call its ``poll()`` for the events written since the last one.
+
+    ``watch_process=False`` for a run in this process: the caller knows when its thread ends.
+    """
+    from llmcustoms.runs.follow import RunFollower
+    from llmcustoms.runs.rundir import RunDir
+
+    return RunFollower(RunDir(run_dir), liveness_every_s=liveness_every_s if watch_process else None)
+
+
 def request_detached_stop(run_dir: str | os.PathLike[str]) -> bool:
     """Ask a run in another process to stop gracefully (the core's ``stop_run``: returns at once)."""
     from llmcustoms.runs.rundir import RunDir

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import InputError, TrainingError
-from llmcustoms.runs.events import RUN_END_KINDS, read_new_events
+from llmcustoms.runs.follow import RunFollower
 from llmcustoms.runs.rundir import RunBusyError, RunDir, pid_is_alive, run_is_live
 from llmcustoms.runs.status import run_state as _run_state
 from llmcustoms.training.trainer import TrainRequest, check_resumable, folder_report
@@ -142,30 +142,13 @@ def follow_run(run_ref: RunRef, poll_s: float = 0.25, should_stop: Callable[[], 
                liveness_every_s: float = 1.0) -> Iterator[dict[str, Any]]:
     """Every event of the run, then new ones as they come, until the run ends or its process is gone.
 
-    Events of earlier segments (before a resume) are replayed too; only a ``done``/``error`` written
-    while following ends it. ``should_stop()`` (e.g. a UI closing) ends it early without touching the run.
+    The events a ``runs.follow.RunFollower`` reads, one by one: earlier segments (before a resume) are
+    replayed too; only a ``done``/``error`` written while following ends it. ``should_stop()`` (e.g. a
+    UI closing) ends it early without touching the run.
     """
-    run = _open(run_ref)
-    events, offset = read_new_events(run.events_path, 0)
-    yield from events  # history, including the ends of earlier segments
-    if not run_is_live(run) and run_state(run)["status"] != "created":
-        return
-    last_check = time.monotonic()
-    while True:
-        events, offset = read_new_events(run.events_path, offset)
-        for event in events:
-            yield event
-            if event.get("kind") in RUN_END_KINDS:
-                return
-        if should_stop is not None and should_stop():
-            return
-        if time.monotonic() - last_check >= liveness_every_s:
-            last_check = time.monotonic()
-            if not run_is_live(run) and run_state(run)["status"] != "created":
-                events, offset = read_new_events(run.events_path, offset)  # whatever it wrote last
-                yield from events
-                return
-        time.sleep(poll_s)
+    for update in RunFollower(_open(run_ref), poll_s=poll_s, liveness_every_s=liveness_every_s,
+                              should_stop=should_stop):
+        yield from update.events
 
 
 def stop_run(run_ref: RunRef, wait_s: float | None = None, force: bool = False) -> dict[str, Any]:

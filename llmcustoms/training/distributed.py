@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmcustoms.runs.follow import RunFollower
 from llmcustoms.runs.rundir import RunDir
 
 
@@ -36,7 +37,7 @@ def launch(request, num_processes: int, sink: Callable[[dict[str, Any]], None] |
     """
     from llmcustoms.errors import InputError, TrainingError
     from llmcustoms.models.manager import ModelManager
-    from llmcustoms.training.detach import create_detached_run, follow_run
+    from llmcustoms.training.detach import create_detached_run
 
     if num_processes < 2:
         raise InputError("--num-processes needs 2 or more; leave it out to train in one process.")
@@ -52,10 +53,11 @@ def launch(request, num_processes: int, sink: Callable[[dict[str, Any]], None] |
         process = subprocess.Popen(torchrun_command(num_processes) + [str(run.path)], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        for event in follow_run(run, poll_s=0.2, should_stop=lambda: process.poll() is not None
-                                and run.read().get("status") not in ("created", "running")):
-            if sink is not None:
-                sink(event)
+        for update in RunFollower(run, poll_s=0.2, should_stop=lambda: process.poll() is not None
+                                  and run.read().get("status") not in ("created", "running")):
+            for event in update.events:
+                if sink is not None:
+                    sink(event)
         code = process.wait()
     except KeyboardInterrupt:
         process.terminate()  # torchrun passes it on: every rank stops at the same step and rank 0 saves

@@ -1,6 +1,6 @@
 """Step 4: the live training dashboard.
 
-It follows the run's ``events.jsonl`` (the core's ``read_new_events``, polled from a worker) and
+It follows the run's ``events.jsonl`` (the core's ``RunFollower``, polled from a worker) and
 folds the events into a ``RunState``; it never receives callbacks from the trainer. So it shows a
 run started in this app, a run started by another process, and a finished run the same way, and
 leaving the screen (or the app, for a detached run) does not touch the run.
@@ -114,25 +114,32 @@ class TrainScreen(WizardScreen):
     # -- following the event file --------------------------------------------------------------
     @work(thread=True, exclusive=True, name="follow-run", group="follow", exit_on_error=False)
     def follow_run(self) -> None:
-        """Tail events.jsonl from the start, posting the folded state after each batch of events."""
+        """Follow the run with the core's ``RunFollower``, posting the folded state after each change."""
         worker = get_current_worker()
         handle = self.handle
         state = RunState()
         key = str(id(handle))
-        offset = 0
-        last_status_check = 0.0
+        follower = None
         posted = False
         stop_seen = False  # a stop asked elsewhere (``llmcustoms stop``) is shown as soon as it is seen
 
         def read_more() -> bool:
-            nonlocal offset
-            path = handle.events_path
-            if path is None:
-                return False
-            events, offset = backend.read_new_events(path, offset)
-            for event in events:
+            """Fold what the follower read since last time; True when something changed."""
+            nonlocal follower
+            if follower is None:
+                if handle.run_dir is None:
+                    return False
+                # A detached run ends when its process is gone; a run in this process when its thread ends.
+                follower = backend.run_follower(handle.run_dir, watch_process=not handle.in_process,
+                                                liveness_every_s=STATUS_POLL_S)
+            update = follower.poll()
+            for event in update.events:
                 state.apply(event)
-            return bool(events)
+            if update.finished and not state.finished:  # its process is gone without a last event
+                message = STATUS_WORDS["interrupted"] if update.status == "interrupted" else str(update.error or "")
+                state.mark_ended(update.status, message)
+                return True
+            return bool(update.events)
 
         while not worker.is_cancelled:
             changed = read_more()
@@ -149,18 +156,6 @@ class TrainScreen(WizardScreen):
                     else:
                         state.mark_ended("done" if state.status == "running" else state.status or "done")
                     changed = True
-                elif not handle.in_process and handle.run_dir is not None \
-                        and time.monotonic() - last_status_check > STATUS_POLL_S:
-                    last_status_check = time.monotonic()
-                    info = backend.run_info(handle.run_dir)
-                    status = str(info.get("status"))
-                    if status in ENDED_STATUSES:
-                        read_more()  # whatever it wrote last
-                        if not state.finished:
-                            message = STATUS_WORDS["interrupted"] if status == "interrupted" else \
-                                str(info.get("error") or "")
-                            state.mark_ended(status, message)
-                        changed = True
             if state.finished and changed and handle.run_dir is not None and state.status == "done":
                 # The done event does not say whether the user stopped the run; run.json does.
                 status = backend.run_status(handle.run_dir)
