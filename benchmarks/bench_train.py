@@ -16,8 +16,13 @@ Four ways to train the same LoRA (r=8, alpha 16, dropout 0.05, all linear layers
                   restart per example, no mask), ``PackedCollator``, the Trainer arguments of
                   ``trainer._training_arguments`` for the config ``resolve_train_config`` gives on this
                   machine (bf16 autocast where the CPU has native bf16), and the dashboard's
-                  ``EventCallback`` writing events.jsonl. The run's examples are packed as a whole (as
-                  a real run packs its training set) and the rows dealt out over the same number of steps.
+                  ``EventCallback`` writing events.jsonl. Where bf16 is chosen, ``load_for_training``
+                  stores the frozen base Linear weights in bf16 (LoRA weights and optimizer state fp32)
+                  and casts each norm's output to bf16 once (``training/cpu_bf16.py``); LoRA dropout
+                  masks come from ``FastDropout``; the loss is a chunked, fused output projection +
+                  cross-entropy over exactly the learnt tokens (``answer_loss.fused_linear_cross_entropy``).
+                  The run's examples are packed as a whole (as a real run packs its training set) and
+                  the rows dealt out over the same number of steps.
   (d) no_waste    the ceiling: this model's own forward+backward+optimizer step on full 512-token rows of
                   real tokens, nothing padded, same precision as (c), a bare loop with no Trainer.
   (e) hf_best     what a careful user gets from transformers alone: ``DataCollatorWithFlattening`` (each
@@ -34,8 +39,9 @@ template, lengths drawn log-uniform between 40 and 400 tokens (many short answer
 like Q&A built from documents: median ~125, mean ~155 tokens, about half of them answer tokens).
 
 Loss agreement: on one batch of 8 examples, each example's mean loss from the packed rows is
-compared with the same example run alone (fp32; and under bf16 autocast where ours uses it), and
-with the padded batch of (a). Identical within rounding is the requirement.
+compared with the same example run alone (no autocast; and under bf16 autocast where ours uses it), and
+with the padded batch of (a). Identical within rounding is the requirement. The model is ours as
+loaded for training, so where bf16 is chosen its frozen base weights are bf16 even without autocast.
 """
 
 from __future__ import annotations

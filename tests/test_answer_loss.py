@@ -46,16 +46,59 @@ def test_same_loss_and_gradients_as_the_model_computes():
             assert torch.allclose(grad, expected[name], rtol=1e-4, atol=1e-7), name
 
 
-def test_only_learnt_positions_reach_the_vocabulary_projection():
+def test_only_learnt_positions_reach_the_vocabulary_projection(monkeypatch):
+    # On the CPU the fused loss projects exactly the learnt (row, position) pairs; the model's own
+    # lm_head is asked for one position per row only.
+    from llmcustoms.training import answer_loss
+
     model = _lora_model()
+    batch = _batch()
+    widths, projected = [], []
+    handle = model.get_base_model().lm_head.register_forward_hook(
+        lambda module, args, out: widths.append(args[0].shape[1]))
+    fused = answer_loss.fused_linear_cross_entropy
+    monkeypatch.setattr(answer_loss, "fused_linear_cross_entropy",
+                        lambda hidden, *rest: projected.append(hidden.shape[0]) or fused(hidden, *rest))
+    answer_only_loss(model, batch)
+    handle.remove()
+    learnt = (batch["labels"][:, 1:] != -100).sum().item()
+    assert widths == [1] and projected == [learnt]
+    assert learnt < (batch["labels"][:, 1:] != -100).any(dim=0).sum().item() * batch["input_ids"].shape[0]
+
+
+def test_without_the_fused_loss_logits_are_made_where_any_row_learns():
+    model = _lora_model()
+    model.get_base_model().lm_head.weight.requires_grad_(True)  # a trained output layer: not fusable
     batch = _batch()
     widths = []
     handle = model.get_base_model().lm_head.register_forward_hook(
         lambda module, args, out: widths.append(args[0].shape[1]))
-    answer_only_loss(model, batch)
+    loss = answer_only_loss(model, batch)
     handle.remove()
     learnt_next = (batch["labels"][:, 1:] != -100).any(dim=0).sum().item()
     assert widths == [learnt_next] and learnt_next < batch["input_ids"].shape[1]
+    assert torch.allclose(loss, model(**batch, use_cache=False).loss, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_cross_entropy_matches_the_plain_one_in_value_and_gradient():
+    from llmcustoms.training.answer_loss import fused_linear_cross_entropy
+
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(300, 64, generator=generator, requires_grad=True)
+    weight = torch.randn(1000, 64, generator=generator) * 0.1
+    targets = torch.randint(0, 1000, (300,), generator=generator)
+    for dtype, tolerance in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
+        hidden.grad = None
+        ours = fused_linear_cross_entropy(hidden, weight, targets, dtype, chunk=128)  # 3 chunks, the last short
+        ours.backward()
+        mine = hidden.grad.clone()
+        hidden.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            logits = torch.nn.functional.linear(hidden, weight)
+        reference = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+        reference.backward()
+        assert abs(ours.item() - reference.item()) <= tolerance * abs(reference.item())
+        assert torch.allclose(mine, hidden.grad, rtol=tolerance, atol=tolerance * float(hidden.grad.abs().max()))
 
 
 def test_a_batch_with_nothing_to_learn_gives_zero_not_nan():

@@ -1,6 +1,7 @@
 """Loading a base model for LoRA training at the precision the plan chose.
 
-CPU: fp32 weights (bf16 autocast is a training-loop choice, not a load-time one).
+CPU: fp32 weights at load; where bf16 autocast is chosen, the frozen base Linear weights are then
+stored in bf16 once LoRA is added (``cpu_bf16.prepare_cpu_training``; LoRA weights stay fp32).
 CUDA: bf16 (fp16 where bf16 is unsupported) LoRA, or 4-bit NF4 QLoRA through bitsandbytes.
 """
 
@@ -98,7 +99,26 @@ def add_lora(model, train_config: dict[str, Any]):
         lora_dropout=float(train_config.get("lora_dropout", 0.05)), target_modules=LORA_TARGETS,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    if train_config.get("device", "cpu") == "cpu":
+        from llmcustoms.training.cpu_bf16 import prepare_cpu_training
+
+        # Frozen base weights in bf16 (LoRA weights and optimizer state fp32) when bf16 autocast was chosen,
+        # and cheaper dropout masks: see cpu_bf16.py for what each buys.
+        prepare_cpu_training(model, bf16=cpu_bf16_training(train_config))
+    return model
+
+
+def cpu_bf16_training(train_config: dict[str, Any]) -> bool:
+    """True when a CPU run trains under bf16 autocast: the plan asks for it and the CPU passes the probe.
+
+    The same decision as ``trainer._training_arguments`` makes for ``TrainingArguments(bf16=...)``.
+    """
+    if train_config.get("device", "cpu") != "cpu" or not train_config.get("bf16_autocast"):
+        return False
+    from llmcustoms.training.speed import cpu_bf16_autocast_ok
+
+    return cpu_bf16_autocast_ok()
 
 
 def load_for_training(model_path: str, train_config: dict[str, Any]):

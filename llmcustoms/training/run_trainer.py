@@ -11,7 +11,9 @@
   not shrink training.
 - The training loss asks the model for logits only where a token is learnt (``answer_only_loss``):
   prompts are not learnt, so their vocabulary projection and softmax are wasted work (~20 % of a
-  small model's compute at a 49 k vocabulary). The loss is the one the model computes itself.
+  small model's compute at a 49 k vocabulary). The loss is the one the model computes itself. On the
+  CPU the output projection and cross-entropy are fused and chunked over exactly the learnt tokens
+  (``answer_loss.fused_linear_cross_entropy``): no [tokens × vocabulary] tensor is ever made.
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ class RunTrainer(Trainer):
                 or self.label_smoother is not None or self.compute_loss_func is not None):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
-        loss = answer_only_loss(model, inputs, num_items_in_batch)
+        import torch
+
+        # The loss is computed outside the model's autocast: it is told the precision the projection runs in.
+        compute_dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+        loss = answer_only_loss(model, inputs, num_items_in_batch, compute_dtype=compute_dtype)
         if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs \
                 and num_items_in_batch is not None:
             # As Trainer.compute_loss: num_items_in_batch was summed over every process.
