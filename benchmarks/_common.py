@@ -63,7 +63,7 @@ def machine(device: str = "cpu") -> str:
     except ImportError:  # pragma: no cover
         pass
     try:
-        from llmcustoms.training.speed import cpu_has_native_bf16
+        from llmcustoms.hardware.cpu import cpu_has_native_bf16
 
         parts.append("CPU bf16: " + ("yes" if cpu_has_native_bf16() else "no"))
     except ImportError:  # pragma: no cover

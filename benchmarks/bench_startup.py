@@ -195,11 +195,11 @@ def training_step_time(model_dir: str) -> dict[str, float]:
 
     import torch
 
+    from llmcustoms.hardware.cpu import cpu_bf16_autocast_ok, settle_cpu_training
     from llmcustoms.models.loading import load_for_training
-    from llmcustoms.training.speed import cpu_bf16_autocast_ok
 
     config = {"device": "cpu", "precision": "fp32", "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.05}
-    model, _ = load_for_training(model_dir, config)
+    model, _ = load_for_training(model_dir, settle_cpu_training(config))
     model.train()
     bf16 = cpu_bf16_autocast_ok()
     ids = torch.randint(100, 40_000, (2, 256), generator=torch.Generator().manual_seed(0))

@@ -18,7 +18,7 @@ Four ways to train the same LoRA (r=8, alpha 16, dropout 0.05, all linear layers
                   machine (bf16 autocast where the CPU has native bf16), and the dashboard's
                   ``EventCallback`` writing events.jsonl. Where bf16 is chosen, ``load_for_training``
                   stores the frozen base Linear weights in bf16 (LoRA weights and optimizer state fp32)
-                  and casts each norm's output to bf16 once (``training/cpu_bf16.py``); LoRA dropout
+                  and casts each norm's output to bf16 once (``models/cpu_bf16.py``); LoRA dropout
                   masks come from ``FastDropout``; the loss is a chunked, fused output projection +
                   cross-entropy over exactly the learnt tokens (``answer_loss.fused_linear_cross_entropy``).
                   The run's examples are packed as a whole (as a real run packs its training set) and
@@ -321,6 +321,7 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     import torch
     from transformers import PrinterCallback, Trainer
 
+    from llmcustoms.hardware.cpu import settle_cpu_training
     from llmcustoms.models.loading import load_for_training
     from llmcustoms.runs.events import JsonlEventSink
     from llmcustoms.runs.rundir import RunDir
@@ -334,7 +335,7 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
 
     torch.manual_seed(0)
     config = ours_config(model_path, device, steps, max_len)
-    model, _ = load_for_training(model_path, config)
+    model, _ = load_for_training(model_path, settle_cpu_training(config))
     if attention:  # a diagnostic run: another attention implementation than ours
         model.set_attn_implementation(attention)
     attn_used = model.config._attn_implementation
@@ -371,11 +372,12 @@ def run_no_waste(features, model_path: str, steps: int, device: str, max_len: in
     """(d): full rows of real tokens, forward+backward+AdamW step in a bare loop, ours' precision."""
     import torch
 
+    from llmcustoms.hardware.cpu import settle_cpu_training
     from llmcustoms.models.loading import load_for_training
 
     torch.manual_seed(0)
     config = ours_config(model_path, device, steps, max_len)
-    model, _ = load_for_training(model_path, config)
+    model, _ = load_for_training(model_path, settle_cpu_training(config))
     model.train()
     stream = [t for f in features for t in f["input_ids"]]
     need = steps * rows_per_step * max_len
@@ -460,11 +462,12 @@ def loss_agreement(model_path: str, features, device: str, bf16: bool, pad_id: i
     """Per-example losses: packed vs alone vs padded, fp32 and (where ours uses it) bf16 autocast."""
     import torch
 
+    from llmcustoms.hardware.cpu import settle_cpu_training
     from llmcustoms.models.loading import load_for_training
 
     torch.manual_seed(0)
     config = ours_config(model_path, device, 1, 512)
-    model, _ = load_for_training(model_path, config)
+    model, _ = load_for_training(model_path, settle_cpu_training(config))
     model.eval()
     alone = per_example_losses(model, features, "alone", device, False, pad_id)
     packed = per_example_losses(model, features, "packed", device, False, pad_id)
@@ -492,12 +495,13 @@ def profile_ours(features, model_path: str, tokenizer, device: str, max_len: int
     from torch.profiler import ProfilerActivity, profile
 
     from llmcustoms.data.packing import PackedCollator, pack_examples
+    from llmcustoms.hardware.cpu import settle_cpu_training
     from llmcustoms.models.loading import load_for_training
 
     config = ours_config(model_path, device, 1, max_len)
-    model, _ = load_for_training(model_path, config)
+    model, _ = load_for_training(model_path, settle_cpu_training(config))
     model.train()
-    from llmcustoms.training.speed import cpu_bf16_autocast_ok
+    from llmcustoms.hardware.cpu import cpu_bf16_autocast_ok
 
     bf16 = device == "cuda" or (bool(config.get("bf16_autocast")) and cpu_bf16_autocast_ok())
     batch = PackedCollator(tokenizer.pad_token_id)(pack_examples(features, max_len)[:3])
@@ -564,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("bench_train: --device cuda asked for, but torch sees no CUDA GPU.", file=sys.stderr)
         return 2
-    from llmcustoms.training.speed import apply_torch_threads
+    from llmcustoms.hardware.cpu import apply_torch_threads
 
     threads = apply_torch_threads() if args.device == "cpu" else torch.get_num_threads()
     import transformers

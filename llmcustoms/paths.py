@@ -10,29 +10,55 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from llmcustoms.errors import ConfigError
+
 
 def home_dir() -> Path:
     """The LLMCustoms home folder (``LLMCUSTOMS_HOME`` or ``~/.llmcustoms``)."""
     return Path(os.environ.get("LLMCUSTOMS_HOME") or Path.home() / ".llmcustoms").expanduser()
 
 
-def _setting(key: str) -> str | None:
-    # From the environment or a .env file alike (utils.config.setting); imported here, not at the top,
-    # because the config module itself needs home_dir().
-    from llmcustoms.utils.config import setting
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Every value set in the .env file at ``path`` ({} when there is none); ConfigError when unreadable."""
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values  # python-dotenv: imported when a .env file exists
 
-    return setting(key)
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"The settings file {path} is not UTF-8 text (a bad byte at offset {error.start}): "
+                          "save it as UTF-8.") from None
+    except OSError as error:
+        raise ConfigError(f"The settings file {path} could not be read ({error.strerror or error}).") from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def setting(key: str, cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """One setting as text, from the environment, else ``./.env``, else ``<home>/.env`` (None: unset).
+
+    For the places that need a single raw value without checking every other setting (the runs folder,
+    the model cache), so a key means the same whether it is exported or written in a .env file.
+    """
+    value = os.environ.get(key)
+    if value not in (None, ""):
+        return value
+    for path in (Path(cwd) if cwd is not None else Path.cwd(), home_dir()):
+        value = read_dotenv(path / ".env").get(key)
+        if value not in (None, ""):
+            return value
+    return None
 
 
 def models_dir() -> Path:
     """The model cache (``CACHE_DIR`` from the environment or a .env file, or ``<home>/models``)."""
-    override = _setting("CACHE_DIR")
+    override = setting("CACHE_DIR")
     return Path(override).expanduser() if override else home_dir() / "models"
 
 
 def runs_dir() -> Path:
     """Where training runs are written (``OUTPUT_DIR`` from the environment or a .env file, or ``<home>/runs``)."""
-    override = _setting("OUTPUT_DIR")
+    override = setting("OUTPUT_DIR")
     return Path(override).expanduser() if override else home_dir() / "runs"
 
 

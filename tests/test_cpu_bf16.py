@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from llmcustoms.data.packing import PackedCollator, pack_examples
+from llmcustoms.hardware import cpu
+from llmcustoms.hardware.cpu import settle_cpu_training
+from llmcustoms.models.cpu_bf16 import FastDropout
 from llmcustoms.models.loading import load_for_training
-from llmcustoms.training import speed
-from llmcustoms.training.cpu_bf16 import FastDropout
 
 
 def _config(bf16: bool) -> dict:
@@ -17,9 +18,9 @@ def _config(bf16: bool) -> dict:
 
 
 def _load(tiny_model_dir, monkeypatch, bf16: bool, probe_ok: bool = True):
-    monkeypatch.setattr(speed, "cpu_bf16_autocast_ok", lambda: probe_ok)
+    monkeypatch.setattr(cpu, "cpu_bf16_autocast_ok", lambda: probe_ok)
     torch.manual_seed(0)
-    model, tokenizer = load_for_training(str(tiny_model_dir), _config(bf16))
+    model, tokenizer = load_for_training(str(tiny_model_dir), settle_cpu_training(_config(bf16)))
     return model, tokenizer
 
 

@@ -27,7 +27,7 @@ def _chunks(copies: int = 6) -> list[Chunk]:
 
 
 def _cores() -> int:
-    from llmcustoms.training.speed import usable_cpus
+    from llmcustoms.hardware.cpu import usable_cpus
 
     return usable_cpus()
 

@@ -42,12 +42,12 @@ def _code_strings(path: Path) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("flags, native", [("fpu sse avx512f avx512_bf16", True), ("fpu sse amx_bf16", True),
                                            ("fpu sse avx2 avx512f", False)])
 def test_the_hardware_report_and_training_read_the_same_cpu_flags(monkeypatch, flags, native):
+    from llmcustoms.hardware import cpu
     from llmcustoms.hardware import detector as hardware_detector
-    from llmcustoms.training import speed
 
     # A CPU described once, where training reads it: the hardware report must agree with that reading.
-    monkeypatch.setattr(speed, "read_cpuinfo", lambda: f"processor\t: 0\nflags\t\t: {flags}\n")
-    assert speed.cpu_has_native_bf16() is native
+    monkeypatch.setattr(cpu, "read_cpuinfo", lambda: f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert cpu.cpu_has_native_bf16() is native
     assert hardware_detector.cpu_supports_bf16() is native
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmcustoms.training import speed
+from llmcustoms.hardware import cpu
+from llmcustoms.models import attention
 
 INTEL_BF16 = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Platinum 8480+
@@ -24,43 +25,43 @@ Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 bf16
 
 
 def test_flags_are_read_from_cpuinfo_text():
-    assert "avx512_bf16" in speed.cpu_flags(INTEL_BF16)
-    assert speed.cpu_flags("") == set()
-    assert "asimd" in speed.cpu_flags(ARM)
+    assert "avx512_bf16" in cpu.cpu_flags(INTEL_BF16)
+    assert cpu.cpu_flags("") == set()
+    assert "asimd" in cpu.cpu_flags(ARM)
 
 
 @pytest.mark.parametrize(("text", "native"), [(INTEL_BF16, True), (ZEN4, True), (OLD_XEON, False), (ARM, False),
                                                ("", False)])
 def test_native_bf16_needs_avx512_bf16_or_amx(text, native):
-    assert speed.cpu_has_native_bf16(text) is native
+    assert cpu.cpu_has_native_bf16(text) is native
 
 
 def test_no_flag_means_fp32_without_even_probing():
     probed = []
-    choice = speed.choose_cpu_precision(OLD_XEON, probe=lambda: probed.append(1) or True)
+    choice = cpu.choose_cpu_precision(OLD_XEON, probe=lambda: probed.append(1) or True)
     assert choice.bf16_autocast is False and "fp32" in choice.reason
     assert probed == []
 
 
 def test_flag_but_failing_probe_falls_back_to_fp32():
-    choice = speed.choose_cpu_precision(INTEL_BF16, probe=lambda: False)
+    choice = cpu.choose_cpu_precision(INTEL_BF16, probe=lambda: False)
     assert choice.bf16_autocast is False and "failed" in choice.reason
 
 
 def test_flag_and_passing_probe_chooses_bf16(monkeypatch):
     monkeypatch.delenv("LLMCUSTOMS_CPU_BF16", raising=False)
-    assert speed.choose_cpu_precision(ZEN4, probe=lambda: True).bf16_autocast is True
+    assert cpu.choose_cpu_precision(ZEN4, probe=lambda: True).bf16_autocast is True
 
 
 def test_environment_switch_turns_bf16_off(monkeypatch):
     monkeypatch.setenv("LLMCUSTOMS_CPU_BF16", "0")
-    assert speed.choose_cpu_precision(INTEL_BF16, probe=lambda: True).bf16_autocast is False
+    assert cpu.choose_cpu_precision(INTEL_BF16, probe=lambda: True).bf16_autocast is False
 
 
 def test_the_real_probe_passes_on_a_working_torch():
     # torch's CPU autocast computes bf16 on every x86 build (natively or emulated): a False here means
     # the probe itself is broken and every CPU run would silently train in fp32.
-    assert speed.bf16_autocast_probe() is True
+    assert cpu.bf16_autocast_probe() is True
 
 
 def test_the_probe_fails_when_autocast_does_not_cast(monkeypatch):
@@ -69,7 +70,7 @@ def test_the_probe_fails_when_autocast_does_not_cast(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
-    assert speed.bf16_autocast_probe() is False
+    assert cpu.bf16_autocast_probe() is False
 
 
 def test_the_probe_fails_when_bf16_computes_garbage(monkeypatch):
@@ -79,7 +80,7 @@ def test_the_probe_fails_when_bf16_computes_garbage(monkeypatch):
         return (x @ weight.t() + 1.0).to(torch.bfloat16)  # off by one everywhere: not a rounding error
 
     monkeypatch.setattr(torch.nn.functional, "linear", wrong_linear)
-    assert speed.bf16_autocast_probe() is False
+    assert cpu.bf16_autocast_probe() is False
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
@@ -92,22 +93,22 @@ def test_the_probe_fails_when_bf16_computes_garbage(monkeypatch):
     ({"affinity": 0, "logical": 0, "physical": 0, "quota": 0.1}, 1),        # nonsense still gives one thread
 ])
 def test_thread_choice(kwargs, expected):
-    assert speed.choose_torch_threads(**kwargs) == expected
+    assert cpu.choose_torch_threads(**kwargs) == expected
 
 
 def test_thread_choice_on_this_machine_is_within_bounds():
     import os
 
-    threads = speed.choose_torch_threads()
+    threads = cpu.choose_torch_threads()
     assert 1 <= threads <= (os.cpu_count() or 1)
 
 
 def test_cgroup_quota_is_read(tmp_path):
     (tmp_path / "cpu.max").write_text("200000 100000\n")
-    assert speed.cgroup_cpu_limit(str(tmp_path)) == 2.0
+    assert cpu.cgroup_cpu_limit(str(tmp_path)) == 2.0
     (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert speed.cgroup_cpu_limit(str(tmp_path)) is None
-    assert speed.cgroup_cpu_limit(str(tmp_path / "missing")) is None
+    assert cpu.cgroup_cpu_limit(str(tmp_path)) is None
+    assert cpu.cgroup_cpu_limit(str(tmp_path / "missing")) is None
 
 
 def test_apply_threads_only_lowers(monkeypatch):
@@ -116,9 +117,9 @@ def test_apply_threads_only_lowers(monkeypatch):
     monkeypatch.delenv("LLMCUSTOMS_THREADS", raising=False)
     before = torch.get_num_threads()
     try:
-        assert speed.apply_torch_threads(before + 4) == before  # never raised above torch's own choice
+        assert cpu.apply_torch_threads(before + 4) == before  # never raised above torch's own choice
         if before > 1:
-            assert speed.apply_torch_threads(1) == 1
+            assert cpu.apply_torch_threads(1) == 1
     finally:
         torch.set_num_threads(before)
 
@@ -151,9 +152,9 @@ def _features(lengths):
 
 
 def test_segments_split_where_positions_restart():
-    assert speed._segments([0, 1, 2, 0, 1, 0]) == [(0, 3), (3, 5), (5, 6)]
-    assert speed._segments([0, 1, 2, 3]) == [(0, 4)]
-    assert speed._segments([5, 6, 7]) == [(0, 3)]  # an offset start is still one sequence
+    assert attention._segments([0, 1, 2, 0, 1, 0]) == [(0, 3), (3, 5), (5, 6)]
+    assert attention._segments([0, 1, 2, 3]) == [(0, 4)]
+    assert attention._segments([5, 6, 7]) == [(0, 3)]  # an offset start is still one sequence
 
 
 def test_packed_attention_gives_sdpa_logits_loss_and_gradients():
@@ -163,7 +164,7 @@ def test_packed_attention_gives_sdpa_logits_loss_and_gradients():
 
     batch = PackedCollator(0)(pack_examples(_features([30, 12, 45, 9, 20, 2]), 64))
     results = {}
-    for attn in ("sdpa", speed.register_packed_attention()):
+    for attn in ("sdpa", attention.register_packed_attention()):
         model = _tiny_llama(attn)
         out = model(**batch, use_cache=False)
         out.loss.backward()
@@ -178,7 +179,7 @@ def test_packed_attention_per_example_losses_equal_each_example_alone():
 
     from llmcustoms.data.packing import IGNORE, PackedCollator, pack_examples
 
-    model = _tiny_llama(speed.register_packed_attention()).eval()
+    model = _tiny_llama(attention.register_packed_attention()).eval()
     features = _features([30, 12, 45, 9, 20])
     rows = pack_examples(features, 64)
     batch = PackedCollator(0)(rows)
@@ -196,7 +197,7 @@ def test_packed_attention_per_example_losses_equal_each_example_alone():
 def test_packed_attention_leaves_masks_caches_and_generation_alone():
     import torch
 
-    packed, plain = _tiny_llama(speed.register_packed_attention()), _tiny_llama("sdpa")
+    packed, plain = _tiny_llama(attention.register_packed_attention()), _tiny_llama("sdpa")
     ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
     mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
     with torch.no_grad():
@@ -213,8 +214,8 @@ def test_packed_attention_leaves_masks_caches_and_generation_alone():
 def test_packed_attention_is_used_only_where_every_layer_is_full_causal():
     from transformers import LlamaConfig, MistralConfig
 
-    assert speed.packed_attention_supported(LlamaConfig())
-    assert not speed.packed_attention_supported(MistralConfig(sliding_window=64))
+    assert attention.packed_attention_supported(LlamaConfig())
+    assert not attention.packed_attention_supported(MistralConfig(sliding_window=64))
     model = _tiny_llama()
-    assert speed.use_packed_attention(model) is True
-    assert model.config._attn_implementation == speed.PACKED_SDPA
+    assert attention.use_packed_attention(model) is True
+    assert model.config._attn_implementation == attention.PACKED_SDPA

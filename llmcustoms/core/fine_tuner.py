@@ -123,10 +123,11 @@ class FineTuner:
 
     def setup_model(self) -> tuple[Any, Any]:
         """(model with a fresh LoRA adapter, tokenizer), configured as training would use them."""
+        from llmcustoms.hardware.cpu import settle_cpu_training
         from llmcustoms.models.loading import load_for_training
 
         choices = self._choices(self._request())
-        return load_for_training(choices.model_path, choices.config)
+        return load_for_training(choices.model_path, settle_cpu_training(choices.config))
 
     def _choices(self, request: TrainRequest) -> RunChoices:
         """Device, model and settings as ``train()`` would choose them."""

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from llmcustoms.training.speed import usable_cpus
+from llmcustoms.hardware.cpu import usable_cpus
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

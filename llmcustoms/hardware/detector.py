@@ -17,10 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.hardware.cpu import cpu_has_native_bf16
 from llmcustoms.hardware.report import GpuInfo, HardwareReport
 from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
 from llmcustoms.planning import memory
-from llmcustoms.training.speed import cpu_has_native_bf16
 from llmcustoms.utils.config import Settings
 from llmcustoms.utils.disk import free_bytes
 from llmcustoms.utils.logger import get_logger
@@ -35,7 +35,7 @@ TARGET_MODEL = "tinyllama"
 
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX): bf16 autocast then pays off."""
-    # One reading of the CPU's flags for the plan and for training (``training/speed.py``), so the two
+    # One reading of the CPU's flags for the plan and for training (``hardware/cpu.py``), so the two
     # can never disagree about the same CPU.
     return cpu_has_native_bf16()
 

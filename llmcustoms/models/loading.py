@@ -71,12 +71,10 @@ def load_base_model(model_path: str, train_config: dict[str, Any]):
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     model.config.use_cache = False  # packed rows are isolated only without a cache (DESIGN.md)
     if device == "cpu":
-        from llmcustoms.training.speed import apply_torch_threads, use_packed_attention
+        from llmcustoms.models.attention import use_packed_attention
 
-        # Never more torch threads than CPUs this process may use (a container's CPU quota).
-        apply_torch_threads()
         # Attention per packed example instead of one masked SDPA over the whole row: identical results,
-        # +10 % real tokens/s on the CPU benchmark (195 → 215 tok/s; speed.packed_sdpa_attention).
+        # +10 % real tokens/s on the CPU benchmark (195 → 215 tok/s; attention.packed_sdpa_attention).
         use_packed_attention(model)
     return model
 
@@ -101,7 +99,7 @@ def add_lora(model, train_config: dict[str, Any]):
     )
     model = get_peft_model(model, lora)
     if train_config.get("device", "cpu") == "cpu":
-        from llmcustoms.training.cpu_bf16 import prepare_cpu_training
+        from llmcustoms.models.cpu_bf16 import prepare_cpu_training
 
         # Frozen base weights in bf16 (LoRA weights and optimizer state fp32) when bf16 autocast was chosen,
         # and cheaper dropout masks: see cpu_bf16.py for what each buys.
@@ -110,15 +108,13 @@ def add_lora(model, train_config: dict[str, Any]):
 
 
 def cpu_bf16_training(train_config: dict[str, Any]) -> bool:
-    """True when a CPU run trains under bf16 autocast: the plan asks for it and the CPU passes the probe.
+    """True when a CPU run trains under bf16 autocast.
 
-    The same decision as ``trainer._training_arguments`` makes for ``TrainingArguments(bf16=...)``.
+    ``train_config`` is settled by the caller (``hardware.cpu.settle_cpu_training``: the plan asked for
+    bf16 and the CPU passed the probe), the same decision ``trainer._training_arguments`` makes for
+    ``TrainingArguments(bf16=...)``.
     """
-    if train_config.get("device", "cpu") != "cpu" or not train_config.get("bf16_autocast"):
-        return False
-    from llmcustoms.training.speed import cpu_bf16_autocast_ok
-
-    return cpu_bf16_autocast_ok()
+    return train_config.get("device", "cpu") == "cpu" and bool(train_config.get("bf16_autocast"))
 
 
 def load_for_training(model_path: str, train_config: dict[str, Any]):

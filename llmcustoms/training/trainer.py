@@ -398,7 +398,7 @@ def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
     precision = config.get("precision", "fp32")
     bf16 = device == "cuda" and precision in ("bf16", "4bit")
     if device == "cpu" and config.get("bf16_autocast"):
-        from llmcustoms.training.speed import cpu_bf16_autocast_ok
+        from llmcustoms.hardware.cpu import cpu_bf16_autocast_ok
 
         # autocast on CPUs with native bf16 (avx512_bf16/AMX): ~1.5× faster. The plan's flag comes from the
         # CPU's flags; cpu_bf16_autocast_ok() also runs a quick forward/backward check once per process.
@@ -689,6 +689,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     import torch
 
     from llmcustoms.data.packing import PackedCollator
+    from llmcustoms.hardware.cpu import settle_cpu_training
     from llmcustoms.models.loading import load_for_training
     from llmcustoms.training import checkpoints
     from llmcustoms.training.callbacks import EventCallback
@@ -705,7 +706,8 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
         total_mb = torch.cuda.get_device_properties(0).total_memory / 2**20
         torch.cuda.set_per_process_memory_fraction(allocator_cap_fraction(settings.max_vram_gb, total_mb))
 
-    model, tokenizer = load_for_training(setup.model_path, config)
+    # Threads and bf16 as they will really run on this CPU (the GPU's config passes through unchanged).
+    model, tokenizer = load_for_training(setup.model_path, settle_cpu_training(config))
     data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info,
                         warn=lambda message: emit(make_event("warning", message=message)))
     recorded = run.read()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import ConfigError
-from llmcustoms.paths import home_dir
+from llmcustoms.paths import home_dir, read_dotenv
 
 #: Every key LLMCustoms reads, with its default (None: unset).
 DEFAULTS: dict[str, Any] = {
@@ -84,34 +84,8 @@ def check_max_steps(value: Any, name: str = "--max-steps") -> int | None:
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    from dotenv import dotenv_values
-
-    try:
-        values = dotenv_values(path, encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"The settings file {path} is not UTF-8 text (a bad byte at offset {error.start}): "
-                          "save it as UTF-8.") from None
-    except OSError as error:
-        raise ConfigError(f"The settings file {path} could not be read ({error.strerror or error}).") from None
-    return {k: v for k, v in values.items() if v is not None and k in DEFAULTS}
-
-
-def setting(key: str, cwd: str | os.PathLike[str] | None = None) -> str | None:
-    """One setting as text, from the environment, else ``./.env``, else ``~/.llmcustoms/.env`` (None: unset).
-
-    For the places that need a single raw value without checking every other setting (the runs folder,
-    the model cache), so a key means the same whether it is exported or written in a .env file.
-    """
-    value = os.environ.get(key)
-    if value not in (None, ""):
-        return value
-    for path in (Path(cwd) if cwd is not None else Path.cwd(), home_dir()):
-        value = _read_dotenv(path / ".env").get(key)
-        if value not in (None, ""):
-            return value
-    return None
+    """The LLMCustoms settings written in the .env file at ``path`` (other keys ignored)."""
+    return {k: v for k, v in read_dotenv(path).items() if k in DEFAULTS}
 
 
 class Config:

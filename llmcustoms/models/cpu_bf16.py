@@ -1,6 +1,6 @@
 """LoRA training on the CPU without the work bf16 autocast repeats at every step.
 
-Under CPU bf16 autocast (``speed.choose_cpu_precision``) a step of LoRA training on SmolLM2-135M
+Under CPU bf16 autocast (``hardware.cpu.choose_cpu_precision``) a step of LoRA training on SmolLM2-135M
 spends far less time in matrix products (AMX/AVX512-BF16 make them cheap) than around them
 (torch.profiler, 2 cores):
 
@@ -90,7 +90,7 @@ def prepare_cpu_training(model: nn.Module, bf16: bool) -> dict[str, int]:
     """Make a PEFT LoRA model cheaper to train on the CPU; returns what was changed, by count.
 
     Always: ``nn.Dropout`` in the LoRA branches becomes ``FastDropout``. With ``bf16`` (only when
-    ``speed.choose_cpu_precision`` chose bf16 autocast): frozen base Linear weights in bf16, the
+    ``hardware.cpu.choose_cpu_precision`` chose bf16 autocast): frozen base Linear weights in bf16, the
     projection norms' outputs cast to bf16 once, PEFT's fp32 cast of the LoRA input switched off.
     """
     done = {"dropouts": 0, "bf16_linears": 0, "bf16_norms": 0}
