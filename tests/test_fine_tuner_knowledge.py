@@ -33,9 +33,9 @@ class _FakeSession:
 
 @pytest.fixture
 def fake_chat(monkeypatch):
-    import llmcustoms.chat.session as session
+    import llmcustoms.core.fine_tuner as fine_tuner
 
-    monkeypatch.setattr(session, "ChatSession", _FakeSession)
+    monkeypatch.setattr(fine_tuner, "ChatSession", _FakeSession)  # where FineTuner looks it up
 
 
 def test_knowledge_score_reads_the_runs_score(tmp_path):

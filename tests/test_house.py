@@ -253,3 +253,63 @@ def test_every_package_says_what_it_owns():
         doc = importlib.import_module(name).__doc__ or ""
         assert len(doc.split()) >= 15, f"{name} has no paragraph saying what it owns"
         assert f"`{name.replace('.', '/')}/`" in architecture, f"{name} is missing from docs/ARCHITECTURE.md"
+
+
+# -- function-level imports -------------------------------------------------------------------------
+#: Third-party modules imported inside the functions that need them, and why each is not at the top.
+LAZY_THIRD_PARTY = {
+    "torch": "≈1 s to import; the CLI, the TUI's first screen and a plan must not pay it",
+    "transformers": "≈2 s, and pulls torch", "peft": "pulls torch and transformers", "datasets": "≈1 s",
+    "bitsandbytes": "GPU-only, optional", "safetensors": "only when weights are read or written",
+    "gguf": "only for a GGUF export", "numpy": "only for exports and tensors", "tokenizers": "only with a model",
+    "huggingface_hub": "only when a model is downloaded", "pyarrow": "only for large tokenized sets",
+    "pynvml": "optional, only on a machine with an NVIDIA driver", "psutil": "optional",
+    "dotenv": "only when a .env file exists", "tqdm": "only when a progress bar is drawn",
+    "httpx": "only when Q&A is generated online",
+}
+#: Files whose function-level imports are their job: the CLI imports each command's modules when that
+#: command runs (``llmcustoms --help`` stays ~30 ms, not ~450 ms), and the packages' lazy public names.
+LAZY_BY_DESIGN = {"cli.py", "__init__.py", "export/__init__.py"}
+
+
+def _imports(tree_body):
+    import ast
+
+    for node in tree_body:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield node.module or ""
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def test_function_level_imports_are_only_the_heavy_ones():
+    """Inside a function: a heavy third-party module, or one of ours that imports one at its top; nothing else."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "llmcustoms"
+    trees = {str(p.relative_to(root)): ast.parse(p.read_text()) for p in root.rglob("*.py")}
+    module_of = {rel: "llmcustoms." + rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in trees}
+    top_level = {module_of[rel]: set(_imports(tree.body)) for rel, tree in trees.items()}
+    heavy = {m for m, names in top_level.items() if any(n.split(".")[0] in LAZY_THIRD_PARTY for n in names)}
+    while True:  # ours that import a heavy one of ours at their top are heavy too
+        more = {m for m, names in top_level.items() if names & heavy} - heavy
+        if not more:
+            break
+        heavy |= more
+    assert "llmcustoms.training.run_trainer" in heavy and "llmcustoms.data.reader" not in heavy
+    wrong = []
+    for rel, tree in trees.items():
+        if rel in LAZY_BY_DESIGN:
+            continue
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if not isinstance(node, ast.Import | ast.ImportFrom):
+                    continue
+                names = set(_imports([node]))
+                if any(n.split(".")[0] in LAZY_THIRD_PARTY for n in names) or names & heavy:
+                    continue
+                wrong.append(f"{rel}:{node.lineno} {', '.join(sorted(names))}")
+    assert not wrong, "import these at the top of the module:\n" + "\n".join(wrong)

@@ -6,13 +6,19 @@ disabled), so comparing the two costs no second copy of the model.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import json
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.errors import InputError, RunNotFoundError
+from llmcustoms.errors import DamagedRunError, InputError, RunNotFoundError
+from llmcustoms.models.loading import load_tokenizer
+from llmcustoms.models.manager import ModelManager
+from llmcustoms.runs.rundir import RunDir
 from llmcustoms.utils.logger import get_logger
 
 log = get_logger("llmcustoms.chat")
@@ -38,8 +44,6 @@ class ChatSession:
         self._resolve()
 
     def _resolve(self) -> None:
-        from llmcustoms.errors import DamagedRunError
-        from llmcustoms.runs.rundir import RunDir
 
         try:
             run = RunDir.open(self.ref, root=self.runs_root)
@@ -52,7 +56,6 @@ class ChatSession:
                 if not (run.adapter_dir / "adapter_config.json").is_file():
                     raise
                 # run.json went bad but the adapter is intact: PEFT recorded the base model in it.
-                import json
 
                 adapter_config = json.loads((run.adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
                 data = {"status": "done", "model_path": adapter_config.get("base_model_name_or_path")}
@@ -63,11 +66,9 @@ class ChatSession:
             self.base_model_path = self.base_model_path or data.get("model_path")
             self.example_prompts = list(data.get("example_prompts") or [])
             if not self.base_model_path or not Path(self.base_model_path).is_dir():
-                from llmcustoms.models.manager import ModelManager
 
                 self.base_model_path = ModelManager().resolve(data.get("model", ""))[1]
         elif self.base_model_path is None:
-            from llmcustoms.models.manager import ModelManager
 
             self.base_model_path = ModelManager().resolve(self.ref)[1]
 
@@ -83,7 +84,6 @@ class ChatSession:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from llmcustoms.models.loading import load_tokenizer
 
         device = "cuda" if torch.cuda.is_available() and os.environ.get("FORCE_CPU", "").lower() not in (
             "1", "true", "yes") else "cpu"
@@ -135,7 +135,6 @@ class ChatSession:
         errors: list[BaseException] = []
 
         def generate() -> None:
-            import contextlib
 
             import torch
 
@@ -163,7 +162,6 @@ class ChatSession:
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
-        import gc
 
         self.model = None
         self.tokenizer = None

@@ -14,17 +14,30 @@ import sys
 import threading
 from typing import Any
 
+from llmcustoms.chat.session import ChatSession
+from llmcustoms.data.reader import validate_folder
+from llmcustoms.data.tokenize import tokenize_examples
 from llmcustoms.errors import InputError
+from llmcustoms.evaluation import run_eval
+from llmcustoms.evaluation.knowledge import KnowledgeReport
+from llmcustoms.evaluation.scoring import is_correct
+from llmcustoms.hardware.cpu import settle_cpu_training
+from llmcustoms.models.loading import load_for_training, load_tokenizer
 from llmcustoms.planning.presets import check_preset
-from llmcustoms.runs.events import EventSink, ListSink
+from llmcustoms.runs.events import EventSink, FanoutSink, ListSink
+from llmcustoms.runs.progress import ProgressPrinter
+from llmcustoms.runs.rundir import RunDir
 from llmcustoms.training.trainer import (
     RunChoices,
     TrainRequest,
     TrainResult,
+    choose_device,
     resolve_choices,
+    resolve_model,
     run_training,
     split_training_examples,
 )
+from llmcustoms.utils.config import Settings
 
 #: How many held-out questions ``test_model`` asks when given no prompts.
 DEFAULT_TEST_QUESTIONS = 3
@@ -51,7 +64,6 @@ class FineTuner:
         'auto' or 'groq'); without it nothing is sent and offline examples are built instead.
         ``model`` and ``preset`` left None come from DEFAULT_MODEL / DEFAULT_PRESET (environment or .env),
         else 'auto' and 'quality', as for the CLI."""
-        from llmcustoms.utils.config import Settings
 
         # Read once, here; every step of this tuner uses these.
         self.settings = Settings.load()
@@ -77,7 +89,6 @@ class FineTuner:
     def from_run(cls, run_ref: str, output_dir: str | None = None, **options: Any) -> FineTuner:
         """A tuner on a run trained earlier: ``run_ref`` is its folder, id or unique id prefix (in
         ``output_dir`` or the usual runs folder). ``test_model`` and ``knowledge_score`` then use that run."""
-        from llmcustoms.runs.rundir import RunDir
 
         run = RunDir.open(run_ref, root=output_dir)
         data = run.read()
@@ -100,7 +111,6 @@ class FineTuner:
                             send_consent=self.allow_send, settings=self.settings)
 
     def _resolved_model(self) -> tuple[str, str]:
-        from llmcustoms.training.trainer import choose_device, resolve_model
 
         device = choose_device(None, self.settings.force_cpu)
         name, path = resolve_model(self.model_name, device, self.events, self.settings)
@@ -110,9 +120,6 @@ class FineTuner:
     def prepare_data(self):
         """The tokenized training examples (a ``datasets.Dataset``): the very examples ``train()`` would
         train on (the same folder reading, held-out split and sequence length), before packing."""
-        from llmcustoms.data.reader import validate_folder
-        from llmcustoms.data.tokenize import tokenize_examples
-        from llmcustoms.models.loading import load_tokenizer
 
         request = self._request()
         report = validate_folder(request.data_path, settings=self.settings)
@@ -123,8 +130,6 @@ class FineTuner:
 
     def setup_model(self) -> tuple[Any, Any]:
         """(model with a fresh LoRA adapter, tokenizer), configured as training would use them."""
-        from llmcustoms.hardware.cpu import settle_cpu_training
-        from llmcustoms.models.loading import load_for_training
 
         choices = self._choices(self._request())
         return load_for_training(choices.model_path, settle_cpu_training(choices.config))
@@ -144,8 +149,6 @@ class FineTuner:
         checkpoint of the last finished step. ``stop_event.set()`` from another thread stops the same
         way but returns normally (the run's status is then "stopped").
         """
-        from llmcustoms.runs.events import FanoutSink
-        from llmcustoms.runs.progress import ProgressPrinter
         from llmcustoms.training.interrupts import TrainingInterrupted, graceful_interrupt
 
         printer = ProgressPrinter() if self.progress else None
@@ -177,7 +180,6 @@ class FineTuner:
         also carries the ``reference`` sentence of the text and whether it is ``correct`` (the score's rule).
         ``compare=True`` adds the base model's answer (``base_answer``, and ``base_correct``).
         """
-        from llmcustoms.chat.session import ChatSession
 
         run = self.run
         knowledge, probes = _run_knowledge(run)
@@ -225,9 +227,8 @@ class FineTuner:
             raise InputError("No run to score yet: call train() first, or attach to an earlier run with "
                              "FineTuner.from_run(RUN_ID).")
         if recompute:
-            from llmcustoms.evaluation.run_eval import evaluate_run
 
-            return evaluate_run(str(run.path)).to_dict()
+            return run_eval.evaluate_run(str(run.path)).to_dict()
         knowledge, _ = _run_knowledge(run)
         if knowledge is None:
             return {"questions": 0, "base": None, "tuned": None, "open_book": None, "rows": [],
@@ -256,12 +257,10 @@ def _run_knowledge(run) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
 
 
 def _headline(knowledge: dict[str, Any]) -> str:
-    from llmcustoms.evaluation.knowledge import KnowledgeReport
 
     return KnowledgeReport.from_dict(knowledge).headline()
 
 
 def _correct(answer: str, probe: dict[str, Any]) -> bool:
-    from llmcustoms.evaluation.scoring import is_correct
 
     return bool(is_correct(answer, str(probe.get("span") or "")))

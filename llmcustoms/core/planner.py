@@ -10,8 +10,11 @@ import copy
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from llmcustoms.hardware.detector import NO_GPU_WARNING, HardwareDetector
 from llmcustoms.hardware.report import HardwareReport
+from llmcustoms.models.availability import model_availability
 from llmcustoms.planning import memory
+from llmcustoms.planning.budget import CPU_EPOCHS, CPU_MINUTES, cpu_minutes_estimate, recall_speed
 from llmcustoms.training.train_config import TrainConfig
 from llmcustoms.utils.config import Settings
 
@@ -133,7 +136,6 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     ``check_available``: also find out whether the model can be had now (``models.check``: a damaged
     folder, or a model to download whose host does not answer a quick probe) into ``available``.
     """
-    from llmcustoms.hardware.detector import HardwareDetector
 
     detector = HardwareDetector(env_config=env_config)
     if hardware is not None:
@@ -146,7 +148,6 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         model = detector.suggest_model(vram)
     availability = None
     if check_available:
-        from llmcustoms.models.availability import model_availability
 
         # Before the estimate: a damaged config.json is said once, here, not glued into the plan's reason.
         availability = model_availability(model, thorough=False)  # no torch in a TUI's plan screen
@@ -154,7 +155,6 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     est = config.get("memory_estimate_mb") or {}
     estimate_mb = int(est.get("total_mb") or 0)
     free_mb = int(config.get("budget_mb") or 0)
-    from llmcustoms.hardware.detector import NO_GPU_WARNING
 
     # A CPU plan's reason already says there is no GPU: "No GPU…" once, not twice.
     warnings = [w for w in report.warnings if not (w == NO_GPU_WARNING and config.get("cpu_note"))]
@@ -167,7 +167,6 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
 
     tokens_per_s = guess_tokens_per_s(config, detector.detect())
     speed_source = "a guess"
-    from llmcustoms.planning.budget import recall_speed
 
     measured = recall_speed(model, config["device"])
     if measured:
@@ -186,7 +185,6 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     minutes = fixed + train_tokens / max(tokens_per_s, 1e-6) / 60.0
     if config["device"] == "cpu":
         # On a CPU the steps come from the data (passes over the examples) capped by minutes.
-        from llmcustoms.planning.budget import CPU_EPOCHS, CPU_MINUTES, cpu_minutes_estimate
 
         cap = CPU_MINUTES.get(config["preset"], 10.0)
         minutes = fixed + (cpu_minutes_estimate(data_tokens, CPU_EPOCHS.get(config["preset"], 6.0), cap,

@@ -6,6 +6,7 @@ them (``iter_documents``), so building examples never needs the folder scanner.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat
@@ -41,7 +42,6 @@ def open_regular(path: str | os.PathLike[str]) -> int:
 
 def _decode_pieces(fd: int, encoding: str) -> Iterator[str]:
     """Decoded text in blocks, newlines normalised to LF, never splitting a CRLF pair."""
-    import codecs
 
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     pending_cr = False

@@ -20,7 +20,8 @@ from llmcustoms.data.report import DataReport
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, DataError, GeneratorError
 from llmcustoms.qa.generator import QAGenerator
-from llmcustoms.qa.offline import OfflineGenerator
+from llmcustoms.qa.offline import OfflineGenerator, _title
+from llmcustoms.utils.config import as_settings
 from llmcustoms.utils.gcpause import paused_gc
 
 if TYPE_CHECKING:
@@ -93,7 +94,6 @@ def choose_generator(
         raise ConfigError(f"The Q&A mode must be one of {', '.join(QA_MODES)}, not {qa!r}.")
     if qa == "offline":
         return OfflineGenerator(pairs_per_chunk)
-    from llmcustoms.utils.config import as_settings
 
     config = as_settings(settings).to_dict()
     if not config.get("GROQ_API_KEY"):
@@ -111,7 +111,6 @@ def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Ch
                     passages: list[Example] | None = None) -> int:
     """Append each document's written Q&A to ``explicit``, its prose chunks to ``chunks``, its facts to
     ``facts`` and its text as continuation examples to ``passages``; count documents."""
-    from llmcustoms.qa.offline import _title
 
     documents = 0
     counters: dict[str, int] = {}

@@ -13,8 +13,10 @@ locks other threads may hold.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 from llmcustoms.hardware.cpu import usable_cpus
@@ -68,8 +70,6 @@ def map_slices(
 
 def _map_in_processes(function: Callable[[Sequence[Any]], list[Any]], items: Sequence[Any], workers: int,
                       progress: Callable[[int, int], None] | None) -> list[Any]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     total = len(items)
     # A few slices per worker, so progress moves and a slow slice does not leave the others idle.

@@ -15,6 +15,7 @@ the label boundaries exactly) and dropped for that layout on any difference.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -298,7 +299,6 @@ def _tokenize_examples(
 
 def _list_array(rows: list[list[int]], lengths: list[int]) -> Any:
     """A pyarrow list<int64> column built from one flat numpy array (much faster than from_dict)."""
-    import itertools
 
     import numpy as np
     import pyarrow as pa

@@ -11,9 +11,12 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from llmcustoms.chat.session import ChatSession
 from llmcustoms.errors import InputError
+from llmcustoms.evaluation.judge import apply_judge
 from llmcustoms.evaluation.knowledge import CONDITIONS, KnowledgeReport, score_knowledge
 from llmcustoms.evaluation.split import Probe
+from llmcustoms.runs.rundir import RunDir
 
 if TYPE_CHECKING:
     from llmcustoms.evaluation.judge import Judge
@@ -43,9 +46,6 @@ def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
     ``judge_unavailable``: why a judge was asked for but could not be made; it is recorded in the
     report's ``judge_error``. Either way the key-span score stands.
     """
-    from llmcustoms.chat.session import ChatSession
-    from llmcustoms.evaluation.judge import apply_judge
-    from llmcustoms.runs.rundir import RunDir
 
     run = RunDir.open(run_ref, root=output_dir)
     probes = run_probes(run)

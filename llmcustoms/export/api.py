@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import InputError
+from llmcustoms.export.adapter import export_adapter
+from llmcustoms.export.merge import export_merged
 from llmcustoms.export.source import ExportSource, attach_base_model, estimate_bytes, open_run
 from llmcustoms.export.staging import StagedFolder, clean_stale_staging, refuse_existing
 from llmcustoms.utils.validators import check_disk_space
@@ -174,7 +176,6 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
                 "run_dir": str(source.run.path), "model": source.model_name}
     with quiet, StagedFolder(target, force=force, manifest=manifest) as stage:
         if fmt == "adapter":
-            from llmcustoms.export.adapter import export_adapter
 
             info = export_adapter(source, stage.path)
             _write_readme(stage.path, _adapter_readme(source, target))
@@ -185,7 +186,6 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
                                 metrics=info, seconds=time.time() - started)
 
         if fmt == "merged":
-            from llmcustoms.export.merge import export_merged
 
             info = export_merged(source, stage.path, say)
             _write_readme(stage.path, _merged_readme(source, target))

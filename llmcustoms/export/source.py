@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.errors import InputError, ModelNotFoundError
+from llmcustoms.errors import DamagedRunError, InputError, ModelNotFoundError
+from llmcustoms.models.loading import load_tokenizer as training_tokenizer
 from llmcustoms.runs.rundir import RunDir
+from llmcustoms.runs.status import run_state
 
 EXPORTABLE_STATUSES = ("done", "stopped")
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
@@ -53,8 +55,6 @@ class ExportSource:
 
 def open_run(run_ref: str | os.PathLike[str], runs_root: str | os.PathLike[str] | None = None) -> ExportSource:
     """The run at ``run_ref`` (a path or an id), refused unless it finished with an adapter."""
-    from llmcustoms.errors import DamagedRunError
-    from llmcustoms.runs.status import run_state
 
     run = RunDir.open(run_ref, root=runs_root)
     # The folder given is the truth: a copied or moved run exports its own adapter, never the path its
@@ -188,7 +188,6 @@ def torch_dtype_of(config: dict[str, Any]):
 def load_tokenizer(source: ExportSource):
     """The tokenizer the run trained with: the adapter folder's copy when there is one, else the base's
     with the same pad-token and chat-template fallbacks training applies."""
-    from llmcustoms.models.loading import load_tokenizer as training_tokenizer
 
     return training_tokenizer(str(source.tokenizer_dir))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -21,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from llmcustoms.errors import InputError
+from llmcustoms.runs.rundir import remove_dead_process_folders
 
 #: The file that marks a folder as an export written by this tool.
 MARKER = ".llmcustoms-export.json"
@@ -103,9 +105,7 @@ def clean_stale_staging(target: Path) -> list[tuple[Path, int]]:
     They are named ``.<target>.tmp-<pid>-<hex>`` by :class:`StagedFolder`; only those whose process is
     gone are removed (an export still running keeps its own). Returns (folder, bytes freed) pairs.
     """
-    import re
 
-    from llmcustoms.runs.rundir import remove_dead_process_folders
 
     return remove_dead_process_folders(target.parent, rf"\.{re.escape(target.name)}\.tmp-(\d+)-[0-9a-f]{{6}}")
 

@@ -20,7 +20,9 @@ from typing import Any
 from llmcustoms.hardware.cpu import cpu_has_native_bf16
 from llmcustoms.hardware.report import GpuInfo, HardwareReport
 from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
+from llmcustoms.paths import models_dir
 from llmcustoms.planning import memory
+from llmcustoms.planning.presets import adapt_for_cpu, get_preset
 from llmcustoms.utils.config import Settings
 from llmcustoms.utils.disk import free_bytes
 from llmcustoms.utils.logger import get_logger
@@ -148,7 +150,6 @@ class HardwareDetector:
         """Look at the machine now."""
         import psutil
 
-        from llmcustoms.paths import models_dir
 
         warnings: list[str] = []
         torch_version, cuda_build, cuda_available, torch_gpus = None, None, False, []
@@ -336,7 +337,6 @@ class HardwareDetector:
         the CPU supports it), never 4-bit, with the preset shortened by ``adapt_for_cpu``.
         ``batch_size`` and ``seq_len`` override the preset's; ``adapt=False`` keeps them fixed.
         """
-        from llmcustoms.planning.presets import adapt_for_cpu, get_preset
 
         preset_name = preset or self._settings().get("DEFAULT_PRESET") or "quality"
         cfg = get_preset(preset_name)

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from llmcustoms.errors import LLMCustomsError
+from llmcustoms.hardware.detector import HardwareDetector
 
 #: Seconds the child may take: importing a CUDA build of torch on a slow disk takes tens of seconds.
 PROBE_TIMEOUT_S = 300.0
@@ -49,7 +50,6 @@ def detect_in_subprocess(timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
 
 def main() -> int:
     """Print this machine's hardware report as JSON on stdout."""
-    from llmcustoms.hardware.detector import HardwareDetector
 
     print(json.dumps(HardwareDetector().detect_report().to_dict(), default=str))
     return 0

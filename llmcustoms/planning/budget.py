@@ -9,9 +9,12 @@ measured speed as the run goes.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
+
+from llmcustoms.paths import home_dir
 
 #: Passes over the training rows on a CPU, per preset (facts need several; early stopping ends sooner).
 CPU_EPOCHS = {"highspeed": 3.0, "quality": 6.0, "bestaccuracy": 10.0}
@@ -96,14 +99,12 @@ TRAINING_TOKENS_PER_TEXT_TOKEN = 10.0
 
 
 def _speed_file():
-    from llmcustoms.paths import home_dir
 
     return home_dir() / "measured_speed.json"
 
 
 def remember_speed(model: str, device: str, tokens_per_s: float) -> None:
     """Keep the training speed this run measured, so the next plan on this machine starts from it."""
-    import json
 
     path = _speed_file()
     try:
@@ -122,7 +123,6 @@ def remember_speed(model: str, device: str, tokens_per_s: float) -> None:
 
 def recall_speed(model: str, device: str) -> float | None:
     """Training tokens a second measured by an earlier run of ``model`` on ``device`` here (None if none)."""
-    import json
 
     try:
         entry = json.loads(_speed_file().read_text()).get(f"{device}:{model}")

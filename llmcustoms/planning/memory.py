@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.models.registry import find_spec
+
 MB = 1024 * 1024
 
 #: Memory the CUDA driver and runtime take per process, outside PyTorch's allocator. Measured on an
@@ -140,7 +142,6 @@ def resolve_arch(spec_or_arch: Any) -> Arch:
     if hasattr(spec_or_arch, "hidden_size") and hasattr(spec_or_arch, "num_layers"):
         return arch_from_spec(spec_or_arch)
     if isinstance(spec_or_arch, (str, os.PathLike)):
-        from llmcustoms.models.registry import find_spec
 
         spec = find_spec(str(spec_or_arch))
         if spec is not None:

@@ -15,12 +15,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.errors import InputError, RunNotFoundError
+from llmcustoms.errors import DamagedRunError, InputError, RunNotFoundError
 from llmcustoms.paths import runs_dir
 from llmcustoms.runs.info import RunInfo
 
@@ -151,13 +152,11 @@ class RunDir:
         except FileNotFoundError:
             raise RunNotFoundError(f"{self.path} holds no run.json.") from None
         except (ValueError, UnicodeDecodeError) as error:
-            from llmcustoms.errors import DamagedRunError
 
             raise DamagedRunError(f"{self.run_json} is damaged ({type(error).__name__}: "
                                   f"{str(error).splitlines()[0] if str(error) else 'empty'}); the run's adapter "
                                   f"folder, if any, is {self.adapter_dir}.") from None
         if not isinstance(data, dict):
-            from llmcustoms.errors import DamagedRunError
 
             raise DamagedRunError(f"{self.run_json} is damaged (it holds no JSON object).")
         return data
@@ -297,8 +296,6 @@ def pid_is_alive(pid: int | None, started_at: float | None = None) -> bool:
 def remove_dead_process_folders(parent: Path, pattern: str) -> list[tuple[Path, int]]:
     """Remove folders under ``parent`` whose name matches ``pattern`` (a regex whose group 1 is a pid) and
     whose process is gone: what a killed save or export left. Returns (folder, bytes freed) pairs."""
-    import re
-    import shutil
 
     removed: list[tuple[Path, int]] = []
     if not parent.is_dir():

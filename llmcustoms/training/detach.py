@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from llmcustoms.errors import InputError, TrainingError
+from llmcustoms.planning.presets import check_preset
 from llmcustoms.runs.follow import RunFollower
 from llmcustoms.runs.rundir import RunBusyError, RunDir, pid_is_alive, run_is_live
 from llmcustoms.runs.status import run_state as _run_state
 from llmcustoms.training.trainer import TrainRequest, check_resumable, folder_report
+from llmcustoms.utils.validators import check_positive_int
 
 #: How long a starter waits for the worker's first sign of life (imports on a busy machine are slow).
 START_TIMEOUT_S = 120.0
@@ -48,8 +50,6 @@ def _display_name(model: str) -> str:
 
 def _check_request(request: TrainRequest) -> None:
     """The cheap checks, so a bad folder or preset is a sentence here and not a failed run in the background."""
-    from llmcustoms.planning.presets import check_preset
-    from llmcustoms.utils.validators import check_positive_int
 
     request.preset = check_preset(request.preset)
     for name in ("max_steps", "save_steps", "eval_steps", "max_seq_len"):

@@ -19,8 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmcustoms.errors import InputError, TrainingError
+from llmcustoms.models.manager import ModelManager
 from llmcustoms.runs.follow import RunFollower
 from llmcustoms.runs.rundir import RunDir
+from llmcustoms.training.detach import create_detached_run
 
 
 def torchrun_command(num_processes: int) -> list[str]:
@@ -35,9 +38,6 @@ def launch(request, num_processes: int, sink: Callable[[dict[str, Any]], None] |
 
     The model is resolved (downloaded or converted) here, once, so the ranks never race for the cache.
     """
-    from llmcustoms.errors import InputError, TrainingError
-    from llmcustoms.models.manager import ModelManager
-    from llmcustoms.training.detach import create_detached_run
 
     if num_processes < 2:
         raise InputError("--num-processes needs 2 or more; leave it out to train in one process.")

@@ -9,6 +9,8 @@ one sentence.
 
 from __future__ import annotations
 
+import gc
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +37,6 @@ def free_device_memory() -> None:
     CPU run too. A process that never imported torch (a run that failed before loading a model) has no
     device memory to give back: torch is not imported just for this.
     """
-    import gc
-    import sys
 
     gc.collect()
     torch = sys.modules.get("torch")

@@ -26,6 +26,7 @@ from transformers import Trainer
 from llmcustoms.runs.events import EventSink, make_event
 from llmcustoms.training import checkpoints
 from llmcustoms.training.answer_loss import answer_only_loss, supports_answer_only_logits
+from llmcustoms.training.disk_full import checkpoint_disk_error, folder_bytes, is_disk_full
 from llmcustoms.training.oom import free_device_memory, is_oom
 
 
@@ -75,7 +76,6 @@ class RunTrainer(Trainer):
 
     def _failed_save(self, error: Exception, root: Path, folder: Path) -> None:
         """A save that failed leaves nothing half written; a full disk becomes one sentence (DiskSpaceError)."""
-        from llmcustoms.training.disk_full import checkpoint_disk_error, folder_bytes, is_disk_full
 
         previous = checkpoints.latest_complete(root)
         # The newest complete checkpoint is the best estimate of what this one needed.

@@ -13,6 +13,7 @@ newest complete one; a CUDA out-of-memory error backs off to smaller settings an
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import shutil
@@ -20,14 +21,43 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmcustoms.errors import LLMCustomsError, OutOfMemoryError, TrainingError
+from llmcustoms.data.examples import build_examples, choose_generator
+from llmcustoms.data.packing import PackedCollator, pack_examples
+from llmcustoms.data.reader import validate_folder
+from llmcustoms.data.split import split_examples
+from llmcustoms.data.tokenize import tokenize_examples
+from llmcustoms.errors import (
+    DataError,
+    DiskSpaceError,
+    InputError,
+    LLMCustomsError,
+    OutOfMemoryError,
+    TrainingError,
+)
+from llmcustoms.evaluation.knowledge import KnowledgeReport, score_knowledge
+from llmcustoms.evaluation.split import split_facts, training_examples
+from llmcustoms.hardware.cpu import cpu_bf16_autocast_ok, settle_cpu_training
+from llmcustoms.hardware.detector import HardwareDetector
+from llmcustoms.models.availability import model_availability
+from llmcustoms.models.loading import load_for_training
+from llmcustoms.models.manager import ModelManager
+from llmcustoms.models.registry import EMBEDDED_MODEL, find_spec
+from llmcustoms.planning.budget import CHECKPOINT_EVERY_S, measure_step_seconds, plan_budget, remember_speed
+from llmcustoms.planning.memory import allocator_cap_fraction
+from llmcustoms.planning.presets import adapt_for_cpu, check_preset, get_preset
+from llmcustoms.qa.progress import GenerationProgress
 from llmcustoms.runs.events import EventSink, FanoutSink, JsonlEventSink, make_event
-from llmcustoms.runs.rundir import RunDir, RunLock, process_start_time
-from llmcustoms.training.oom import free_device_memory, is_oom
+from llmcustoms.runs.health import HealthLimits, HealthMonitor, Pulse, Watchdog
+from llmcustoms.runs.rundir import RunDir, RunLock, process_start_time, remove_dead_process_folders
+from llmcustoms.training import checkpoints
+from llmcustoms.training.disk_full import is_disk_full
+from llmcustoms.training.oom import free_device_memory, give_up_message, is_oom, next_backoff
+from llmcustoms.utils.config import as_settings, check_max_steps
 from llmcustoms.utils.logger import get_logger
 
 if TYPE_CHECKING:
@@ -70,7 +100,6 @@ class TrainRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (without the process-local fields, ``LOCAL_FIELDS``)."""
-        import copy
 
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in LOCAL_FIELDS}
 
@@ -122,14 +151,11 @@ def choose_device(request_device: str | None, force_cpu: bool) -> str:
 
 def resolve_train_config(request: TrainRequest, model_name: str, device: str) -> tuple[dict[str, Any], list[str]]:
     """The preset merged with the hardware plan and the request's overrides, and notes for the user."""
-    from llmcustoms.planning.presets import adapt_for_cpu, get_preset
 
     notes: list[str] = []
     config = get_preset(request.preset)
     plan: dict[str, Any] = {}
     try:
-        from llmcustoms.hardware.detector import HardwareDetector
-
         detector = HardwareDetector(env_config=request.settings)
         vram = detector.detect_gpu_memory() if device == "cuda" else 0
         plan = detector.get_training_config(model_name, vram, preset=request.preset,
@@ -168,8 +194,6 @@ def resolve_model(request_model: str, device: str, sink: EventSink,
     """(name, local folder) for the requested model; 'auto' falls back to the embedded model.
 
     ``settings``: the caller's (FORCE_CPU, MAX_VRAM_GB for an 'auto' choice on a GPU; read when None)."""
-    from llmcustoms.models.manager import ModelManager
-    from llmcustoms.models.registry import EMBEDDED_MODEL
 
     manager = ModelManager()
     if request_model != "auto":
@@ -177,15 +201,12 @@ def resolve_model(request_model: str, device: str, sink: EventSink,
     choice = EMBEDDED_MODEL
     if device == "cuda":
         try:
-            from llmcustoms.hardware.detector import HardwareDetector
-
             detector = HardwareDetector(env_config=settings)
             choice = detector.suggest_model(detector.detect_gpu_memory())
         except (ImportError, AttributeError):
             choice = EMBEDDED_MODEL
     if choice == EMBEDDED_MODEL:
         return manager.resolve(EMBEDDED_MODEL)
-    from llmcustoms.models.availability import model_availability
 
     availability = model_availability(choice, manager)
     if not availability.ok:  # no network for the download: say so at once instead of trying three times
@@ -227,7 +248,6 @@ def folder_report(request: TrainRequest) -> Any:
     folder is scanned once per process however many steps look at it.
     """
     if request.data_report is None:
-        from llmcustoms.data.reader import validate_folder
 
         request.data_report = validate_folder(request.data_path, settings=request.settings)
     return request.data_report
@@ -242,8 +262,6 @@ def generation_plan(request: TrainRequest) -> Any | None:
     """
     if request.qa == "offline":
         return None
-    from llmcustoms.data.examples import build_examples, choose_generator
-    from llmcustoms.planning.presets import get_preset
 
     report = folder_report(request)
     report.raise_if_blocked()
@@ -284,15 +302,12 @@ def prepare_data(request: TrainRequest, tokenizer, max_seq_len: int, on_message:
     ``warn`` (default ``on_message``) gets what the user must not miss: files that disappeared or
     became unreadable while the folder was read (the run trains on the others).
     """
-    from llmcustoms.data.packing import pack_examples
-    from llmcustoms.data.tokenize import tokenize_examples
 
     split = split_training_examples(request, on_message, warn)
     train, held_out, built = split.train, split.held_out, split.built
     train_ds = tokenize_examples(train, tokenizer, max_seq_len)
     eval_ds = tokenize_examples(held_out, tokenizer, max_seq_len)
     if len(train_ds) == 0 or len(eval_ds) == 0:
-        from llmcustoms.errors import DataError
 
         raise DataError(f"No example keeps part of its answer within {max_seq_len} tokens: allow longer "
                         "sequences (max_seq_len) or write shorter passages.")
@@ -311,9 +326,6 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
     ``report``: the folder's ``DataReport`` when the caller has just read it (not read again).
     Raises DataError when too few examples are left to both train and evaluate.
     """
-    from llmcustoms.data.examples import build_examples
-    from llmcustoms.data.split import split_examples
-    from llmcustoms.planning.presets import get_preset
 
     if report is None:
         report = folder_report(request)
@@ -329,13 +341,11 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
         else:
             on_message(message)
 
-    from llmcustoms.qa.progress import GenerationProgress
 
     # A line every 10 s while a Q&A server works, saying how long it has been silent (not one per chunk).
     built = build_examples(report, qa=request.qa, pairs_per_chunk=pairs, on_message=say,
                            confirm=send_permission(request, on_message), settings=request.settings,
                            progress=GenerationProgress(on_message, every_s=10.0, tick_s=10.0))
-    from llmcustoms.evaluation.split import split_facts, training_examples
 
     knowledge = split_facts(built.facts, seed=request.seed)
     on_message(knowledge.summary())
@@ -355,7 +365,6 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
         train, held_out = train + held_out[MAX_EVAL_EXAMPLES:], held_out[:MAX_EVAL_EXAMPLES]
         on_message(f"Held-out loss on {MAX_EVAL_EXAMPLES} examples (a sample; the rest are trained on).")
     if not train or not held_out:
-        from llmcustoms.errors import DataError
 
         raise DataError(f"Only {len(built.examples)} examples could be made from {request.data_path}: "
                         "add more text (a few pages at least) to train and evaluate.")
@@ -372,7 +381,6 @@ ABLATIONS = ("topic_examples", "one_phrasing", "no_passages")
 def _ablate(ablation: str, examples: list, report, request: TrainRequest, pairs: int) -> list:
     """The training examples without one part: 'topic_examples' (the earlier topic-level offline examples
     instead of fact-level ones), 'one_phrasing' (one question per fact), 'no_passages' (no plain text)."""
-    from llmcustoms.data.examples import build_examples
 
     if ablation == "topic_examples":
         return build_examples(report, qa="offline", pairs_per_chunk=pairs, with_facts=False).examples
@@ -398,7 +406,6 @@ def _training_arguments(config: dict[str, Any], run: RunDir, device: str):
     precision = config.get("precision", "fp32")
     bf16 = device == "cuda" and precision in ("bf16", "4bit")
     if device == "cpu" and config.get("bf16_autocast"):
-        from llmcustoms.hardware.cpu import cpu_bf16_autocast_ok
 
         # autocast on CPUs with native bf16 (avx512_bf16/AMX): ~1.5× faster. The plan's flag comes from the
         # CPU's flags; cpu_bf16_autocast_ok() also runs a quick forward/backward check once per process.
@@ -450,10 +457,8 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
         tokenizer.save_pretrained(staging)
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half written stays behind
-        from llmcustoms.training.disk_full import is_disk_full
 
         if is_disk_full(error, run.path):
-            from llmcustoms.errors import DiskSpaceError
 
             raise DiskSpaceError(f"The disk is full: the adapter could not be saved in {run.path}, so the "
                                  f"half-written one was removed; free some space, then `llmcustoms resume "
@@ -469,7 +474,6 @@ def save_adapter(model, tokenizer, run: RunDir) -> str:
 
 def _remove_stale_adapter_folders(run: RunDir) -> None:
     """``.adapter.tmp-<pid>`` / ``.adapter.old-<pid>`` folders of processes that are gone (a kill during a save)."""
-    from llmcustoms.runs.rundir import remove_dead_process_folders
 
     remove_dead_process_folders(run.path, r"\.adapter\.(?:tmp|old)-(\d+)")
 
@@ -505,8 +509,6 @@ def resolve_choices(request: TrainRequest, sink: EventSink) -> RunChoices:
 
     ``sink`` gets the warnings of a model fallback. Writes no run directory.
     """
-    from llmcustoms.models.registry import find_spec
-    from llmcustoms.utils.config import as_settings
 
     request.settings = as_settings(request.settings)
     device = choose_device(request.device, request.settings.force_cpu)
@@ -535,7 +537,6 @@ def _fresh_setup(request: TrainRequest, run_dir: RunDir | None) -> RunSetup:
 
 def check_resumable(run: RunDir) -> dict[str, Any]:
     """run.json of a run that can be resumed; InputError with the reason otherwise (cheap: no torch)."""
-    from llmcustoms.errors import InputError
 
     data = run.read()
     if data.get("status") == "done":
@@ -579,8 +580,6 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
     ``resume``: continue ``run_dir`` from its newest complete checkpoint to the same final step, with
     the settings it was started with; refused (RunBusyError) while another process trains it.
     """
-    from llmcustoms.planning.presets import check_preset
-    from llmcustoms.utils.config import as_settings, check_max_steps
 
     request.settings = as_settings(request.settings)  # read once here when the caller did not
     request.preset = check_preset(request.preset)
@@ -596,7 +595,6 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
         folder_report(request).raise_if_blocked()
     setup = None if resume else _fresh_setup(request, run_dir)
     run = run_dir if setup is None else setup.run
-    from contextlib import nullcontext
 
     from llmcustoms.training.ranks import is_secondary
 
@@ -619,7 +617,6 @@ def resume_training(run_ref: str | os.PathLike[str] | RunDir, sink: EventSink | 
 def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, stop: threading.Event,
                on_run: Callable[[RunDir], None] | None) -> TrainResult:
     """The run, with its lock held: events, heartbeat and health watch around ``_train``."""
-    from llmcustoms.runs.health import HealthLimits, HealthMonitor, Pulse, Watchdog
 
     started = time.time()
     run = setup.run
@@ -652,7 +649,6 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
         run.update(timings={**(run.read().get("timings") or {}), "total_s": round(time.time() - started, 2)})
         return result
     except KeyboardInterrupt:
-        from llmcustoms.training import checkpoints
         from llmcustoms.training.interrupts import TrainingInterrupted, resume_hint
 
         step = pulse.step
@@ -688,12 +684,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     """Load, prepare, evaluate, train (backing off on out-of-memory), evaluate, save the adapter."""
     import torch
 
-    from llmcustoms.data.packing import PackedCollator
-    from llmcustoms.hardware.cpu import settle_cpu_training
-    from llmcustoms.models.loading import load_for_training
-    from llmcustoms.training import checkpoints
     from llmcustoms.training.callbacks import EventCallback
-    from llmcustoms.utils.config import as_settings
 
     run, config, device = setup.run, setup.config, setup.device
     info: Callable[[str], None] = lambda message: emit(make_event("info", message=message))  # noqa: E731
@@ -701,7 +692,6 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     settings = request.settings = as_settings(request.settings)
     if device == "cuda" and settings.max_vram_gb:
         # MAX_VRAM_GB: behave like a smaller card, so the plan for that budget is what really runs.
-        from llmcustoms.planning.memory import allocator_cap_fraction
 
         total_mb = torch.cuda.get_device_properties(0).total_memory / 2**20
         torch.cuda.set_per_process_memory_fraction(allocator_cap_fraction(settings.max_vram_gb, total_mb))
@@ -828,7 +818,6 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
 
 def _set_budget(trainer, data: PreparedData, config: dict[str, Any], run: RunDir, emit: EventSink) -> None:
     """Steps from the data and the measured speed (CPU): passes over the rows, capped by the preset's minutes."""
-    from llmcustoms.planning.budget import CHECKPOINT_EVERY_S, measure_step_seconds, plan_budget
 
     micro, accumulation = int(config["per_device_train_batch_size"]), int(config["gradient_accumulation_steps"])
     seconds = measure_step_seconds(trainer, data.train_rows, micro, accumulation)
@@ -842,7 +831,6 @@ def _set_budget(trainer, data: PreparedData, config: dict[str, Any], run: RunDir
     args.max_steps, args.save_steps, args.eval_steps = steps, config["save_steps"], config["eval_steps"]
     args.warmup_steps = int(math.ceil(steps * float(config.get("warmup_ratio", 0.0))))
     step_tokens = sum(len(r["input_ids"]) for r in data.train_rows[: micro * accumulation])
-    from llmcustoms.planning.budget import remember_speed
 
     remember_speed(run.read().get("model", "model"), "cpu", step_tokens / max(seconds, 1e-6))
     run.update(config=config, budget={"steps": steps, "epochs": round(budget.epochs, 2), "seconds_per_step":
@@ -853,7 +841,6 @@ def _set_budget(trainer, data: PreparedData, config: dict[str, Any], run: RunDir
 
 def _knowledge_before(model, tokenizer, data: PreparedData, run: RunDir, setup: RunSetup, emit: EventSink):
     """The base model's answers to the held-out questions (closed and open book), asked once per run."""
-    from llmcustoms.evaluation.knowledge import KnowledgeReport, score_knowledge
 
     split = data.knowledge
     if split is None or not split.enough:
@@ -870,7 +857,6 @@ def _knowledge_before(model, tokenizer, data: PreparedData, run: RunDir, setup: 
 
 def _knowledge_after(model, tokenizer, data: PreparedData, before, run: RunDir, emit: EventSink, step: int):
     """The tuned model asked the same questions; the full report goes to run.json and a 'knowledge' event."""
-    from llmcustoms.evaluation.knowledge import score_knowledge
 
     split = data.knowledge
     if split is None or before is None:
@@ -916,8 +902,6 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
 def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokenizer, model, initial_adapter,
               pulse, emit: EventSink, info: Callable[[str], None]) -> tuple[Path | None, PreparedData]:
     """After a training OOM: smaller settings, the checkpoint to go on from, and the data re-packed if needed."""
-    from llmcustoms.training import checkpoints
-    from llmcustoms.training.oom import give_up_message, next_backoff
 
     run, config = setup.run, setup.config
     backoff = next_backoff(config)
@@ -926,7 +910,6 @@ def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokeni
     config.update(backoff.after)
     run.update(config=config)
     if backoff.after["max_seq_len"] != backoff.before["max_seq_len"]:
-        from llmcustoms.errors import DataError
 
         try:
             data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info)
@@ -951,7 +934,6 @@ def _checkpoint_on_interrupt(trainer, run: RunDir, emit: EventSink) -> None:
     first step, or when that step's checkpoint is already complete. A second interrupt here leaves a
     half-written folder, which the next resume discards.
     """
-    from llmcustoms.training import checkpoints
     from llmcustoms.training.interrupts import StepBoundary
     from llmcustoms.training.ranks import is_secondary
 

@@ -20,9 +20,15 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
+from llmcustoms.errors import LLMCustomsError
+from llmcustoms.runs.events import JsonlEventSink, make_event
+from llmcustoms.runs.progress import LinePrinter
 from llmcustoms.runs.rundir import RunBusyError, RunDir, RunLock, process_start_time
+from llmcustoms.training.trainer import check_resumable, request_from_run, resume_training, run_training
+from llmcustoms.utils.logger import quiet_libraries
 
 EXIT_BUSY = 3
 
@@ -60,8 +66,6 @@ def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> i
         print(f"error: {error}", file=sys.stderr, flush=True)
         return EXIT_BUSY
     try:
-        from llmcustoms.errors import LLMCustomsError
-        from llmcustoms.training.trainer import check_resumable
 
         if args.resume:
             try:
@@ -78,14 +82,10 @@ def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> i
 
 
 def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any]) -> int:
-    from llmcustoms.errors import LLMCustomsError
-    from llmcustoms.utils.logger import quiet_libraries
 
     quiet_libraries()
     try:
-        from llmcustoms.runs.progress import LinePrinter
         from llmcustoms.training.ranks import is_secondary
-        from llmcustoms.training.trainer import request_from_run, resume_training, run_training
 
         # A readable line per notable event in train.log (events.jsonl keeps them all).
         printer = LinePrinter()
@@ -97,7 +97,6 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
             result = run_training(request, sink=None if is_secondary() else printer, stop=stop, run_dir=run)
     except Exception as error:  # noqa: BLE001 - recorded in run.json and the log; never a silent death
         if not isinstance(error, LLMCustomsError):
-            import traceback
 
             traceback.print_exc()
         message = str(error) if isinstance(error, LLMCustomsError) else f"unexpected {type(error).__name__}: {error}"
@@ -110,7 +109,6 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
 
 def _record_failure(run: RunDir, message: str) -> None:
     """Mark the run failed when training did not get as far as doing so (e.g. the model was not found)."""
-    from llmcustoms.runs.events import JsonlEventSink, make_event
 
     data = run.read()
     if data.get("status") != "running" or data.get("pid") != os.getpid():

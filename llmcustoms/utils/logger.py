@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from typing import Any
 
 from llmcustoms.paths import logs_dir
@@ -85,7 +86,6 @@ def quiet_libraries() -> None:
 
     Environment variables are used so nothing heavy is imported here.
     """
-    import warnings
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
