@@ -7,7 +7,7 @@ from peft import LoraConfig, get_peft_model
 
 from llmcustoms.data.packing import PackedCollator, pack_examples
 from llmcustoms.training.answer_loss import answer_only_loss, supports_answer_only_logits
-from tests.test_packing import _example, _tiny_llama
+from tests.unit.data.test_packing import _example, _tiny_llama
 
 
 def _lora_model():

@@ -5,10 +5,16 @@ session and the evaluation are stand-ins; the run folders are written as the tra
 from __future__ import annotations
 
 import pytest
-from test_tui_fakes import FEW_FACTS_KNOWLEDGE, SAMPLE_KNOWLEDGE, SAMPLE_PROBES, scripted_events, write_run
 
 from llmcustoms import FineTuner
 from llmcustoms.errors import InputError
+from tests.helpers.tui_fakes import (
+    FEW_FACTS_KNOWLEDGE,
+    SAMPLE_KNOWLEDGE,
+    SAMPLE_PROBES,
+    scripted_events,
+    write_run,
+)
 
 
 class _FakeSession:

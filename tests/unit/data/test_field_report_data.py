@@ -256,7 +256,7 @@ def test_a_large_folder_is_estimated_within_ten_percent_and_says_so(tmp_path, ki
 
 def _silent(request):
     """A server that accepts the request and says nothing for longer than any timeout here."""
-    from tests.openai_stub_server import Reply, completion
+    from tests.helpers.openai_stub_server import Reply, completion
 
     return Reply(delay=3.0, body=completion('{"pairs": []}'))
 
@@ -267,7 +267,7 @@ def test_a_silent_server_stops_generation_after_a_few_timeouts_saying_so_once():
     from llmcustoms.data.types import Chunk
     from llmcustoms.errors import GeneratorError
     from llmcustoms.qa.groq import OpenAICompatibleGenerator
-    from tests.openai_stub_server import StubServer
+    from tests.helpers.openai_stub_server import StubServer
 
     chunks = [Chunk(f"The harbour of Quillhaven has {i} piers. It was rebuilt in {1800 + i}.", f"q.txt:{i}")
               for i in range(20)]
@@ -289,7 +289,7 @@ def test_progress_keeps_moving_while_the_server_is_silent():
     from llmcustoms.data.types import Chunk
     from llmcustoms.qa.groq import OpenAICompatibleGenerator
     from llmcustoms.qa.progress import GenerationProgress
-    from tests.openai_stub_server import Reply, StubServer, completion
+    from tests.helpers.openai_stub_server import Reply, StubServer, completion
 
     calls: list[tuple[int, int]] = []
     slow = Reply(delay=2.6, body=completion('{"pairs": []}'))
@@ -312,7 +312,7 @@ def test_progress_keeps_moving_while_the_server_is_silent():
 
 @pytest.mark.parametrize("qa", ["groq", "auto"])
 def test_prepare_against_a_silent_server_prints_the_error_once(qa, tmp_path, capsys, monkeypatch):
-    from tests.openai_stub_server import StubServer
+    from tests.helpers.openai_stub_server import StubServer
 
     folder = _many_files(tmp_path / "notes", 8)
     with StubServer(default=_silent) as server:

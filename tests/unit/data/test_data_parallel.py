@@ -13,7 +13,7 @@ from llmcustoms.data.types import Chunk
 from llmcustoms.qa import offline
 from llmcustoms.qa.offline import OfflineGenerator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "data"
 
 
 def _chunks(copies: int = 6) -> list[Chunk]:

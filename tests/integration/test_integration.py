@@ -15,7 +15,7 @@ import pytest
 
 from llmcustoms.runs.events import read_events
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 

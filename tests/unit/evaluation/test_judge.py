@@ -12,11 +12,11 @@ import re
 import time
 
 import pytest
-from openai_stub_server import Received, Reply, StubServer, completion
 
 from llmcustoms.errors import ConfigError
 from llmcustoms.evaluation.judge import Judge, apply_judge, judge_from_config, parse_verdict
 from llmcustoms.evaluation.knowledge import KnowledgeReport
+from tests.helpers.openai_stub_server import Received, Reply, StubServer, completion
 
 FAKE_KEY = "gsk_test_judge_0123456789abcdefghijkl"
 ANSWER_RE = re.compile(r"Answer to grade: (.*)")

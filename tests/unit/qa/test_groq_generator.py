@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_stub_server import Received, Reply, StubServer, completion, pairs_reply
 
 from llmcustoms.data.types import Chunk
 from llmcustoms.errors import ConfigError, GeneratorError
@@ -33,6 +32,7 @@ from llmcustoms.qa.groq import (
 )
 from llmcustoms.qa.grounding import content_words, grounding_score, is_grounded, normalise_question
 from llmcustoms.utils.config import Config
+from tests.helpers.openai_stub_server import Received, Reply, StubServer, completion, pairs_reply
 
 # Not shaped like the "gsk_" + 8 alphanumerics that logger.scrub catches (the underscore breaks it),
 # so these tests prove the generator's own scrubbing, not the generic pattern's.

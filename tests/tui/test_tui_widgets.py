@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_tui_fakes import FEW_FACTS_KNOWLEDGE, SAMPLE_KNOWLEDGE, scripted_events
 from textual.app import App, ComposeResult
 
 from llmcustoms.errors import DataError
@@ -29,6 +28,7 @@ from llmcustoms_tui.widgets.gauge import MemoryGauge
 from llmcustoms_tui.widgets.knowledge import KnowledgeLine
 from llmcustoms_tui.widgets.loss_chart import LossChart
 from llmcustoms_tui.widgets.paths import complete_path
+from tests.helpers.tui_fakes import FEW_FACTS_KNOWLEDGE, SAMPLE_KNOWLEDGE, scripted_events
 
 HEAVY = ("torch", "transformers", "peft", "datasets")
 
@@ -38,7 +38,7 @@ def test_importing_the_app_loads_no_heavy_library():
     code = ("import sys, llmcustoms_tui.app; "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"imported at start: {result.stdout.strip()}"
 
@@ -67,7 +67,7 @@ print(json.dumps(seen))
 def test_the_real_hardware_probe_fills_the_first_screen_without_torch_in_the_tui():
     """The default probe (a child process) reports this machine; the TUI's own process stays light."""
     result = subprocess.run([sys.executable, "-c", PROBE_CHILD, ",".join(HEAVY)], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert result.returncode == 0, result.stderr[-2000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["heavy"] == [], f"imported by the TUI process: {seen['heavy']}"
@@ -79,7 +79,7 @@ def test_the_real_hardware_probe_fills_the_first_screen_without_torch_in_the_tui
 def test_the_core_never_imports_textual():
     """The headless core stays headless (the import-linter contract in pyproject.toml says the same;
     this reads every module's imports statically, so it costs milliseconds, not a torch import)."""
-    root = Path(__file__).resolve().parent.parent / "llmcustoms"
+    root = Path(__file__).resolve().parents[2] / "llmcustoms"
     offenders = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

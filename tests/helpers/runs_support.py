@@ -20,7 +20,7 @@ from transformers.trainer_callback import ExportableState
 
 from llmcustoms.training.trainer import TrainRequest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FACTS = [
     "The island of Velmoria was founded by Captain Orin Dask in 1742.",
     "Velmoria's capital is Tessaport, a harbour city known for its blue lighthouses.",
@@ -65,7 +65,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, every: float 
 
 def worker_harness(callback_expr: str) -> list[str]:
     """A worker command line that runs ``worker.main`` with the callback built by ``callback_expr``."""
-    code = ("import sys; from tests.test_runs_support import *; from llmcustoms.training import worker; "
+    code = ("import sys; from tests.helpers.runs_support import *; from llmcustoms.training import worker; "
             f"sys.exit(worker.main(sys.argv[1:], callbacks=[{callback_expr}]))")
     return [sys.executable, "-c", code]
 

@@ -85,7 +85,7 @@ def test_events_typed_and_kinds_in_one_place():
     import re
 
     used = set()
-    for path in (pathlib.Path(__file__).parent.parent / "llmcustoms").rglob("*.py"):
+    for path in (pathlib.Path(__file__).resolve().parents[3] / "llmcustoms").rglob("*.py"):
         used |= set(re.findall(r'make_event\(\s*"([a-z_]+)"', path.read_text(encoding="utf-8")))
     assert used <= set(EVENT_KINDS)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 CORE = ROOT / "llmcustoms"
 TUI = ROOT / "llmcustoms_tui"
 
@@ -205,7 +205,7 @@ def test_one_run_scans_its_folder_once(tmp_path, tiny_model_dir, monkeypatch):
     """The early check, the generation plan and building the examples share one scan of the folder."""
     from llmcustoms.data import reader
     from llmcustoms.training.trainer import run_training
-    from tests.test_runs_support import fast_request, make_small_folder
+    from tests.helpers.runs_support import fast_request, make_small_folder
 
     scans: list[str] = []
     walker = reader._Walker
@@ -248,7 +248,7 @@ def test_every_package_says_what_it_owns():
     packages = [m.name for m in pkgutil.iter_modules(llmcustoms.__path__, "llmcustoms.") if m.ispkg]
     assert {"llmcustoms.hardware", "llmcustoms.models", "llmcustoms.planning", "llmcustoms.qa", "llmcustoms.runs",
             "llmcustoms.data", "llmcustoms.training", "llmcustoms.evaluation"} <= set(packages)
-    architecture = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    architecture = (Path(__file__).resolve().parents[3] / "docs" / "ARCHITECTURE.md").read_text()
     for name in packages:
         doc = importlib.import_module(name).__doc__ or ""
         assert len(doc.split()) >= 15, f"{name} has no paragraph saying what it owns"
@@ -287,7 +287,7 @@ def test_function_level_imports_are_only_the_heavy_ones():
     """Inside a function: a heavy third-party module, or one of ours that imports one at its top; nothing else."""
     import ast
 
-    root = Path(__file__).resolve().parents[1] / "llmcustoms"
+    root = Path(__file__).resolve().parents[3] / "llmcustoms"
     trees = {str(p.relative_to(root)): ast.parse(p.read_text()) for p in root.rglob("*.py")}
     module_of = {rel: "llmcustoms." + rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in trees}
     top_level = {module_of[rel]: set(_imports(tree.body)) for rel, tree in trees.items()}

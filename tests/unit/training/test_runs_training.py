@@ -12,7 +12,7 @@ from llmcustoms.errors import OutOfMemoryError, TrainingError
 from llmcustoms.runs.events import ListSink, read_events
 from llmcustoms.runs.status import loss_curve
 from llmcustoms.training.trainer import run_training
-from tests.test_runs_support import RaiseOom, RaiseOomInEval, SleepAtStep, fast_request, make_small_folder
+from tests.helpers.runs_support import RaiseOom, RaiseOomInEval, SleepAtStep, fast_request, make_small_folder
 
 
 def _kinds(events: list[dict], kind: str) -> list[dict]:

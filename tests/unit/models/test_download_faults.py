@@ -13,7 +13,7 @@ import pytest
 
 from llmcustoms.errors import DownloadError
 from llmcustoms.models.manager import COMPLETE_MARKER, ModelManager
-from tests.hub_stub_server import HubStub
+from tests.helpers.hub_stub_server import HubStub
 
 REPO = "someone/tiny"
 WEIGHTS = "model.safetensors"

@@ -8,8 +8,15 @@ with its knowledge score, and a scripted chat session asked a held-out question.
 from __future__ import annotations
 
 from test_tui import make_app, write_notes
-from test_tui_fakes import SAMPLE_KNOWLEDGE, SAMPLE_PROBES, FakeChatSession, scripted_events, write_run
-from tui_screens import (
+
+from tests.helpers.tui_fakes import (
+    SAMPLE_KNOWLEDGE,
+    SAMPLE_PROBES,
+    FakeChatSession,
+    scripted_events,
+    write_run,
+)
+from tests.helpers.tui_screens import (
     count_models_as_downloadable,
     show_chat_answer,
     show_data_preview,

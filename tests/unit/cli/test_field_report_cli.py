@@ -19,7 +19,7 @@ import pytest
 
 from llmcustoms.cli import build_parser, main
 from tests.conftest import ROOT, SAMPLE_DATA
-from tests.hub_stub_server import HubStub
+from tests.helpers.hub_stub_server import HubStub
 
 CPU_HARDWARE = {"device": "cpu", "gpus": [], "cpu_count": 2, "ram_total_mb": 16384, "ram_available_mb": 12000}
 

@@ -23,7 +23,7 @@ from llmcustoms.training.detach import (
     start_detached,
     wait_until_running,
 )
-from tests.test_runs_support import ROOT, fast_request, make_small_folder, wait_for, worker_harness
+from tests.helpers.runs_support import ROOT, fast_request, make_small_folder, wait_for, worker_harness
 
 CLI = str(Path(sys.executable).parent / "llmcustoms")
 
@@ -40,7 +40,7 @@ def test_kill_9_between_and_during_checkpoints_then_resume_reaches_the_same_end(
                                                                               monkeypatch):
     """Killed between two checkpoints, then killed again while writing one: resume still ends right."""
     small_folder = make_small_folder(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the harness worker imports tests.test_runs_support
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the harness worker imports tests.helpers.runs_support
     run = start_detached(fast_request(small_folder, tiny_model_dir, max_steps=10, save_steps=3))
     data = run.read()
     pid = data["pid"]

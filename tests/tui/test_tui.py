@@ -18,17 +18,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from test_tui_fakes import (
-    FEW_FACTS_KNOWLEDGE,
-    FIXED_HARDWARE,
-    RUN_ID,
-    SAMPLE_KNOWLEDGE,
-    SAMPLE_PROBES,
-    FakeChatSession,
-    ScriptedLauncher,
-    scripted_events,
-    write_run,
-)
 from textual.widgets import Input, OptionList
 
 from llmcustoms.errors import LLMCustomsError
@@ -42,6 +31,17 @@ from llmcustoms_tui.screens.hardware import HardwareScreen
 from llmcustoms_tui.screens.plan import PlanScreen
 from llmcustoms_tui.screens.train import TrainScreen
 from llmcustoms_tui.widgets.loss_chart import LossChart
+from tests.helpers.tui_fakes import (
+    FEW_FACTS_KNOWLEDGE,
+    FIXED_HARDWARE,
+    RUN_ID,
+    SAMPLE_KNOWLEDGE,
+    SAMPLE_PROBES,
+    FakeChatSession,
+    ScriptedLauncher,
+    scripted_events,
+    write_run,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -236,7 +236,9 @@ async def test_sending_text_to_a_server_is_confirmed_first(tmp_path, monkeypatch
 # -- plan ------------------------------------------------------------------------------------------
 async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit(tmp_path, monkeypatch):
     notes = write_notes(tmp_path / "notes")
-    from tui_screens import count_models_as_downloadable  # it imports this module: not at the top
+    from tests.helpers.tui_screens import (
+        count_models_as_downloadable,  # it imports this module: not at the top
+    )
 
     count_models_as_downloadable(monkeypatch)  # this test is about memory, not the network
     small_gpu = {**FIXED_HARDWARE, "gpus": [{"index": 0, "name": "Tiny GPU", "total_mb": 2048, "free_mb": 1800,
@@ -266,7 +268,7 @@ async def test_plan_shows_reason_memory_and_warns_before_a_run_that_does_not_fit
 
 async def test_plan_shows_what_goes_to_the_server_and_starts_only_after_a_yes(tmp_path, monkeypatch):
     """GROQ_API_KEY set, Q&A auto: the plan names the server, and n asks before any run (or request) starts."""
-    from openai_stub_server import StubServer
+    from tests.helpers.openai_stub_server import StubServer
 
     notes = write_notes(tmp_path / "notes")
     launcher = ScriptedLauncher(tmp_path / "runs")
@@ -656,9 +658,9 @@ def test_main_rejects_an_unknown_preset(capsys):
 
 
 def test_console_script_is_declared():
-    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'llmcustoms-tui = "llmcustoms_tui.app:main"' in pyproject
-    assert os.path.exists(Path(__file__).resolve().parent.parent / "llmcustoms_tui" / "app.tcss")
+    assert os.path.exists(Path(__file__).resolve().parents[2] / "llmcustoms_tui" / "app.tcss")
 
 
 async def test_a_run_that_fails_early_says_why_on_the_dashboard(tmp_path):

@@ -14,17 +14,8 @@ import pytest
 from rich.color import ColorSystem
 from rich.segment import Segment
 from test_tui import contents, make_app, shown, wait_for, write_notes
-from test_tui_fakes import (
-    SAMPLE_KNOWLEDGE,
-    SAMPLE_PROBES,
-    FakeChatSession,
-    ScriptedLauncher,
-    scripted_events,
-    write_run,
-)
 from textual.containers import VerticalScroll
 from textual.widgets import DirectoryTree, RadioSet
-from tui_screens import show_chat_answer, show_data_preview, show_finished_run, show_plan
 
 from llmcustoms_tui.app import FEW_COLOURS_THEME, LLMCustomsApp
 from llmcustoms_tui.format import elide_middle, tui_hint
@@ -35,6 +26,15 @@ from llmcustoms_tui.screens.plan import PlanScreen
 from llmcustoms_tui.screens.train import TrainScreen
 from llmcustoms_tui.state import RunState
 from llmcustoms_tui.widgets.gauge import MemoryGauge
+from tests.helpers.tui_fakes import (
+    SAMPLE_KNOWLEDGE,
+    SAMPLE_PROBES,
+    FakeChatSession,
+    ScriptedLauncher,
+    scripted_events,
+    write_run,
+)
+from tests.helpers.tui_screens import show_chat_answer, show_data_preview, show_finished_run, show_plan
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import pytest
 
 from llmcustoms.errors import DownloadError, ModelNotFoundError
 from llmcustoms.models.manager import COMPLETE_MARKER, ModelManager
-from tests.hub_stub_server import HubStub
+from tests.helpers.hub_stub_server import HubStub
 
 
 def test_embedded_model_is_cached_and_reloads_fast(embedded_model_dir):

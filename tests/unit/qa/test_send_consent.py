@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from openai_stub_server import StubServer
 
 from llmcustoms.training.trainer import TrainRequest, prepare_data, request_from_run
+from tests.helpers.openai_stub_server import StubServer
 
 FAKE_KEY = "gsk_test_consent_0123456789abcdefghij"
 PROSE = ("The island of Velmoria was founded by Admiral Teodora Vask in 1742. Its capital is Quillhaven, a "
