@@ -14,7 +14,7 @@ Four ways to train the same LoRA (r=8, alpha 16, dropout 0.05, all linear layers
   (b) hf_dynamic  the same with dynamic padding (DataCollatorForSeq2Seq pads each batch of 4 to its longest).
   (c) ours        LLMCustoms' path: the examples packed into ≤512-token rows (``pack_examples``, positions
                   restart per example, no mask), ``PackedCollator``, the Trainer arguments of
-                  ``trainer._training_arguments`` for the config ``resolve_train_config`` gives on this
+                  ``arguments.training_arguments`` for the config ``resolve_train_config`` gives on this
                   machine (bf16 autocast where the CPU has native bf16), and the dashboard's
                   ``EventCallback`` writing events.jsonl. Where bf16 is chosen, ``load_for_training``
                   stores the frozen base Linear weights in bf16 (LoRA weights and optimizer state fp32)
@@ -172,7 +172,8 @@ def load_plain(model_path: str, device: str, precision: str):
 
 def ours_config(model_path: str, device: str, steps: int, max_len: int) -> dict[str, Any]:
     """The config LLMCustoms would train with on this machine, with the benchmark's steps and batch shape."""
-    from llmcustoms.training.trainer import TrainRequest, resolve_train_config
+    from llmcustoms.training.choices import resolve_train_config
+    from llmcustoms.training.request import TrainRequest
 
     request = TrainRequest(data_path=".", model=model_path, preset="quality", device=device, max_steps=steps,
                            max_seq_len=max_len)
@@ -325,8 +326,8 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     from llmcustoms.models.loading import load_for_training
     from llmcustoms.runs.events import JsonlEventSink
     from llmcustoms.runs.rundir import RunDir
+    from llmcustoms.training.arguments import training_arguments
     from llmcustoms.training.callbacks import EventCallback
-    from llmcustoms.training.trainer import _training_arguments
 
     try:  # the project's Trainer subclass (crash-safe checkpoints), where it exists
         from llmcustoms.training.run_trainer import RunTrainer as TrainerClass
@@ -347,7 +348,7 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     with tempfile.TemporaryDirectory() as out:
         run = RunDir(out)
         sink = JsonlEventSink(run.events_path)
-        args = _training_arguments(config, run, device)
+        args = training_arguments(config, run, device)
         # Only the schedule changes: no evaluation or checkpoint inside the timed steps, and the
         # rows in the order dealt (every configuration sees the same examples).
         args = dataclasses.replace(args, eval_strategy="no", save_strategy="no",
@@ -647,11 +648,11 @@ def main(argv: list[str] | None = None) -> int:
 def _ours_bf16(model_path: str, args) -> bool:
     """Whether ours trains under bf16 autocast here (the same decision ``_training_arguments`` makes)."""
     from llmcustoms.runs.rundir import RunDir
-    from llmcustoms.training.trainer import _training_arguments
+    from llmcustoms.training.arguments import training_arguments
 
     config = ours_config(model_path, args.device, 1, args.max_len)
     with tempfile.TemporaryDirectory() as out:
-        return bool(_training_arguments(config, RunDir(out), args.device).bf16)
+        return bool(training_arguments(config, RunDir(out), args.device).bf16)
 
 
 def _pct(share: float) -> str:

@@ -212,7 +212,7 @@ def _ask_to_send(request: Any, assume_yes: bool) -> None:
     ``--yes`` consents; at a terminal the answer decides (no: the run stays offline); with no terminal
     and no ``--yes`` nothing is sent (the run builds offline examples and says how to allow sending).
     """
-    from llmcustoms.training.trainer import generation_plan
+    from llmcustoms.training.prepare import generation_plan
 
     plan = generation_plan(request)
     if plan is None:
@@ -245,7 +245,8 @@ def _check_model_now(model: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from llmcustoms.training.trainer import TrainRequest, run_training
+    from llmcustoms.training.request import TrainRequest
+    from llmcustoms.training.trainer import run_training
     from llmcustoms.utils.config import check_max_steps
 
     settings = _settings(args)
@@ -299,7 +300,7 @@ def _train_multiprocess(request: Any, args: argparse.Namespace) -> int:
     """``--num-processes N``: torchrun with N ranks; rank 0 writes the one run and adapter."""
     from llmcustoms.runs.progress import ProgressPrinter
     from llmcustoms.training.distributed import launch
-    from llmcustoms.training.trainer import TrainResult
+    from llmcustoms.training.request import TrainResult
 
     if args.detach:
         raise InputError("--detach does not combine with --num-processes yet: run it inside tmux or screen.")

@@ -216,8 +216,8 @@ def generation_plan(data_path: str, qa: str, preset: str, settings: Any = None) 
 
     Sends nothing; reads the folder (blocking: call from a worker).
     """
-    from llmcustoms.training.trainer import TrainRequest
-    from llmcustoms.training.trainer import generation_plan as _generation_plan
+    from llmcustoms.training.prepare import generation_plan as _generation_plan
+    from llmcustoms.training.request import TrainRequest
 
     return _generation_plan(TrainRequest(data_path=str(Path(data_path).expanduser()), qa=qa, preset=preset,
                                          settings=settings))

@@ -194,7 +194,7 @@ def make_request(**fields: Any) -> Any:
     """The core's TrainRequest from the wizard's choices (fields the core does not know are dropped)."""
     import dataclasses
 
-    from llmcustoms.training.trainer import TrainRequest
+    from llmcustoms.training.request import TrainRequest
 
     known = {f.name for f in dataclasses.fields(TrainRequest)}
     return TrainRequest(**{k: v for k, v in fields.items() if k in known and v is not None})

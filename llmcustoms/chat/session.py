@@ -66,10 +66,8 @@ class ChatSession:
             self.base_model_path = self.base_model_path or data.get("model_path")
             self.example_prompts = list(data.get("example_prompts") or [])
             if not self.base_model_path or not Path(self.base_model_path).is_dir():
-
                 self.base_model_path = ModelManager().resolve(data.get("model", ""))[1]
         elif self.base_model_path is None:
-
             self.base_model_path = ModelManager().resolve(self.ref)[1]
 
     @property

@@ -27,16 +27,10 @@ from llmcustoms.planning.presets import check_preset
 from llmcustoms.runs.events import EventSink, FanoutSink, ListSink
 from llmcustoms.runs.progress import ProgressPrinter
 from llmcustoms.runs.rundir import RunDir
-from llmcustoms.training.trainer import (
-    RunChoices,
-    TrainRequest,
-    TrainResult,
-    choose_device,
-    resolve_choices,
-    resolve_model,
-    run_training,
-    split_training_examples,
-)
+from llmcustoms.training.choices import RunChoices, choose_device, resolve_choices, resolve_model
+from llmcustoms.training.prepare import split_training_examples
+from llmcustoms.training.request import TrainRequest, TrainResult
+from llmcustoms.training.trainer import run_training
 from llmcustoms.utils.config import Settings
 
 #: How many held-out questions ``test_model`` asks when given no prompts.
@@ -227,7 +221,6 @@ class FineTuner:
             raise InputError("No run to score yet: call train() first, or attach to an earlier run with "
                              "FineTuner.from_run(RUN_ID).")
         if recompute:
-
             return run_eval.evaluate_run(str(run.path)).to_dict()
         knowledge, _ = _run_knowledge(run)
         if knowledge is None:

@@ -148,7 +148,6 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         model = detector.suggest_model(vram)
     availability = None
     if check_available:
-
         # Before the estimate: a damaged config.json is said once, here, not glued into the plan's reason.
         availability = model_availability(model, thorough=False)  # no torch in a TUI's plan screen
     config = detector.get_training_config(model, vram, preset=preset)

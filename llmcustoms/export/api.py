@@ -176,7 +176,6 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
                 "run_dir": str(source.run.path), "model": source.model_name}
     with quiet, StagedFolder(target, force=force, manifest=manifest) as stage:
         if fmt == "adapter":
-
             info = export_adapter(source, stage.path)
             _write_readme(stage.path, _adapter_readme(source, target))
             stage.commit()
@@ -186,7 +185,6 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
                                 metrics=info, seconds=time.time() - started)
 
         if fmt == "merged":
-
             info = export_merged(source, stage.path, say)
             _write_readme(stage.path, _merged_readme(source, target))
             stage.commit()

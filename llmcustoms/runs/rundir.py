@@ -152,12 +152,10 @@ class RunDir:
         except FileNotFoundError:
             raise RunNotFoundError(f"{self.path} holds no run.json.") from None
         except (ValueError, UnicodeDecodeError) as error:
-
             raise DamagedRunError(f"{self.run_json} is damaged ({type(error).__name__}: "
                                   f"{str(error).splitlines()[0] if str(error) else 'empty'}); the run's adapter "
                                   f"folder, if any, is {self.adapter_dir}.") from None
         if not isinstance(data, dict):
-
             raise DamagedRunError(f"{self.run_json} is damaged (it holds no JSON object).")
         return data
 

@@ -29,7 +29,9 @@ from llmcustoms.planning.presets import check_preset
 from llmcustoms.runs.follow import RunFollower
 from llmcustoms.runs.rundir import RunBusyError, RunDir, pid_is_alive, run_is_live
 from llmcustoms.runs.status import run_state as _run_state
-from llmcustoms.training.trainer import TrainRequest, check_resumable, folder_report
+from llmcustoms.training.prepare import folder_report
+from llmcustoms.training.request import TrainRequest
+from llmcustoms.training.trainer import check_resumable
 from llmcustoms.utils.validators import check_positive_int
 
 #: How long a starter waits for the worker's first sign of life (imports on a busy machine are slow).

@@ -27,7 +27,8 @@ from llmcustoms.errors import LLMCustomsError
 from llmcustoms.runs.events import JsonlEventSink, make_event
 from llmcustoms.runs.progress import LinePrinter
 from llmcustoms.runs.rundir import RunBusyError, RunDir, RunLock, process_start_time
-from llmcustoms.training.trainer import check_resumable, request_from_run, resume_training, run_training
+from llmcustoms.training.request import request_from_run
+from llmcustoms.training.trainer import check_resumable, resume_training, run_training
 from llmcustoms.utils.logger import quiet_libraries
 
 EXIT_BUSY = 3
@@ -66,7 +67,6 @@ def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> i
         print(f"error: {error}", file=sys.stderr, flush=True)
         return EXIT_BUSY
     try:
-
         if args.resume:
             try:
                 check_resumable(run)  # before writing anything: a finished run must stay as it is
@@ -97,7 +97,6 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
             result = run_training(request, sink=None if is_secondary() else printer, stop=stop, run_dir=run)
     except Exception as error:  # noqa: BLE001 - recorded in run.json and the log; never a silent death
         if not isinstance(error, LLMCustomsError):
-
             traceback.print_exc()
         message = str(error) if isinstance(error, LLMCustomsError) else f"unexpected {type(error).__name__}: {error}"
         print(f"error: {message}", file=sys.stderr, flush=True)

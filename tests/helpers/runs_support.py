@@ -18,7 +18,7 @@ import pytest
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from llmcustoms.training.trainer import TrainRequest
+from llmcustoms.training.request import TrainRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 FACTS = [

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, embedded_model_dir):
     """One real run of the embedded model on examples/data (CPU, 12 optimizer steps)."""
-    from llmcustoms.training.trainer import TrainRequest, run_training
+    from llmcustoms.training.request import TrainRequest
+    from llmcustoms.training.trainer import run_training
 
     root = tmp_path_factory.mktemp("integration-runs")
     request = TrainRequest(data_path=str(ROOT / "examples" / "data"), model=str(embedded_model_dir),
@@ -65,7 +66,8 @@ def test_a_short_run_on_a_small_fact_set_knows_more_than_the_base_model(tmp_path
     """The knowledge score on the real model: held-out phrasings of trained facts, asked after training."""
     from test_knowledge_run import PROSE
 
-    from llmcustoms.training.trainer import TrainRequest, run_training
+    from llmcustoms.training.request import TrainRequest
+    from llmcustoms.training.trainer import run_training
 
     folder = tmp_path / "almanac"
     folder.mkdir()

@@ -329,7 +329,7 @@ def test_prepare_with_no_room_to_write_is_one_sentence_and_leaves_nothing(tmp_pa
 def test_auto_on_a_gpu_without_network_uses_the_embedded_model_at_once(embedded_model_dir, monkeypatch):
     """The hardware's choice can not be downloaded: one warning that says why, the embedded model, no retries."""
     from llmcustoms.hardware.detector import HardwareDetector
-    from llmcustoms.training.trainer import resolve_model
+    from llmcustoms.training.choices import resolve_model
 
     monkeypatch.setenv("HF_ENDPOINT", _closed_port_url())
     monkeypatch.setattr(HardwareDetector, "detect_gpu_memory", lambda self: 24 * 1024)  # as on a 24 GB card

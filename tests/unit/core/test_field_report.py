@@ -119,8 +119,9 @@ def test_export_of_a_killed_run_says_interrupted_not_still_running(tiny_model_di
 def test_the_held_out_loss_set_is_capped(tmp_path, tiny_model_dir):
     """A large folder holds out a few hundred examples for the loss, not thousands."""
     from llmcustoms.models.loading import load_tokenizer
-    from llmcustoms.training import trainer
-    from llmcustoms.training.trainer import TrainRequest, prepare_data
+    from llmcustoms.training import prepare
+    from llmcustoms.training.prepare import prepare_data
+    from llmcustoms.training.request import TrainRequest
 
     folder = tmp_path / "big"
     folder.mkdir()
@@ -129,13 +130,13 @@ def test_the_held_out_loss_set_is_capped(tmp_path, tiny_model_dir):
             f"Harbour note {n}\n\n" + " ".join(f"The tower number {n}-{k} was built in {1700 + k} by Mira Holt{k}."
                                                for k in range(12)))
     messages: list[str] = []
-    old = trainer.MAX_EVAL_EXAMPLES
-    trainer.MAX_EVAL_EXAMPLES = 50
+    old = prepare.MAX_EVAL_EXAMPLES
+    prepare.MAX_EVAL_EXAMPLES = 50
     try:
         data = prepare_data(TrainRequest(data_path=str(folder), qa="offline"), load_tokenizer(str(tiny_model_dir)),
                             256, messages.append)
     finally:
-        trainer.MAX_EVAL_EXAMPLES = old
+        prepare.MAX_EVAL_EXAMPLES = old
     assert data.eval_examples == 50 and data.train_examples > 500
     assert any("Held-out loss on 50 examples" in m for m in messages)
 
@@ -168,7 +169,8 @@ def test_export_removes_what_a_killed_export_left_and_says_so(tiny_model_dir, tm
 
 def test_resume_after_a_kill_during_the_final_save_never_passes_max_steps(tmp_path, tiny_model_dir):
     from llmcustoms.runs.events import read_events
-    from llmcustoms.training.trainer import TrainRequest, resume_training, run_training
+    from llmcustoms.training.request import TrainRequest
+    from llmcustoms.training.trainer import resume_training, run_training
 
     folder = tmp_path / "notes"
     shutil.copytree(SAMPLE_DATA, folder)

@@ -313,3 +313,15 @@ def test_function_level_imports_are_only_the_heavy_ones():
                     continue
                 wrong.append(f"{rel}:{node.lineno} {', '.join(sorted(names))}")
     assert not wrong, "import these at the top of the module:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycles_at_run_time():
+    """No module of ours imports, directly or not, a module that imports it back (``if TYPE_CHECKING`` aside)."""
+    import grimp
+
+    graph = grimp.build_graph("llmcustoms", "llmcustoms_tui", cache_dir=None, exclude_type_checking_imports=True)
+    cycles = sorted(f"{importer} → {imported} → … → {importer}"
+                    for importer in graph.modules for imported in graph.find_modules_directly_imported_by(importer)
+                    if graph.chain_exists(importer=imported, imported=importer))
+    assert "llmcustoms.training.trainer" in graph.find_modules_that_directly_import("llmcustoms.training.prepare")
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

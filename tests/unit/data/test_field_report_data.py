@@ -159,7 +159,8 @@ def test_a_file_deleted_between_listing_and_scanning_is_named(copied_data, monke
 def test_training_warns_about_vanished_files(copied_data, monkeypatch, tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from llmcustoms.training.trainer import TrainRequest, prepare_data
+    from llmcustoms.training.prepare import prepare_data
+    from llmcustoms.training.request import TrainRequest
 
     _delete_before_reading(monkeypatch, copied_data, ["velmoria_overview.txt"])
     infos: list[str] = []
@@ -218,7 +219,8 @@ def test_validate_data_screen_preview_and_prepare_give_one_number(which, tmp_pat
 def test_training_builds_the_number_validate_counted(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from llmcustoms.training.trainer import TrainRequest, prepare_data
+    from llmcustoms.training.prepare import prepare_data
+    from llmcustoms.training.request import TrainRequest
 
     infos: list[str] = []
     request = TrainRequest(data_path=str(SAMPLE_DATA), qa="offline", preset="quality")

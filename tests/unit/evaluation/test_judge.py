@@ -215,7 +215,8 @@ def test_eval_cli_judge(tmp_path, tiny_model_dir, capsys, monkeypatch):
 
     from llmcustoms.cli import main
     from llmcustoms.runs.rundir import RunDir
-    from llmcustoms.training.trainer import TrainRequest, run_training
+    from llmcustoms.training.request import TrainRequest
+    from llmcustoms.training.trainer import run_training
 
     folder = tmp_path / "almanac"
     folder.mkdir()

@@ -9,7 +9,8 @@ import pytest
 
 from llmcustoms.planning.budget import plan_budget
 from llmcustoms.runs.events import read_events
-from llmcustoms.training.trainer import TrainRequest, run_training
+from llmcustoms.training.request import TrainRequest
+from llmcustoms.training.trainer import run_training
 
 PROSE = """Harbour almanac
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcustoms.training.trainer import TrainRequest, prepare_data, request_from_run
+from llmcustoms.training.prepare import prepare_data
+from llmcustoms.training.request import TrainRequest, request_from_run
 from tests.helpers.openai_stub_server import StubServer
 
 FAKE_KEY = "gsk_test_consent_0123456789abcdefghij"
@@ -105,7 +106,7 @@ def test_consent_is_recorded_for_a_detached_or_resumed_run_and_confirm_is_not(tm
 
 
 def test_the_plan_is_worked_out_without_sending(server, notes):
-    from llmcustoms.training.trainer import generation_plan
+    from llmcustoms.training.prepare import generation_plan
 
     plan = generation_plan(TrainRequest(data_path=str(notes)))
     assert plan is not None and plan.to_send > 0 and server.requests == []

@@ -20,7 +20,7 @@ from tests.conftest import ROOT, SAMPLE_DATA
 
 
 def _request(tmp_path: Path, tiny_model_dir: Path, **overrides):
-    from llmcustoms.training.trainer import TrainRequest
+    from llmcustoms.training.request import TrainRequest
 
     folder = tmp_path / "notes"
     if not folder.exists():

@@ -10,7 +10,8 @@ import pytest
 
 from llmcustoms.errors import ConfigError, DataError
 from llmcustoms.runs.events import ListSink, read_events
-from llmcustoms.training.trainer import TrainRequest, run_training
+from llmcustoms.training.request import TrainRequest
+from llmcustoms.training.trainer import run_training
 
 FACTS = [
     "The island of Velmoria was founded by Captain Orin Dask in 1742.",
