@@ -3,7 +3,9 @@
 ``generator_from_config(config)`` builds an :class:`OpenAICompatibleGenerator` from the resolved
 settings (``GROQ_API_KEY``, ``GROQ_BASE_URL``, ``GROQ_MODEL``). It implements the ``QAGenerator``
 protocol of ``llmcustoms.qa.generator``: ``plan(chunks)`` says what a run will cost before anything
-is sent, ``generate(chunks)`` returns grounded, de-duplicated chat examples.
+is sent, ``generate(chunks)`` returns grounded, de-duplicated chat examples. The prompt is in
+``prompts.py``, the cost plan and the run's statistics in ``cost.py``, the reading of a reply in
+``replies.py``, and the requests with their retries in ``chat_server.py``.
 
 Why httpx and not an SDK: the retry policy is part of the product (a few requests in flight, 429s
 that honour ``retry-after`` and pause every worker, 5xx and timeouts backed off, a refused key that
@@ -20,14 +22,12 @@ message this module produces and never reaches ``name``, the cache, logs or erro
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -46,35 +46,23 @@ from llmcustoms.qa.chat_server import (  # noqa: F401
     chat_completions_url,
     display_url,
 )
+from llmcustoms.qa.cost import (
+    GROQ_FREE_TIER,
+    TOKENS_PER_PAIR,
+    GenerationPlan,
+    GenerationStats,
+    RateLimits,
+    estimate_tokens,
+    is_groq,
+)
 from llmcustoms.qa.generator import ProgressCallback
 from llmcustoms.qa.grounding import DEFAULT_MIN_OVERLAP, content_words, is_grounded, normalise_question
+from llmcustoms.qa.prompts import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
+from llmcustoms.qa.replies import parse_pairs
 from llmcustoms.utils.logger import get_logger
 
-#: Part of every cache key: change it whenever the prompt or the parsing changes meaning.
-PROMPT_VERSION = "qa-v2-facts"
 DEFAULT_BASE_URL = "https://api.groq.com"
 DEFAULT_MODEL = "llama-3.3-70b-versatile"
-
-SYSTEM_PROMPT = (
-    "You write question-and-answer pairs that teach a small assistant the facts in a text. "
-    "Use only facts stated in the text. Reply with one JSON object and nothing else, in the form "
-    '{"pairs": [{"question": "...", "answer": "..."}]}.'
-)
-USER_PROMPT = (
-    "Write {n} question-and-answer pairs about the text between <text> and </text> "
-    "(fewer if the text holds fewer facts).\n"
-    "- Ask about single facts: a name, a number, a date, a place, a definition or a relation.\n"
-    "- Ask each fact in two or three different ways (who/what/when/where/how many, the reverse "
-    "question, different words), each as its own pair with the same answer.\n"
-    "- Each question must make sense on its own to someone who has not seen the text: name the "
-    'subject instead of saying "the text", "the passage" or "the author".\n'
-    "- Each answer is one short complete sentence stating the fact, using only the text, in its words "
-    "where possible.\n"
-    "- No two questions alike.\n"
-    '- If the text holds no facts worth asking about, reply {{"pairs": []}}.\n'
-    "- Write in the language of the text.\n\n"
-    "<text>\n{chunk}\n</text>"
-)
 
 #: Seconds to wait for a reply to one request (GROQ_TIMEOUT overrides it) and for a connection to open.
 #: A server that accepts and never answers costs one of these, not minutes: see MAX_TIMEOUTS_IN_A_ROW.
@@ -85,143 +73,7 @@ MAX_TIMEOUTS_IN_A_ROW = 3
 #: While no chunk finishes, ``progress`` is called again this often, so a progress line keeps moving.
 PROGRESS_TICK_S = 1.0
 
-# Rough sizes for the estimate only: a pair is ~15 question + ~45 answer tokens + JSON punctuation.
-_TOKENS_PER_PAIR = 70
-_CHARS_PER_TOKEN = 4
 log = get_logger("llmcustoms.qa.groq")
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """A server's limits, used to estimate how long a run takes (None: unknown / unlimited)."""
-
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-    requests_per_day: int | None = None
-    tokens_per_day: int | None = None
-    label: str = ""
-
-
-#: Groq's free tier for llama-3.3-70b-versatile (console.groq.com/docs/rate-limits). Paid tiers
-#: are higher; the estimate errs on the slow side, which is the safe side for a confirmation.
-GROQ_FREE_TIER = RateLimits(30, 12_000, 1_000, 100_000, label="Groq's free tier")
-
-
-def is_groq(url: str) -> bool:
-    """True when ``url`` is Groq's own API (its free-tier limits apply; a key is required)."""
-    host = urlsplit(url).hostname or ""
-    return host == "groq.com" or host.endswith(".groq.com")
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count (four characters a token), for estimates only."""
-    return max(1, math.ceil(len(text) / _CHARS_PER_TOKEN))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
-def _format_duration(seconds: float) -> str:
-    if seconds < 60:
-        return "under a minute"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60:02d} min"
-
-
-@dataclass
-class GenerationPlan:
-    """What a run will send, and roughly what it costs, before anything is sent."""
-
-    name: str
-    server: str
-    model: str
-    chunks: int
-    cached: int
-    to_send: int
-    pairs_per_chunk: int
-    tokens_in: int
-    tokens_out: int
-    seconds: float
-    concurrency: int
-    rate_limits: RateLimits | None = None
-    warnings: list[str] = field(default_factory=list)
-    distinct: int | None = None  # distinct chunk texts (the same text is sent once)
-
-    @property
-    def requests(self) -> int:
-        """Requests a run without retries makes (one per chunk not cached)."""
-        return self.to_send
-
-    def describe(self) -> str:
-        """A few lines for a person deciding whether to go ahead."""
-        lines = [f"Q&A generation with {self.name} ({self.server})"]
-        repeated = f" ({self.distinct:,} distinct)" if self.distinct not in (None, self.chunks) else ""
-        lines.append(f"  {_plural(self.chunks, 'chunk')}{repeated}, {_plural(self.pairs_per_chunk, 'pair')} asked per chunk: "
-                     f"{self.cached} already cached, {self.to_send} to send")
-        if self.to_send == 0:
-            lines.append("  nothing to send: every chunk is already cached")
-        else:
-            lines.append(f"  about {self.tokens_in:,} tokens in and {self.tokens_out:,} tokens out")
-            limits = self.rate_limits
-            if limits and (limits.requests_per_minute or limits.tokens_per_minute):
-                parts = []
-                if limits.requests_per_minute:
-                    parts.append(f"{limits.requests_per_minute:,} requests/min")
-                if limits.tokens_per_minute:
-                    parts.append(f"{limits.tokens_per_minute:,} tokens/min")
-                where = f" on {limits.label}" if limits.label else ""
-                lines.append(f"  {_format_duration(self.seconds)} at the server's rate limits "
-                             f"({', '.join(parts)}{where})")
-            else:
-                in_flight = _plural(min(self.concurrency, self.to_send), "request")
-                lines.append(f"  {_format_duration(self.seconds)} with {in_flight} in flight "
-                             "(no known rate limit; a rough guess)")
-        lines.extend(f"  warning: {w}" for w in self.warnings)
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for ``--json``); holds no secret."""
-        data = asdict(self)
-        data["requests"] = self.requests
-        return data
-
-
-@dataclass
-class GenerationStats:
-    """What the last ``generate`` call did, chunk by chunk and pair by pair."""
-
-    chunks: int = 0
-    cached: int = 0  # chunks served from the cache (nothing sent)
-    sent: int = 0  # chunks sent to the server
-    requests: int = 0  # HTTP requests, retries included
-    retries: int = 0
-    rate_limited: int = 0  # 429 answers
-    empty: int = 0  # chunks for which the server found nothing to ask
-    malformed_skipped: int = 0  # chunks skipped after content that was not the JSON asked for, twice
-    failed: int = 0  # chunks that failed (timeouts, 5xx, other errors) after retries
-    pairs_received: int = 0
-    invalid_pairs: int = 0  # items without a question or an answer
-    dropped_ungrounded: int = 0
-    duplicates: int = 0
-    pairs_kept: int = 0
-    interrupted: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    def describe(self) -> str:
-        """One line for the end of a run."""
-        text = (f"{_plural(self.pairs_kept, 'Q&A pair')} from {_plural(self.chunks, 'chunk')} "
-                f"({self.cached} cached, {self.sent} sent); "
-                f"dropped {self.dropped_ungrounded} ungrounded and {self.duplicates} duplicates")
-        extra = [f"{n} {label}" for n, label in (
-            (self.empty, "chunks with nothing to ask"), (self.malformed_skipped, "chunks skipped for malformed replies"),
-            (self.failed, "chunks failed"), (self.invalid_pairs, "incomplete pairs")) if n]
-        return text + ("; " + ", ".join(extra) if extra else "") + "."
 
 
 @dataclass
@@ -230,61 +82,6 @@ class _ChunkResult:
     pairs: list[dict[str, str]] = field(default_factory=list)
     invalid: int = 0
     reason: str = ""
-
-
-class _Malformed(ValueError):
-    """The server's content was not the JSON object asked for."""
-
-
-def parse_pairs(content: Any) -> tuple[list[dict[str, str]], int]:
-    """The pairs in a reply's content, and how many items were incomplete.
-
-    Lenient about layout because local servers without JSON mode wrap JSON in code fences or
-    name the list differently; strict about content: each pair needs a question and an answer.
-    Raises ``_Malformed`` when there is no JSON object (or list) of pairs at all.
-    """
-    if not isinstance(content, str) or not content.strip():
-        raise _Malformed("empty content")
-    text = content.strip()
-    fenced = re.match(r"^```[a-zA-Z]*\s*(.*?)\s*```$", text, re.S)
-    if fenced:
-        text = fenced.group(1)
-    try:
-        data = json.loads(text)
-    except ValueError:
-        start, end = text.find("{"), text.rfind("}")
-        if start < 0 or end <= start:
-            raise _Malformed("not JSON") from None
-        try:
-            data = json.loads(text[start:end + 1])
-        except ValueError:
-            raise _Malformed("not JSON") from None
-    if isinstance(data, dict):
-        if "question" in data and "answer" in data:
-            items: Any = [data]
-        elif isinstance(data.get("pairs"), list):
-            items = data["pairs"]
-        else:
-            items = next((v for v in data.values() if isinstance(v, list)), None)
-            if items is None:
-                raise _Malformed("no list of pairs")
-    elif isinstance(data, list):
-        items = data
-    else:
-        raise _Malformed("not a JSON object")
-    pairs: list[dict[str, str]] = []
-    invalid = 0
-    for item in items:
-        if not isinstance(item, dict):
-            invalid += 1
-            continue
-        question = item.get("question", item.get("q"))
-        answer = item.get("answer", item.get("a"))
-        if isinstance(question, str) and isinstance(answer, str) and question.strip() and answer.strip():
-            pairs.append({"question": question.strip(), "answer": answer.strip()})
-        else:
-            invalid += 1
-    return pairs, invalid
 
 
 class OpenAICompatibleGenerator(ChatServerClient):
@@ -368,7 +165,7 @@ class OpenAICompatibleGenerator(ChatServerClient):
         cached = len(keys) - len(to_send)
         overhead = sum(estimate_tokens(m["content"]) for m in self.messages_for("")) + 10
         tokens_in = sum(overhead + estimate_tokens(c.text) for c in to_send)
-        tokens_out = len(to_send) * (self.pairs_per_chunk * _TOKENS_PER_PAIR + 10)
+        tokens_out = len(to_send) * (self.pairs_per_chunk * TOKENS_PER_PAIR + 10)
         # Time is the slowest of: the request limit, the token limit, and the server's speed.
         speed = 250.0 if is_groq(self.base_url) else 40.0  # output tokens/s, a rough guess
         per_request = 0.5 + (tokens_out / max(1, len(to_send))) / speed

@@ -20,17 +20,13 @@ import pytest
 from llmcustoms.data.types import Chunk
 from llmcustoms.errors import ConfigError, GeneratorError
 from llmcustoms.paths import qa_cache_dir
+from llmcustoms.qa.chat_server import chat_completions_url, display_url
+from llmcustoms.qa.cost import GROQ_FREE_TIER
 from llmcustoms.qa.generator import QAGenerator
-from llmcustoms.qa.groq import (
-    GROQ_FREE_TIER,
-    PROMPT_VERSION,
-    OpenAICompatibleGenerator,
-    chat_completions_url,
-    display_url,
-    generator_from_config,
-    parse_pairs,
-)
+from llmcustoms.qa.groq import OpenAICompatibleGenerator, generator_from_config
 from llmcustoms.qa.grounding import content_words, grounding_score, is_grounded, normalise_question
+from llmcustoms.qa.prompts import PROMPT_VERSION
+from llmcustoms.qa.replies import parse_pairs
 from llmcustoms.utils.config import Config
 from tests.helpers.openai_stub_server import Received, Reply, StubServer, completion, pairs_reply
 
