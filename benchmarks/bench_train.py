@@ -466,24 +466,30 @@ def loss_agreement(model_path: str, features, device: str, bf16: bool, pad_id: i
     from llmcustoms.hardware.cpu import settle_cpu_training
     from llmcustoms.models.loading import load_for_training
 
-    torch.manual_seed(0)
     config = ours_config(model_path, device, 1, 512)
-    model, _ = load_for_training(model_path, settle_cpu_training(config))
+    # fp32 weights for the fp32 comparisons (what packing alone changes); ours' own model (on a CPU with bf16:
+    # frozen base weights in bf16, LoRA in fp32) for the bf16 ones.
+    torch.manual_seed(0)
+    model, _ = load_for_training(model_path, settle_cpu_training(dict(config, bf16_autocast=False)))
     model.eval()
     alone = per_example_losses(model, features, "alone", device, False, pad_id)
     packed = per_example_losses(model, features, "packed", device, False, pad_id)
     padded = per_example_losses(model, features, "padded", device, False, pad_id)
+    del model
     result: dict[str, Any] = {
         "n": len(features), "alone_fp32": alone, "packed_fp32": packed,
         "max_abs_packed_vs_alone_fp32": max(abs(a - b) for a, b in zip(packed, alone, strict=True)),
         "max_abs_padded_vs_alone_fp32": max(abs(a - b) for a, b in zip(padded, alone, strict=True)),
     }
     if bf16:
+        torch.manual_seed(0)
+        model, _ = load_for_training(model_path, settle_cpu_training(config))
+        model.eval()
         alone16 = per_example_losses(model, features, "alone", device, True, pad_id)
         packed16 = per_example_losses(model, features, "packed", device, True, pad_id)
         result["max_abs_packed_vs_alone_bf16"] = max(abs(a - b) for a, b in zip(packed16, alone16, strict=True))
         result["max_abs_bf16_vs_fp32"] = max(abs(a - b) for a, b in zip(packed16, alone, strict=True))
-    del model
+        del model
     return result
 
 
