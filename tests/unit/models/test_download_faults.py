@@ -127,3 +127,14 @@ def test_a_failed_download_resumes_later_with_only_the_missing_files(tiny_model_
     assert manager.check_local_model(REPO)
     fetched = {name for method, name, _ in requests if method == "GET"}
     assert fetched == {WEIGHTS}, "files finished by the failed try are not fetched again"
+
+
+def test_cache_model_returns_a_complete_cached_model_without_downloading(tmp_path, tiny_model_dir, monkeypatch):
+    """``ModelManager.cache_model`` (the seed's API): a complete cached model is returned as is; nothing is fetched."""
+    manager = ModelManager(cache_dir=tmp_path / "models")
+    target = manager.cache_path("someone/tiny-llama")
+    shutil.copytree(tiny_model_dir, target)
+    (target / COMPLETE_MARKER).write_text("")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: a download attempt would fail
+    assert manager.cache_model("someone/tiny-llama") == str(target)
+    assert manager.get_model_info("someone/tiny-llama")["cached"] is True

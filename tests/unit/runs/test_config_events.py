@@ -140,3 +140,17 @@ def test_run_dirs_are_unique_and_found_by_id_or_prefix(tmp_path):
     assert [r.path for r in list_runs(tmp_path)] == sorted([first.path, second.path])
     with pytest.raises(RunNotFoundError, match="No run found"):
         RunDir.open("nope", root=tmp_path)
+
+
+def test_the_seeds_logger_records_progress_and_hardware_in_the_log_file(tmp_path, monkeypatch):
+    """``Logger.log_training_progress`` / ``log_hardware_info`` (the seed's API) write one line each to the log."""
+    monkeypatch.setenv("LLMCUSTOMS_HOME", str(tmp_path / "home"))
+    seed_logger = Logger("llmcustoms.test-seed-api")
+    seed_logger.setup_logger("INFO", console=False)
+    seed_logger.log_training_progress({"step": 3, "loss": 1.234567, "t": 99.0})
+    seed_logger.log_hardware_info({"device": "cpu", "ram_gb": 24})
+    for handler in seed_logger.logger.handlers:
+        handler.flush()
+    text = "".join(p.read_text() for p in (tmp_path / "home").rglob("*.log"))
+    assert "progress step=3 loss=1.235" in text and "t=99" not in text
+    assert "hardware {'device': 'cpu', 'ram_gb': 24}" in text
