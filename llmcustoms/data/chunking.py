@@ -6,53 +6,12 @@ text's length, so a single 1 MB line without a full stop is cut quickly too.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+
+from llmcustoms.text.sentences import CJK_NO_SPACE_AFTER, PARAGRAPH_BREAK, split_sentences
 
 DEFAULT_MAX_CHARS = 1500
 DEFAULT_OVERLAP_CHARS = 150
-
-_PARAGRAPHS = re.compile(r"\n[ \t]*\n+")
-# A sentence ends with . ! ? (optionally followed by a closing quote or bracket) before whitespace,
-# or with a full-width 。！？ (Chinese, Japanese) after which no space is written: there the split
-# keeps the closing 」』） with the sentence and needs no whitespace.
-_CJK_ENDS = "。！？"
-_CJK_CLOSERS = "」』）》〉”’"
-_SENTENCE_END = re.compile(
-    r"(?<=[.!?])[\"'”’)\]]*\s+"
-    rf"|(?:(?<=[{_CJK_ENDS}])|(?<=[{_CJK_ENDS}][{_CJK_CLOSERS}]))(?![{_CJK_ENDS}{_CJK_CLOSERS}])\s*"
-)
-_CJK_NO_SPACE_AFTER = _CJK_ENDS + "」』）》〉"
-#: The characters that end a sentence, in any script (a line ending in one is not a title).
-SENTENCE_END_CHARS = ".!?" + _CJK_ENDS
-#: What the last character of a whole sentence can be: an end mark or a closing quote or bracket.
-SENTENCE_CLOSE_CHARS = SENTENCE_END_CHARS + "\"'”’)" + _CJK_CLOSERS
-
-
-def join_sentences(sentences: Iterable[str]) -> str:
-    """Sentences as one text: a space between them, none after a full-width 。！？ or 」 (CJK writes none)."""
-    out: list[str] = []
-    for sentence in sentences:
-        if out and out[-1][-1:] not in _CJK_NO_SPACE_AFTER:
-            out.append(" ")
-        out.append(sentence)
-    return "".join(out)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (a light rule: split after . ! ? followed by whitespace, or after 。！？).
-
-    Paragraphs never share a sentence, and a short first line without a full stop (a title)
-    is a sentence of its own.
-    """
-    sentences: list[str] = []
-    for paragraph in _PARAGRAPHS.split(text):
-        head, newline, rest = paragraph.strip().partition("\n")
-        if newline and len(head) < 100 and head.rstrip()[-1:] not in SENTENCE_END_CHARS + ":;,：；，":
-            sentences.append(head.strip())
-            paragraph = rest
-        sentences.extend(s.strip() for s in _SENTENCE_END.split(paragraph) if s and s.strip())
-    return sentences
 
 
 def _hard_split(text: str, max_chars: int) -> Iterator[str]:
@@ -72,7 +31,7 @@ def _hard_split(text: str, max_chars: int) -> Iterator[str]:
 
 def _units(text: str, max_chars: int) -> Iterator[tuple[str, bool]]:
     """(piece, starts_paragraph) with each piece at most ``max_chars`` long."""
-    for paragraph in _PARAGRAPHS.split(text):
+    for paragraph in PARAGRAPH_BREAK.split(text):
         paragraph = paragraph.strip()
         if not paragraph:
             continue
@@ -104,7 +63,7 @@ def chunk_text(text: str, max_chars: int = DEFAULT_MAX_CHARS, overlap_chars: int
     def render(units: list[tuple[str, bool]]) -> str:
         out: list[str] = []
         for i, (piece, new_paragraph) in enumerate(units):
-            if i and (new_paragraph or units[i - 1][0][-1:] not in _CJK_NO_SPACE_AFTER):
+            if i and (new_paragraph or units[i - 1][0][-1:] not in CJK_NO_SPACE_AFTER):
                 out.append("\n\n" if new_paragraph else " ")
             out.append(piece)
         return "".join(out)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llmcustoms.data.chunking import split_sentences
 from llmcustoms.data.documents import iter_documents
 from llmcustoms.data.examples import build_examples
 from llmcustoms.data.report import DataReport
 from llmcustoms.planning.presets import get_preset
+from llmcustoms.text.sentences import split_sentences
 from llmcustoms.utils.config import as_settings
 
 if TYPE_CHECKING:

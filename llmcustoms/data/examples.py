@@ -20,7 +20,8 @@ from llmcustoms.data.report import DataReport
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, DataError, GeneratorError
 from llmcustoms.qa.generator import QAGenerator
-from llmcustoms.qa.offline import OfflineGenerator, _title
+from llmcustoms.qa.offline import OfflineGenerator
+from llmcustoms.text.terms import title_from_source
 from llmcustoms.utils.config import as_settings
 from llmcustoms.utils.gcpause import paused_gc
 
@@ -130,7 +131,7 @@ def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Ch
             facts.extend(facts_from_text(prose, source))
         if passages is not None:
             passages.extend(passage_examples(prose, f"{document.relpath}#{document.part}" if document.part
-                                             else document.relpath, _title(document.relpath)))
+                                             else document.relpath, title_from_source(document.relpath)))
         index = counters.get(document.relpath, 0)
         for piece in chunk_text(prose, max_chunk_chars, overlap_chars):
             chunks.append(Chunk(text=piece, source=f"{document.relpath}:{index}"))

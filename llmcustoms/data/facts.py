@@ -24,9 +24,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from llmcustoms.data.chunking import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
 from llmcustoms.data.types import Example
-from llmcustoms.qa.offline import _CAP_PHRASE, STOPWORDS
+from llmcustoms.text.sentences import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
+from llmcustoms.text.terms import CAP_PHRASE, STOPWORDS
 
 SpanKind = Literal["date", "year", "number", "person", "place", "name"]
 QuestionForm = Literal["inverted", "subject", "in_place", "reversed", "fill_in", "embedded"]
@@ -118,7 +118,7 @@ def _clean_spaces(text: str) -> str:
 def _names(text: str) -> list[tuple[int, int, str]]:
     """Capitalised names (start, end, phrase); a name at the sentence start counts too."""
     found = []
-    for match in _CAP_PHRASE.finditer(text):
+    for match in CAP_PHRASE.finditer(text):
         phrase = match.group()
         words = phrase.split()
         while words and words[-1].lower() in STOPWORDS:

@@ -1,10 +1,18 @@
-"""Plain data classes passed between the data steps (no heavy imports here)."""
+"""Plain data classes passed between the data steps (no heavy imports here).
+
+``Chunk`` and ``Example`` live in ``llmcustoms.text.types`` (the generators use them too) and are
+importable from here as before.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from llmcustoms.text.types import Chunk, Example
+
+__all__ = ["Chunk", "Document", "Example", "FileReport", "Verdict"]  # Chunk, Example: re-exported
 
 Verdict = Literal["ok", "warnings", "blocked"]
 
@@ -19,37 +27,6 @@ class Document:
     size_bytes: int
     encoding: str = "utf-8"
     part: int = 0  # the piece's index when a huge file is streamed in pieces (0 otherwise)
-
-
-@dataclass
-class Chunk:
-    """A piece of prose small enough for one Q&A request or one offline example."""
-
-    text: str
-    source: str  # "relpath:index"
-
-
-@dataclass
-class Example:
-    """One chat training example: user/assistant messages and where it came from."""
-
-    messages: list[dict[str, str]]
-    source: str
-    kind: Literal["explicit", "generated", "offline", "fact", "passage"] = "offline"
-
-    @property
-    def prompt(self) -> str:
-        """The first user message."""
-        return next((m["content"] for m in self.messages if m["role"] == "user"), "")
-
-    @property
-    def answer(self) -> str:
-        """The last assistant message."""
-        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSONL form: ``{"messages": [...], "source": "file:chunk"}`` (plus kind)."""
-        return {"messages": self.messages, "source": self.source, "kind": self.kind}
 
 
 @dataclass

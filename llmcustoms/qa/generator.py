@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from llmcustoms.data.types import Chunk, Example
+from llmcustoms.text.types import Chunk, Example
 
 #: progress(done_chunks, total_chunks)
 ProgressCallback = Callable[[int, int], None]

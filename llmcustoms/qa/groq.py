@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, GeneratorError
 from llmcustoms.paths import home_dir
 from llmcustoms.qa.cache import QACache, cache_key
@@ -59,6 +58,7 @@ from llmcustoms.qa.generator import ProgressCallback
 from llmcustoms.qa.grounding import DEFAULT_MIN_OVERLAP, content_words, is_grounded, normalise_question
 from llmcustoms.qa.prompts import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
 from llmcustoms.qa.replies import parse_pairs
+from llmcustoms.text.types import Chunk, Example
 from llmcustoms.utils.logger import get_logger
 
 DEFAULT_BASE_URL = "https://api.groq.com"

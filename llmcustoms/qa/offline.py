@@ -12,44 +12,14 @@ import functools
 import re
 import zlib
 from collections import Counter
-from pathlib import PurePosixPath
 
-from llmcustoms.data.chunking import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
-from llmcustoms.data.parallel import map_slices, worker_count
-from llmcustoms.data.types import Chunk, Example
 from llmcustoms.qa.generator import ProgressCallback
+from llmcustoms.qa.parallel import map_slices, worker_count
+from llmcustoms.text.sentences import SENTENCE_CLOSE_CHARS, join_sentences, split_sentences
+from llmcustoms.text.terms import CAP_PHRASE, STOPWORDS, title_from_source
+from llmcustoms.text.types import Chunk, Example
 from llmcustoms.utils.gcpause import paused_gc
 
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being below
-between both but by can could did do does doing down during each even every few for from further had has
-have having he her here hers herself him himself his how however i if in into is it its itself just least
-less let like made make many may me might more most much must my myself near never no nor not now of off
-often on once one only or other ought our ours ourselves out over own per perhaps same she should since
-so some such than that the their theirs them themselves then there these they this those though through
-thus to too two under until up upon us very was we were what when where whether which while who whom whose
-why will with within without would yet you your yours yourself yourselves
-said says known called named first second third new old used uses using each year years time times
-""".split())
-
-# Capitalised words joined by spaces or tabs (never across a line break), allowing "of", "the", …
-# A phrase never starts with a capitalised stopword ("The Tide Engine" → "Tide Engine"); doing
-# that in the pattern keeps the Python loop over matches short (this is the offline hot path).
-def _stopword_lookahead() -> str:
-    """``(?!(?:T(?:he|his|…)|I(?:n|t|…)|…)\b)``: alternatives grouped by first letter, so the
-    engine tries only the few that start like the word (about 3× faster than a flat list)."""
-    groups: dict[str, list[str]] = {}
-    for word in STOPWORDS:
-        groups.setdefault(word[0].upper(), []).append(re.escape(word[1:]))
-    alternatives = "|".join(f"{letter}(?:{'|'.join(sorted(rests, key=len, reverse=True))})"
-                            for letter, rests in sorted(groups.items()))
-    return rf"(?!(?:{alternatives})\b)"
-
-
-_CAP_PHRASE = re.compile(
-    rf"(?<![\w’'\-])(?=[A-Z]){_stopword_lookahead()}[A-Z][\w’'\-]*\w"
-    r"(?:(?:[ \t]+(?:of(?:[ \t]+the)?|de|del|da|von|van|la|le))?[ \t]+[A-Z][\w’'\-]*\w)*"
-)
 _WORD = re.compile(r"[A-Za-z][A-Za-z\-]{3,}")
 _DEFINITION = re.compile(r"\s+(is|was|are|were)\s+")
 
@@ -59,13 +29,6 @@ ABOUT_TEMPLATES = (
     "Tell me about {term}.",
     "What can you tell me about {term}?",
 )
-
-
-@functools.lru_cache(maxsize=1024)
-def _title(source: str) -> str:
-    """'notes/velmoria_history.txt:3' → 'velmoria history'."""
-    path = source.rsplit(":", 1)[0]  # cached: one file has many chunks
-    return re.sub(r"[_\-]+", " ", PurePosixPath(path).stem).strip() or path
 
 
 _TOKEN = re.compile(r"\w+")
@@ -101,7 +64,7 @@ def key_terms(text: str, limit: int = 5, spaced: str | None = None) -> list[str]
     A single capitalised word seen once, at the start of a sentence, is not taken for a name.
     """
     candidates: dict[str, int] = {}  # phrase -> first position (-1: seen once, at a sentence start)
-    for match in _CAP_PHRASE.finditer(text):
+    for match in CAP_PHRASE.finditer(text):
         phrase = match.group()
         known = candidates.get(phrase)
         if known is not None:
@@ -209,7 +172,7 @@ class OfflineGenerator:
     def generate(self, chunks: list[Chunk], progress: ProgressCallback | None = None) -> list[Example]:
         """Up to ``pairs_per_chunk`` examples per chunk (fewer for chunks too short to ask about).
 
-        Thousands of chunks are shared among worker processes (``data/parallel.py``); the examples
+        Thousands of chunks are shared among worker processes (``qa/parallel.py``); the examples
         are the same, in the same order, as from one process.
         """
         if worker_count(len(chunks), CHUNKS_PER_WORKER) > 1:
@@ -299,7 +262,7 @@ class OfflineGenerator:
         keep = sorted(scored[: self.max_answer_sentences])
         answer = join_sentences(sentences[i] for i in keep)
         topic = " and ".join(shown[:2]) if shown else "its main points"
-        title = _title(chunk.source.rsplit(":", 1)[0])
+        title = title_from_source(chunk.source.rsplit(":", 1)[0])
         return f"Summarise the part of {title} about {topic}.", answer
 
     def _continuation(self, chunk: Chunk, sentences: list[str]) -> tuple[str, str] | None:
@@ -307,5 +270,5 @@ class OfflineGenerator:
             return None
         opening = sentences[0]
         answer = join_sentences(sentences[1: 1 + self.max_answer_sentences])
-        title = _title(chunk.source.rsplit(":", 1)[0])
+        title = title_from_source(chunk.source.rsplit(":", 1)[0])
         return f'Continue this passage from {title}: "{opening}"', answer

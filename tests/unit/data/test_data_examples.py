@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from llmcustoms.data.chunking import chunk_text, split_sentences
+from llmcustoms.data.chunking import chunk_text
 from llmcustoms.data.examples import build_examples, dedupe_examples
 from llmcustoms.data.jsonl import read_examples_jsonl, write_examples_jsonl
 from llmcustoms.data.qa_extract import extract_qa
@@ -17,6 +17,7 @@ from llmcustoms.data.split import split_examples
 from llmcustoms.data.types import Chunk, Example
 from llmcustoms.errors import ConfigError, DataError
 from llmcustoms.qa.offline import OfflineGenerator, key_terms
+from llmcustoms.text.sentences import split_sentences
 
 # ---------------------------------------------------------------------------------- Q&A extraction
 

@@ -16,9 +16,10 @@ import pytest
 
 import llmcustoms.data.examples as examples_module
 from llmcustoms.cli import main
-from llmcustoms.data.chunking import chunk_text, split_sentences
+from llmcustoms.data.chunking import chunk_text
 from llmcustoms.data.examples import build_examples
 from llmcustoms.data.reader import validate_folder
+from llmcustoms.text.sentences import split_sentences
 from tests.conftest import SAMPLE_DATA
 
 CHINESE = (

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from llmcustoms.data import parallel
 from llmcustoms.data.chunking import chunk_text
 from llmcustoms.data.types import Chunk
-from llmcustoms.qa import offline
+from llmcustoms.qa import offline, parallel
 from llmcustoms.qa.offline import OfflineGenerator
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "data"
