@@ -8,10 +8,10 @@ come from a thread in this process or from a detached process writing the same f
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from llmcustoms.runs.events import finite_number  # light: json and paths, no torch
 from llmcustoms_tui.format import fmt_loss, knowledge_summary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,15 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: How many log lines the dashboard keeps.
 LOG_LINES = 200
-
-
-def _num(value: Any) -> float | None:
-    """``value`` as a finite float, or None (events may carry nulls, strings or NaN)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 @dataclass
@@ -77,7 +68,7 @@ class RunState:
             self.max_steps = int(max_steps)
         for name in ("lr", "tokens_per_s", "vram_used_mb", "vram_total_mb", "ram_used_mb", "ram_total_mb",
                      "ram_available_mb", "ram_process_mb", "eta_s"):
-            value = _num(event.get(name))
+            value = finite_number(event.get(name))
             if value is not None:
                 setattr(self, name, value)
         if "ram_used_mb" in event and "ram_available_mb" not in event and "ram_process_mb" not in event:
@@ -108,7 +99,7 @@ class RunState:
     def _on_step(self, event: dict[str, Any], message: str) -> None:
         if self.status in ("waiting",):
             self.status = "running"
-        loss = _num(event.get("loss"))
+        loss = finite_number(event.get("loss"))
         if loss is not None:
             self.loss = loss
             step = int(event.get("step") or self.step)
@@ -124,7 +115,7 @@ class RunState:
         self._log("  ".join(parts))
 
     def _on_eval(self, event: dict[str, Any], message: str) -> None:
-        loss = _num(event.get("eval_loss", event.get("loss")))
+        loss = finite_number(event.get("eval_loss", event.get("loss")))
         if loss is None:
             return
         step = int(event.get("step") or 0)
@@ -149,7 +140,7 @@ class RunState:
         self._log(f"⚠ out of memory, retrying smaller: {message}" if message else "⚠ out of memory, retrying smaller")
 
     def _on_knowledge_check(self, event: dict[str, Any], message: str) -> None:
-        score = _num(event.get("dev_score"))
+        score = finite_number(event.get("dev_score"))
         step = int(event.get("step") or self.step)
         best = event.get("best_step")
         if isinstance(best, (int, float)):
@@ -180,8 +171,8 @@ class RunState:
         status = str(event.get("status") or "")
         self.status = status if status in ("done", "stopped", "failed") else (
             "stopped" if self.status == "stopping" else "done")
-        before = _num(event.get("eval_loss_before"))
-        after = _num(event.get("eval_loss_after"))
+        before = finite_number(event.get("eval_loss_before"))
+        after = finite_number(event.get("eval_loss_after"))
         if before is not None:
             self.eval_loss_before = before
         if after is not None:

@@ -80,6 +80,15 @@ class Event:
         return self.kind in RUN_END_KINDS
 
 
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (events may carry nulls, strings or NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def make_event(kind: str, **fields: Any) -> dict[str, Any]:
     """An event dict with its time and kind first; None-valued fields are left out (``Event.make``'s dict)."""
     return Event.make(kind, **fields).to_dict()

@@ -24,7 +24,6 @@ What a snapshot holds is folded from the events the same way everywhere:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmcustoms.errors import LLMCustomsError
-from llmcustoms.runs.events import RUN_END_KINDS, read_new_events
+from llmcustoms.runs.events import RUN_END_KINDS, finite_number, read_new_events
 from llmcustoms.runs.rundir import RunDir, run_is_live
 from llmcustoms.runs.status import run_state
 
@@ -43,15 +42,6 @@ GONE = "gone"
 #: Memory fields of an event, in the order ``Memory`` holds them.
 MEMORY_FIELDS = ("vram_used_mb", "vram_total_mb", "ram_used_mb", "ram_total_mb", "ram_available_mb",
                  "ram_process_mb")
-
-
-def _num(value: Any) -> float | None:
-    """``value`` as a finite float, or None (events may carry nulls, strings or NaN)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -157,7 +147,7 @@ class _Fold:
 
     def _memory(self, event: dict[str, Any]) -> None:
         for name in MEMORY_FIELDS:
-            value = _num(event.get(name))
+            value = finite_number(event.get(name))
             if value is not None:
                 self.memory[name] = value
         if "ram_used_mb" in event and "ram_available_mb" not in event and "ram_process_mb" not in event:
@@ -169,13 +159,13 @@ class _Fold:
         if not isinstance(step, (int, float)) or isinstance(step, bool):
             return
         step = int(step)
-        loss = _num(event.get("loss"))
+        loss = finite_number(event.get("loss"))
         if loss is not None:
             # A step that goes back (an OOM retry from a checkpoint) replaces the points from there on.
             if self.curve and self.curve[-1][0] >= step:
                 self.curve = [point for point in self.curve if point[0] < step]
             self.curve.append((step, loss))
-        t = _num(event.get("t"))
+        t = finite_number(event.get("t"))
         if not live or t is None:
             return
         if self.rate_to is not None and (step <= self.rate_to[0] or t < self.rate_to[1]):

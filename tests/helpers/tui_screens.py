@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from test_tui import wait_for
 from textual.widgets import DirectoryTree
 
 from llmcustoms_tui import backend
@@ -17,6 +16,7 @@ from llmcustoms_tui.launcher import RunHandle
 from llmcustoms_tui.screens.chat import ChatScreen
 from llmcustoms_tui.screens.plan import PlanScreen
 from llmcustoms_tui.screens.train import TrainScreen
+from tests.helpers.tui_pilot import wait_for
 
 RunBefore = Callable[[object], Awaitable[None]]
 

@@ -7,17 +7,14 @@ five screens against the real core: validation, planning, training (6 steps) and
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from textual.widgets import Input, OptionList
 
 from llmcustoms.errors import LLMCustomsError
@@ -42,53 +39,9 @@ from tests.helpers.tui_fakes import (
     scripted_events,
     write_run,
 )
+from tests.helpers.tui_pilot import contents, make_app, shown, start_scripted_run, wait_for, write_notes
 
 pytestmark = pytest.mark.anyio
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-def shown(app: LLMCustomsApp) -> str:
-    """The text on the terminal right now (the same render Textual's screenshots use)."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
-                      legacy_windows=False, color_system=None)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "the condition") -> None:
-    """Let the app run until ``predicate()`` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}; the screen shows:\n{shown(pilot.app)}")
-
-
-def contents(app: LLMCustomsApp, selector: str) -> list[str]:
-    """The text of every Static matching ``selector`` on the current screen, scrolled into view or not."""
-    return [str(widget.content) for widget in app.screen.query(selector)]
-
-
-def make_app(**options) -> LLMCustomsApp:
-    options.setdefault("hardware", FIXED_HARDWARE)
-    options.setdefault("check_live_runs", False)
-    options.setdefault("cursor_blink", False)
-    options.setdefault("few_colours", False)  # the same colours whatever TERM the tests run under
-    return LLMCustomsApp(**options)
-
-
-def write_notes(folder: Path) -> Path:
-    """A small, valid data folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "harbour.txt").write_text(
-        "Question: What powers the Tide Engine?\nAnswer: The rising and falling tide of Quillhaven harbour.\n\n"
-        + "The Tide Engine is a clockwork pump built under the harbour of Quillhaven. " * 12, encoding="utf-8")
-    (folder / "festival.txt").write_text(
-        "The Lantern Festival is held every autumn in Velmoria. Families float paper lanterns on the river "
-        "and bakers sell honey bread in the market square. " * 10, encoding="utf-8")
-    return folder
 
 
 # -- hardware --------------------------------------------------------------------------------------
@@ -318,12 +271,7 @@ async def test_dashboard_follows_the_event_file_step_by_step(tmp_path, size):
     app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher, max_steps=6,
                    chat_factory=FakeChatSession)
     async with app.run_test(size=size) as pilot:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.state.report is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: app.state.plan is not None, what="the plan")
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
+        await start_scripted_run(pilot, app)
         assert launcher.fields["max_steps"] == 6 and launcher.fields["data_path"] == str(notes)
         chart = app.screen.query_one(LossChart)
         filled = []
@@ -345,12 +293,7 @@ async def test_leaving_the_dashboard_keeps_the_run_and_stop_saves(tmp_path):
     launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate)
     app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.state.report is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: app.state.plan is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        await start_scripted_run(pilot, app)
         gate.release()
         gate.release()
         await wait_for(pilot, lambda: "step 2 / 6" in shown(app))
@@ -380,12 +323,7 @@ async def test_quit_asks_first_while_a_run_is_in_the_foreground(tmp_path):
     launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate)
     app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.state.report is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: app.state.plan is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        await start_scripted_run(pilot, app)
         await pilot.press("q")
         await wait_for(pilot, lambda: "Quit while training?" in shown(app), what="the question")
         await pilot.press("n")
@@ -506,12 +444,7 @@ async def test_the_dashboard_shows_the_score_of_a_run_it_follows_live(tmp_path):
     launcher = ScriptedLauncher(tmp_path / "runs", max_steps=6, delay_s=0.0, gate=gate, knowledge=True)
     app = make_app(data=str(notes), model="smollm2-135m", qa="offline", launcher=launcher, max_steps=6)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.state.report is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: app.state.plan is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
+        await start_scripted_run(pilot, app)
         for _ in range(5):
             gate.release()
         await wait_for(pilot, lambda: "step 5 / 6" in shown(app), what="step 5")
@@ -674,12 +607,7 @@ async def test_a_run_that_fails_early_says_why_on_the_dashboard(tmp_path):
     app = make_app(data=str(notes), model="smollm2-135m", qa="offline",
                    launcher=ThreadLauncher(run_training=failing_training))
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.state.report is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: app.state.plan is not None)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        await start_scripted_run(pilot, app)
         await wait_for(pilot, lambda: "too little text" in shown(app), what="the reason")
         assert "failed" in shown(app) and "Traceback" not in shown(app)
         assert app.is_running

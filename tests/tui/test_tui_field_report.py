@@ -13,7 +13,6 @@ import psutil
 import pytest
 from rich.color import ColorSystem
 from rich.segment import Segment
-from test_tui import contents, make_app, shown, wait_for, write_notes
 from textual.containers import VerticalScroll
 from textual.widgets import DirectoryTree, RadioSet
 
@@ -34,6 +33,7 @@ from tests.helpers.tui_fakes import (
     scripted_events,
     write_run,
 )
+from tests.helpers.tui_pilot import contents, make_app, shown, start_scripted_run, wait_for, write_notes
 from tests.helpers.tui_screens import show_chat_answer, show_data_preview, show_finished_run, show_plan
 
 pytestmark = pytest.mark.anyio
@@ -55,17 +55,6 @@ def footer_keys(app: LLMCustomsApp) -> dict[str, str]:
     """What the footer offers now: key → description (only the bindings shown)."""
     return {key: active.binding.description for key, active in app.screen.active_bindings.items()
             if active.binding.show}
-
-
-async def start_scripted_run(pilot, app: LLMCustomsApp) -> TrainScreen:
-    """Data → plan → start, with the app's (scripted) launcher; returns the dashboard."""
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: app.state.report is not None, what="the data check")
-    await pilot.press("n")
-    await wait_for(pilot, lambda: app.state.plan is not None, what="the plan")
-    await pilot.press("n")
-    await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
-    return app.screen
 
 
 # -- item 24: words that match what the keys do ------------------------------------------------------

@@ -7,8 +7,6 @@ with its knowledge score, and a scripted chat session asked a held-out question.
 
 from __future__ import annotations
 
-from test_tui import make_app, write_notes
-
 from tests.helpers.tui_fakes import (
     SAMPLE_KNOWLEDGE,
     SAMPLE_PROBES,
@@ -16,6 +14,7 @@ from tests.helpers.tui_fakes import (
     scripted_events,
     write_run,
 )
+from tests.helpers.tui_pilot import make_app, write_notes
 from tests.helpers.tui_screens import (
     count_models_as_downloadable,
     show_chat_answer,

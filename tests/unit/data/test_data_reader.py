@@ -298,6 +298,21 @@ def test_only_a_directory_named_x_txt_means_no_txt_files(tmp_path):
     assert report.verdict == "blocked" and "has no .txt files" in report.errors[0]
 
 
+def validate_within(folder, seconds: float, failure: str):
+    """``validate_unchanged(folder)`` in a daemon thread, failing the test if it takes over ``seconds``
+    (a hang must fail the test, not stall the whole run)."""
+    done = threading.Event()
+    result = {}
+
+    def run():
+        result["value"] = validate_unchanged(folder)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(seconds), f"validate_folder {failure}"
+    return result["value"]
+
+
 def test_symlink_loops_are_detected(tmp_path):
     good(tmp_path)
     os.symlink("self.txt", tmp_path / "self.txt")          # a link to itself
@@ -305,16 +320,7 @@ def test_symlink_loops_are_detected(tmp_path):
     sub.mkdir()
     good(sub, "deeper.txt")
     os.symlink("..", sub / "up")                            # a folder link back to an ancestor
-    done = threading.Event()
-    result = {}
-
-    def run():
-        result["value"] = validate_unchanged(tmp_path)
-        done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    assert done.wait(30), "validate_folder did not finish on a symlink loop"
-    report, documents = result["value"]
+    report, documents = validate_within(tmp_path, 30, "did not finish on a symlink loop")
     assert file_report(report, "self.txt").problems == [
         "'self.txt' is a symbolic link that loops back on itself; skipped it."]
     assert "'sub/up' is a link back to a folder that contains it (a loop); skipped it." in report.warnings
@@ -354,16 +360,7 @@ def test_links_out_of_the_folder_are_not_followed(tmp_path):
 def test_a_fifo_named_txt_never_hangs(tmp_path):
     good(tmp_path)
     os.mkfifo(tmp_path / "pipe.txt")
-    done = threading.Event()
-    result = {}
-
-    def run():
-        result["value"] = validate_unchanged(tmp_path)
-        done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    assert done.wait(30), "validate_folder hung on a FIFO"
-    report, documents = result["value"]
+    report, documents = validate_within(tmp_path, 30, "hung on a FIFO")
     pipe = file_report(report, "pipe.txt")
     assert pipe.status == "skipped"
     assert pipe.problems == ["'pipe.txt' is a FIFO (named pipe), not a regular file; skipped it."]

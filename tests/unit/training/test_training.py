@@ -12,26 +12,12 @@ from llmcustoms.errors import ConfigError, DataError
 from llmcustoms.runs.events import ListSink, read_events
 from llmcustoms.training.request import TrainRequest
 from llmcustoms.training.trainer import run_training
-
-FACTS = [
-    "The island of Velmoria was founded by Captain Orin Dask in 1742.",
-    "Velmoria's capital is Tessaport, a harbour city known for its blue lighthouses.",
-    "The Velmorian currency is the glint, divided into 100 shards.",
-    "Every spring, Velmorians celebrate the Festival of Drifting Lanterns on the Amberline River.",
-]
+from tests.helpers.runs_support import make_small_folder
 
 
 @pytest.fixture
 def small_folder(tmp_path) -> Path:
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    (folder / "prose.txt").write_text("\n\n".join(" ".join(FACTS[i:] + FACTS[:i]) for i in range(4)) * 2)
-    (folder / "qa.txt").write_text(
-        "Question: Who founded Velmoria?\nAnswer: Captain Orin Dask founded Velmoria in 1742.\n\n"
-        "Q: What is the capital of Velmoria?\nA: Tessaport is the capital.\n\n"
-        "Question: What is the currency of Velmoria?\nAnswer: The glint, divided into 100 shards.\n"
-    )
-    return folder
+    return make_small_folder(tmp_path)
 
 
 def _request(folder: Path, model: Path, **kw) -> TrainRequest:
