@@ -64,10 +64,9 @@ def test_the_seed_example_runs_as_a_user_would(tmp_path, embedded_model_dir):
 
 def test_a_short_run_on_a_small_fact_set_knows_more_than_the_base_model(tmp_path, embedded_model_dir):
     """The knowledge score on the real model: held-out phrasings of trained facts, asked after training."""
-    from test_knowledge_run import PROSE
-
     from llmcustoms.training.request import TrainRequest
     from llmcustoms.training.trainer import run_training
+    from tests.helpers.fact_texts import PROSE
 
     folder = tmp_path / "almanac"
     folder.mkdir()

@@ -325,3 +325,32 @@ def test_no_import_cycles_at_run_time():
                     if graph.chain_exists(importer=imported, imported=importer))
     assert "llmcustoms.training.trainer" in graph.find_modules_that_directly_import("llmcustoms.training.prepare")
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_no_two_packages_of_the_core_import_each_other():
+    """Package by package (a module anywhere in one importing a module anywhere in the other), never both ways."""
+    import grimp
+
+    graph = grimp.build_graph("llmcustoms", cache_dir=None, exclude_type_checking_imports=True)
+    packages = sorted(m for m in graph.find_children("llmcustoms") if graph.find_children(m))
+    assert {"llmcustoms.data", "llmcustoms.qa", "llmcustoms.text"} <= set(packages)
+
+    def uses(importer: str, imported: str) -> bool:
+        return bool(graph.find_matching_direct_imports(import_expression=f"{importer}.** -> {imported}.**"))
+
+    assert uses("llmcustoms.data", "llmcustoms.qa"), "the check sees data building examples with qa"
+    both_ways = [f"{a} ⇄ {b}" for i, a in enumerate(packages) for b in packages[i + 1:] if uses(a, b) and uses(b, a)]
+    assert not both_ways, "packages importing each other:\n" + "\n".join(both_ways)
+
+
+def test_test_modules_share_code_only_through_tests_helpers():
+    """A test module never imports another test module: what tests share lives in tests/helpers/."""
+    tests = ROOT / "tests"
+    wrong = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
+                      if n.split(".")[-1].startswith("test_") or n.startswith("tests.") and ".test_" in n]
+    assert not wrong, "import from tests/helpers/ instead:\n" + "\n".join(wrong)

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from llmcustoms.data.packing import IGNORE, PackedCollator, pack_examples, plan_rows
-
-
-def _tiny_llama(attn: str = "sdpa") -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         attn_implementation=attn)
-    model = LlamaForCausalLM(config).eval()
-    model.config.use_cache = False
-    return model
-
-
-def _example(length: int, seed: int) -> dict[str, list[int]]:
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, 300, (length,), generator=g).tolist()
-    labels = [IGNORE] * (length // 2) + ids[length // 2:]
-    return {"input_ids": ids, "labels": labels}
+from tests.helpers.tiny_llama import random_example, tiny_llama
 
 
 def test_plan_rows_places_every_example_once_within_the_limit():
@@ -36,7 +19,7 @@ def test_plan_rows_places_every_example_once_within_the_limit():
 
 
 def test_pack_examples_restarts_positions_and_masks_first_token():
-    features = [_example(10, 1), _example(6, 2)]
+    features = [random_example(10, 1), random_example(6, 2)]
     rows = pack_examples(features, 32)
     assert len(rows) == 1
     row = rows[0]
@@ -47,8 +30,8 @@ def test_pack_examples_restarts_positions_and_masks_first_token():
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_packed_example_logits_equal_its_logits_alone(attn):
-    model = _tiny_llama(attn)
-    a, b = _example(23, 3), _example(17, 4)
+    model = tiny_llama(attn)
+    a, b = random_example(23, 3), random_example(17, 4)
     row = pack_examples([a, b], 64)[0]
     with torch.no_grad():
         packed = model(input_ids=torch.tensor([row["input_ids"]]),
@@ -61,8 +44,8 @@ def test_packed_example_logits_equal_its_logits_alone(attn):
 
 
 def test_an_all_ones_mask_breaks_isolation_which_is_why_none_is_passed():
-    model = _tiny_llama()
-    a, b = _example(23, 3), _example(17, 4)
+    model = tiny_llama()
+    a, b = random_example(23, 3), random_example(17, 4)
     row = pack_examples([a, b], 64)[0]
     ids = torch.tensor([row["input_ids"]])
     with torch.no_grad():
@@ -73,8 +56,8 @@ def test_an_all_ones_mask_breaks_isolation_which_is_why_none_is_passed():
 
 
 def test_per_example_losses_are_the_same_packed_and_unpacked():
-    model = _tiny_llama()
-    features = [_example(n, s) for s, n in enumerate([30, 12, 45, 9, 20])]
+    model = tiny_llama()
+    features = [random_example(n, s) for s, n in enumerate([30, 12, 45, 9, 20])]
     collator = PackedCollator(pad_token_id=0)
     rows = pack_examples(features, 64)
     batch = collator(rows)
@@ -95,11 +78,11 @@ def test_per_example_losses_are_the_same_packed_and_unpacked():
 
 
 def test_collator_counts_tokens_when_the_model_trains_on_them_not_when_fetched():
-    model = _tiny_llama()
+    model = tiny_llama()
     collator = PackedCollator(pad_token_id=0)
     collator.attach(model)
-    first = collator(pack_examples([_example(10, 1), _example(6, 2)], 32))
-    second = collator(pack_examples([_example(9, 3)], 32))  # fetched ahead, as data loaders do
+    first = collator(pack_examples([random_example(10, 1), random_example(6, 2)], 32))
+    second = collator(pack_examples([random_example(9, 3)], 32))  # fetched ahead, as data loaders do
     assert collator.tokens_seen == 25 and collator.tokens_trained == 0
     model.train()
     model(input_ids=first["input_ids"], position_ids=first["position_ids"])

@@ -211,12 +211,11 @@ def test_reports_without_judge_fields_still_load_and_judge_fields_round_trip():
 
 def test_eval_cli_judge(tmp_path, tiny_model_dir, capsys, monkeypatch):
     """``eval --judge``: no key → the match score and how to set one (exit 0); with a server → judge column."""
-    from test_knowledge_run import PROSE
-
     from llmcustoms.cli import main
     from llmcustoms.runs.rundir import RunDir
     from llmcustoms.training.request import TrainRequest
     from llmcustoms.training.trainer import run_training
+    from tests.helpers.fact_texts import PROSE
 
     folder = tmp_path / "almanac"
     folder.mkdir()

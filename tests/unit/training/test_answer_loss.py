@@ -7,18 +7,18 @@ from peft import LoraConfig, get_peft_model
 
 from llmcustoms.data.packing import PackedCollator, pack_examples
 from llmcustoms.training.answer_loss import answer_only_loss, supports_answer_only_logits
-from tests.unit.data.test_packing import _example, _tiny_llama
+from tests.helpers.tiny_llama import random_example, tiny_llama
 
 
 def _lora_model():
-    model = _tiny_llama()
+    model = tiny_llama()
     model.train()
     return get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"))
 
 
 def _batch():
     # Two packed rows of different widths, so the second is padded and its labels differ per row.
-    features = [_example(n, s) for s, n in enumerate([60, 41, 33, 25, 14, 9])]
+    features = [random_example(n, s) for s, n in enumerate([60, 41, 33, 25, 14, 9])]
     rows = pack_examples(features, 64)
     assert len(rows) >= 2
     return PackedCollator(pad_token_id=0)(rows[:2])
