@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmcustoms.runs.events import finite_number  # light: json and paths, no torch
+from llmcustoms.runs.follow import RunFold
 from llmcustoms_tui.format import fmt_loss, knowledge_summary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,25 +28,16 @@ class RunState:
     """Everything the dashboard shows, derived from events only."""
 
     status: str = "waiting"  # waiting | running | stopping | done | stopped | failed | interrupted
-    step: int = 0
-    max_steps: int = 0
-    loss: float | None = None
+    #: The core's fold of the events: step, planned steps, the resume-aware loss curve, memory, warnings.
+    fold: RunFold = field(default_factory=RunFold, repr=False)
     lr: float | None = None
     tokens_per_s: float | None = None
-    vram_used_mb: float | None = None
-    vram_total_mb: float | None = None
-    ram_used_mb: float | None = None  # CPU runs report RAM instead of VRAM: the system's use…
-    ram_total_mb: float | None = None
-    ram_available_mb: float | None = None  # …what the system has available…
-    ram_process_mb: float | None = None  # …and the training process's own share
     eta_s: float | None = None
     eval_loss: float | None = None
     eval_loss_before: float | None = None
     eval_loss_after: float | None = None
-    train_points: list[tuple[int, float]] = field(default_factory=list)
     eval_points: list[tuple[int, float]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
     #: The knowledge score at the end (``format.knowledge_summary``: questions, base, tuned, open_book, message).
     knowledge: dict[str, Any] | None = None
     #: (step, share of the dev questions right) from the periodic checks during training.
@@ -55,25 +47,69 @@ class RunState:
     events_seen: int = 0
     finished: bool = False
 
+    # -- what the core's fold holds ----------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """The step the run is at (a resume sets it back to where it resumed)."""
+        return self.fold.step
+
+    @property
+    def max_steps(self) -> int:
+        """The planned number of steps (0: not known yet)."""
+        return self.fold.max_steps
+
+    @property
+    def loss(self) -> float | None:
+        """The latest training loss on the curve."""
+        return self.fold.loss
+
+    @property
+    def train_points(self) -> list[tuple[int, float]]:
+        """(step, training loss), resume-aware: no step twice, never back in time."""
+        return list(self.fold.curve)
+
+    @property
+    def warnings(self) -> list[str]:
+        """The message of every warning so far."""
+        return list(self.fold.warnings)
+
+    @property
+    def vram_used_mb(self) -> float | None:
+        return self.fold.memory["vram_used_mb"]
+
+    @property
+    def vram_total_mb(self) -> float | None:
+        return self.fold.memory["vram_total_mb"]
+
+    @property
+    def ram_used_mb(self) -> float | None:
+        """CPU runs report RAM instead of VRAM: the system's use…"""
+        return self.fold.memory["ram_used_mb"]
+
+    @property
+    def ram_total_mb(self) -> float | None:
+        return self.fold.memory["ram_total_mb"]
+
+    @property
+    def ram_available_mb(self) -> float | None:
+        """…what the system has available…"""
+        return self.fold.memory["ram_available_mb"]
+
+    @property
+    def ram_process_mb(self) -> float | None:
+        """…and the training process's own share."""
+        return self.fold.memory["ram_process_mb"]
+
     # -- folding events ------------------------------------------------------------------------
     def apply(self, event: dict[str, Any]) -> None:
         """Fold one event into the state."""
         self.events_seen += 1
+        self.fold.apply(event)
         kind = str(event.get("kind", ""))
-        step = event.get("step")
-        if isinstance(step, (int, float)) and step >= 0:
-            self.step = max(self.step, int(step)) if kind != "resume" else int(step)
-        max_steps = event.get("max_steps")
-        if isinstance(max_steps, (int, float)) and max_steps > 0:
-            self.max_steps = int(max_steps)
-        for name in ("lr", "tokens_per_s", "vram_used_mb", "vram_total_mb", "ram_used_mb", "ram_total_mb",
-                     "ram_available_mb", "ram_process_mb", "eta_s"):
+        for name in ("lr", "tokens_per_s", "eta_s"):
             value = finite_number(event.get(name))
             if value is not None:
                 setattr(self, name, value)
-        if "ram_used_mb" in event and "ram_available_mb" not in event and "ram_process_mb" not in event:
-            # Events of older runs: their ram_used_mb was the process's memory, not the system's use.
-            self.ram_process_mb, self.ram_used_mb = self.ram_used_mb, None
         message = str(event.get("message") or "").strip()
         if message:
             self.message = message
@@ -99,14 +135,7 @@ class RunState:
     def _on_step(self, event: dict[str, Any], message: str) -> None:
         if self.status in ("waiting",):
             self.status = "running"
-        loss = finite_number(event.get("loss"))
-        if loss is not None:
-            self.loss = loss
-            step = int(event.get("step") or self.step)
-            # A resumed run repeats steps: keep the newest value for a step, in step order.
-            if self.train_points and self.train_points[-1][0] >= step:
-                self.train_points = [p for p in self.train_points if p[0] < step]
-            self.train_points.append((step, loss))
+        loss = finite_number(event.get("loss"))  # the curve is the fold's; the log line says this step's
         parts = [f"step {self.step}/{self.max_steps or '?'}", f"loss {fmt_loss(loss)}"]
         if self.lr is not None:
             parts.append(f"lr {self.lr:.1e}")
@@ -132,9 +161,7 @@ class RunState:
         self._log(message or f"checkpoint saved at step {self.step}")
 
     def _on_warning(self, event: dict[str, Any], message: str) -> None:
-        text = message or "warning"
-        self.warnings.append(text)
-        self._log(f"⚠ {text}")
+        self._log(f"⚠ {message or 'warning'}")  # the fold keeps the warnings themselves
 
     def _on_oom_retry(self, event: dict[str, Any], message: str) -> None:
         self._log(f"⚠ out of memory, retrying smaller: {message}" if message else "⚠ out of memory, retrying smaller")
@@ -205,10 +232,11 @@ class RunState:
     @property
     def memory(self) -> tuple[str, float | None, float | None]:
         """(label, used, total) of the memory the run trains in: VRAM on a GPU, else RAM."""
-        if self.vram_total_mb is not None or self.vram_used_mb is not None:
-            return "VRAM", self.vram_used_mb, self.vram_total_mb
-        if self.ram_total_mb is not None or self.ram_used_mb is not None or self.ram_process_mb is not None:
-            return "RAM", self.ram_used_mb, self.ram_total_mb
+        memory = self.fold.memory_now()
+        if memory.label == "VRAM":
+            return "VRAM", memory.vram_used_mb, memory.vram_total_mb
+        if memory.label == "RAM":
+            return "RAM", memory.ram_used_mb, memory.ram_total_mb
         return "Memory", None, None
 
     @property

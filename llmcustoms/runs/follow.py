@@ -112,8 +112,14 @@ class FollowUpdate:
 
 
 @dataclass
-class _Fold:
-    """The running fold of events into what an update holds (one follower's private state)."""
+class RunFold:
+    """A run's events folded into its step, planned steps, resume-aware loss curve, latest memory,
+    warnings and live step rate, by the rules above.
+
+    The one fold of those: each ``RunFollower`` keeps one, and the TUI's ``RunState`` keeps one under
+    what only the dashboard shows (its log, eval points, knowledge). ``apply(event, live)``: ``live``
+    is True for an event read as it happened, False for history (it makes no step rate).
+    """
 
     step: int = 0
     max_steps: int = 0
@@ -124,7 +130,8 @@ class _Fold:
     rate_from: tuple[int, float] | None = None  # (step, t) of the first live step of this stretch
     rate_to: tuple[int, float] | None = None  # (step, t) of the latest live step
 
-    def apply(self, event: dict[str, Any], live: bool) -> None:
+    def apply(self, event: dict[str, Any], live: bool = False) -> None:
+        """Fold one event in."""
         kind = event.get("kind")
         step = event.get("step")
         if isinstance(step, (int, float)) and not isinstance(step, bool) and step >= 0:
@@ -175,7 +182,17 @@ class _Fold:
         self.rate_to = (step, t)
 
     @property
+    def loss(self) -> float | None:
+        """The latest training loss on the curve."""
+        return self.curve[-1][1] if self.curve else None
+
+    def memory_now(self) -> Memory:
+        """The latest memory the run reported."""
+        return Memory(**self.memory)
+
+    @property
     def steps_per_s(self) -> float | None:
+        """Steps a second over the live steps of this stretch (None before two were seen)."""
         if self.rate_from is None or self.rate_to is None:
             return None
         steps, seconds = self.rate_to[0] - self.rate_from[0], self.rate_to[1] - self.rate_from[1]
@@ -183,6 +200,7 @@ class _Fold:
 
     @property
     def eta_s(self) -> float | None:
+        """Seconds left at the live step rate (None without one or without a planned number of steps)."""
         rate = self.steps_per_s
         if rate is None or self.max_steps <= 0:
             return None
@@ -207,7 +225,7 @@ class RunFollower:
         self.poll_s = poll_s
         self.liveness_every_s = liveness_every_s
         self.should_stop = should_stop
-        self._fold = _Fold()
+        self._fold = RunFold()
         self._offset = 0
         self._polls = 0
         self._last_check = 0.0
@@ -294,7 +312,7 @@ class RunFollower:
         finished = self.finished
         return FollowUpdate(
             run_id=self.run.id, status=self._status, events=events, replayed=replayed, step=fold.step,
-            max_steps=fold.max_steps, loss_curve=tuple(fold.curve), memory=Memory(**fold.memory),
+            max_steps=fold.max_steps, loss_curve=tuple(fold.curve), memory=fold.memory_now(),
             steps_per_s=fold.steps_per_s,
             eta_s=(0.0 if self._end_kind == "done" else None) if finished else fold.eta_s,
             warnings=tuple(fold.warnings), finished=finished, end_kind=self._end_kind,

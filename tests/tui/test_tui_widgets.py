@@ -172,7 +172,8 @@ def test_the_knowledge_line_fits_its_width():
 
 def test_fast_messages_coalesce():
     """A newer snapshot of the same run replaces an older one; a final answer chunk is never dropped."""
-    old, new = RunSnapshot("a", RunState(step=1)), RunSnapshot("a", RunState(step=2))
+    old, new = RunSnapshot("a", RunState()), RunSnapshot("a", RunState())
+    new.state.apply({"kind": "step", "step": 2})
     assert old.can_replace(new) and not old.can_replace(RunSnapshot("b", RunState()))
     assert AnswerChunk(1, "tuned", "a").can_replace(AnswerChunk(1, "tuned", "ab"))
     assert not AnswerChunk(1, "tuned", "a", done=True).can_replace(AnswerChunk(1, "tuned", "ab"))
