@@ -125,7 +125,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     try:
         built = build_examples(report, qa=args.qa, pairs_per_chunk=pairs, settings=_settings(args),
                                confirm=lambda plan: _confirm_plan(plan, args.yes), progress=line.progress(),
-                               on_message=lambda m: m == report.vanished_sentence() or line.message(m))
+                               on_message=lambda m: None if m == report.vanished_sentence() else line.message(m))
     finally:
         line.end()
     if built.missing:
@@ -421,7 +421,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.verbose:
         for row in report.rows:
             mark = "✓" if row.get("tuned_correct") else "✗"
-            verdict = {True: "  (judge: right)", False: "  (judge: wrong)"}.get(row.get("tuned_judge"), "")
+            judge_said = row.get("tuned_judge")
+            verdict = "  (judge: right)" if judge_said is True else "  (judge: wrong)" if judge_said is False else ""
             print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}{verdict}\n"
                   f"    base:  {row.get('base', '')[:120]}")
     print(report.headline() + ".")
@@ -720,7 +721,8 @@ def _no_room(error: BaseException) -> str | None:
 
     if not is_disk_full(error, Path.cwd()):
         return None
-    chain, link = [], error
+    chain: list[BaseException] = []
+    link: BaseException | None = error
     while link is not None and link not in chain:
         chain.append(link)
         link = link.__cause__ or link.__context__

@@ -38,13 +38,13 @@ class ChatSession:
         self.adapter_path: str | None = None
         self.system_prompt = system_prompt
         self.example_prompts: list[str] = []
-        self.model = None
-        self.tokenizer = None
+        # transformers' model and tokenizer once loaded (typed Any: transformers is imported at load time)
+        self.model: Any = None
+        self.tokenizer: Any = None
         self._lock = threading.Lock()
         self._resolve()
 
     def _resolve(self) -> None:
-
         try:
             run = RunDir.open(self.ref, root=self.runs_root)
         except RunNotFoundError:
@@ -82,12 +82,14 @@ class ChatSession:
         import torch
         from transformers import AutoModelForCausalLM
 
-
         device = "cuda" if torch.cuda.is_available() and os.environ.get("FORCE_CPU", "").lower() not in (
             "1", "true", "yes") else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        self.tokenizer = load_tokenizer(self.base_model_path)
-        model = AutoModelForCausalLM.from_pretrained(self.base_model_path, dtype=dtype)
+        base_path = self.base_model_path
+        if base_path is None:  # _resolve always sets it; a caller may have cleared it
+            raise InputError("No base model to chat with: name a model or a run.")
+        self.tokenizer = load_tokenizer(base_path)
+        model: Any = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
         if self.adapter_path:
             from peft import PeftModel
 
@@ -133,7 +135,6 @@ class ChatSession:
         errors: list[BaseException] = []
 
         def generate() -> None:
-
             import torch
 
             try:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any
+from typing import Any, cast
 
 from llmcustoms.chat.session import ChatSession
+from llmcustoms.data.examples import QAMode
 from llmcustoms.data.reader import validate_folder
 from llmcustoms.data.tokenize import tokenize_examples
 from llmcustoms.errors import InputError
@@ -76,8 +77,8 @@ class FineTuner:
         self.result: TrainResult | None = None
         self.stop_event = threading.Event()
         self._model_path: str | None = None
-        self._chat = None
-        self._run = None  # a RunDir attached by from_run (train() sets self.result instead)
+        self._chat: ChatSession | None = None
+        self._run: RunDir | None = None  # attached by from_run (train() sets self.result instead)
 
     @classmethod
     def from_run(cls, run_ref: str, output_dir: str | None = None, **options: Any) -> FineTuner:
@@ -101,11 +102,10 @@ class FineTuner:
     def _request(self) -> TrainRequest:
         max_steps = self.max_steps or self.settings.max_steps
         return TrainRequest(data_path=self.data_path, model=self.model_name, preset=self.preset,
-                            max_steps=max_steps, output_dir=self.output_dir, qa=self.qa,
+                            max_steps=max_steps, output_dir=self.output_dir, qa=cast(QAMode, self.qa),  # checked when examples are built
                             send_consent=self.allow_send, settings=self.settings)
 
     def _resolved_model(self) -> tuple[str, str]:
-
         device = choose_device(None, self.settings.force_cpu)
         name, path = resolve_model(self.model_name, device, self.events, self.settings)
         self._model_path = path
@@ -250,10 +250,8 @@ def _run_knowledge(run) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
 
 
 def _headline(knowledge: dict[str, Any]) -> str:
-
     return KnowledgeReport.from_dict(knowledge).headline()
 
 
 def _correct(answer: str, probe: dict[str, Any]) -> bool:
-
     return bool(is_correct(answer, str(probe.get("span") or "")))

@@ -205,7 +205,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
 
 def _complete_hardware(hardware: dict[str, Any]) -> dict[str, Any]:
     """A detect()-shaped dict from a partial one (tests and 'what if' plans pass only a few keys)."""
-    full = {"device": "cpu", "gpus": [], "usable_vram_mb": 0, "cpu_count": 1, "cpu_bf16": False,
+    full: dict[str, Any] = {"device": "cpu", "gpus": [], "usable_vram_mb": 0, "cpu_count": 1, "cpu_bf16": False,
             "ram_total_mb": 8192, "ram_available_mb": 8192, "warnings": []}
     full.update(hardware)
     if "usable_vram_mb" not in hardware and full["gpus"]:

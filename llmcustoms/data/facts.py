@@ -454,7 +454,8 @@ def _clause_questions(clause: str, start: int, end: int, kind: SpanKind, last_su
         front = "did" if v_kind == "past" else ("do" if v_kind == "plural" or not verb.lower().endswith("s") else "does")
         verb_out = _lemma(verb)
     subject_out = _lower_first(subject)
-    for form, word in (("inverted", wh), ("inverted", alt)):
+    inverted: tuple[tuple[QuestionForm, str], ...] = (("inverted", wh), ("inverted", alt))
+    for form, word in inverted:
         if not word:
             continue
         text = _clean_spaces(f"{word} {front} {subject_out} {verb_out} {predicate} {tail}{tail_adverbial}")

@@ -87,7 +87,7 @@ class PackedCollator:
 
         width = max(len(r["input_ids"]) for r in rows)
         real = 0
-        batch = {"input_ids": [], "labels": [], "position_ids": []}
+        batch: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
         for r in rows:
             gap = width - len(r["input_ids"])
             self.tokens_seen += len(r["input_ids"])

@@ -81,9 +81,9 @@ def _read_pair(lines: list[str], start: int, first: str) -> tuple[QAPair | None,
         answer_lines = []
         while i < len(lines):
             line = lines[i]
-            answer = _ANSWER.match(line)
-            if answer:
-                answer_lines = [answer.group("rest")]
+            answer_match = _ANSWER.match(line)
+            if answer_match:
+                answer_lines = [answer_match.group("rest")]
                 i += 1
                 break
             if not line.strip() or _QUESTION.match(line):

@@ -61,9 +61,11 @@ def _quiet_progress_bars() -> Iterator[None]:
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
-    gguf_utils = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
+    gguf_utils: Any = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
     if gguf_utils is None:
-        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+        import transformers.modeling_gguf_pytorch_utils as loaded
+
+        gguf_utils = loaded
     original = getattr(gguf_utils, "tqdm", None)
     if original is not None:
         gguf_utils.tqdm = functools.partial(original, disable=True)

@@ -173,9 +173,9 @@ def build_vocab(tokenizer, n_vocab: int) -> GGUFVocab:
 
     special_ids: dict[str, int] = {}
     for kind in ("bos", "eos", "unk", "pad"):
-        token_id = getattr(tokenizer, f"{kind}_token_id", None)
-        if isinstance(token_id, int) and 0 <= token_id < n_vocab:
-            special_ids[kind] = token_id
+        special_id = getattr(tokenizer, f"{kind}_token_id", None)
+        if isinstance(special_id, int) and 0 <= special_id < n_vocab:
+            special_ids[kind] = special_id
     add_bos, add_eos = _adds_special(tokenizer)
     template = getattr(tokenizer, "chat_template", None)
     if isinstance(template, dict):

@@ -152,7 +152,8 @@ class HardwareDetector:
 
 
         warnings: list[str] = []
-        torch_version, cuda_build, cuda_available, torch_gpus = None, None, False, []
+        torch_version, cuda_build, cuda_available = None, None, False
+        torch_gpus: list[dict[str, Any]] = []
         try:
             import torch
 
@@ -361,13 +362,14 @@ class HardwareDetector:
                 seq = min(seq, int(cpu_cfg["max_seq_len"]))
             bf16 = report.cpu_bf16
             budget = report.ram_available_mb
-            choice = None
+            choice: tuple[bool, dict[str, Any]] | None = None
             for gc in (False, True):
                 est = memory.estimate_training_memory(arch, "fp32", micro, seq, rank, gc, optim, device="cpu",
                                                       autocast_bf16=bf16)
                 choice = (gc, est)
                 if est["total_mb"] <= memory.SAFETY * budget:
                     break
+            assert choice is not None  # the loop above always runs
             gc, est = choice
             fits = est["total_mb"] <= budget
             reason = (f"{note} {display} in fp32{' with bf16 autocast' if bf16 else ''}, {cfg['name']} preset, "

@@ -25,6 +25,8 @@ products as in training.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -51,21 +53,26 @@ class FastDropout(nn.Dropout):
         return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
 
 
+#: Where the pre-hook leaves the input's dtype for the post-hook, on the Linear itself.
+_OUT_DTYPE = "_llmcustoms_out_dtype"
+
+
 def _input_to_weight_dtype(module: nn.Module, args: tuple) -> tuple | None:
     """A bf16 Linear given an fp32 input (no autocast around it) casts the input, as autocast would."""
-    if args and isinstance(args[0], torch.Tensor) and args[0].dtype != module.weight.dtype \
+    weight_dtype = cast(torch.Tensor, module.weight).dtype
+    if args and isinstance(args[0], torch.Tensor) and args[0].dtype != weight_dtype \
             and args[0].is_floating_point() and not torch.is_autocast_enabled("cpu"):
-        module._llmcustoms_out_dtype = args[0].dtype
-        return (args[0].to(module.weight.dtype), *args[1:])
-    module._llmcustoms_out_dtype = None
+        setattr(module, _OUT_DTYPE, args[0].dtype)
+        return (args[0].to(weight_dtype), *args[1:])
+    setattr(module, _OUT_DTYPE, None)
     return None
 
 
 def _output_to_input_dtype(module: nn.Module, args: tuple, output):
     """...and gives its output back in the input's dtype, so the model around it sees what an fp32 Linear gives."""
-    dtype = getattr(module, "_llmcustoms_out_dtype", None)
+    dtype = getattr(module, _OUT_DTYPE, None)
     if dtype is not None and isinstance(output, torch.Tensor):
-        module._llmcustoms_out_dtype = None
+        setattr(module, _OUT_DTYPE, None)
         return output.to(dtype)
     return None
 

@@ -159,7 +159,7 @@ class ModelManager:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # Saved as a plain model: without the quantizer it loads in ~0.3 s later on.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

@@ -99,7 +99,6 @@ TRAINING_TOKENS_PER_TEXT_TOKEN = 10.0
 
 
 def _speed_file():
-
     return home_dir() / "measured_speed.json"
 
 

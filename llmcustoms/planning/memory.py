@@ -227,6 +227,8 @@ def estimate_training_memory(
     per_layer = _layer_activation_bytes(arch, act_bytes, lora_dropout, lora_rank > 0)
     layer_input = arch.hidden_size * act_bytes
     final_norm = 4 * arch.hidden_size
+    saved: float
+    recompute: float
     if gradient_checkpointing:
         # Each layer keeps only its input; backward recomputes one layer at a time, whose saved tensors
         # plus the gradients flowing through it (about two hidden-sized and two intermediate-sized

@@ -12,6 +12,7 @@ import functools
 import re
 import zlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 from llmcustoms.qa.generator import ProgressCallback
 from llmcustoms.qa.parallel import map_slices, worker_count
@@ -205,7 +206,7 @@ class OfflineGenerator:
                     if (t in sentence if t[:1].isupper() else t in sentence.lowered) and _mentions(sentence, t)]
                 for t in terms}
         seed = zlib.crc32(chunk.source.encode("utf-8"))  # stable across runs (hash() is salted)
-        builders = []
+        builders: list[Callable[[], tuple[str, str] | None]] = []
         if terms:
             builders.append(lambda: self._about(named[terms[0]], hits[terms[0]], sentences, seed))
         if len(terms) > 1:
@@ -216,7 +217,8 @@ class OfflineGenerator:
             builders.append(lambda: self._about(named[terms[2]], hits[terms[2]], sentences, seed + 2))
         builders.append(lambda: self._continuation(chunk, sentences))
         for term_index in range(3, len(terms)):
-            builders.append(lambda t=terms[term_index], k=term_index: self._about(named[t], hits[t], sentences, seed + k))
+            term = terms[term_index]
+            builders.append(functools.partial(self._about, named[term], hits[term], sentences, seed + term_index))
 
         examples: list[Example] = []
         seen: set[tuple[str, str]] = set()
@@ -234,13 +236,13 @@ class OfflineGenerator:
             ))
         return examples
 
-    def _about(self, shown: str, hits: list[int], sentences: list[str], seed: int) -> tuple[str, str] | None:
+    def _about(self, shown: str, hits: list[int], sentences: Sequence[str], seed: int) -> tuple[str, str] | None:
         if not hits:
             return None
         template = ABOUT_TEMPLATES[seed % len(ABOUT_TEMPLATES)]
         return template.format(term=shown), join_sentences(sentences[i] for i in hits[: self.max_answer_sentences])
 
-    def _definition(self, term: str, shown: str, sentences: list[str]) -> tuple[str, str] | None:
+    def _definition(self, term: str, shown: str, sentences: Sequence[str]) -> tuple[str, str] | None:
         for i, sentence in enumerate(sentences):
             at = sentence.find(term)
             if at < 0 or at > 4:  # "<term> is …" or "The <term> was …"
@@ -252,7 +254,7 @@ class OfflineGenerator:
         return None
 
     def _summary(
-        self, chunk: Chunk, term_hits: list[list[int]], shown: list[str], sentences: list[str]
+        self, chunk: Chunk, term_hits: list[list[int]], shown: list[str], sentences: Sequence[str]
     ) -> tuple[str, str] | None:
         if len(sentences) < 2:
             return None
@@ -265,7 +267,7 @@ class OfflineGenerator:
         title = title_from_source(chunk.source.rsplit(":", 1)[0])
         return f"Summarise the part of {title} about {topic}.", answer
 
-    def _continuation(self, chunk: Chunk, sentences: list[str]) -> tuple[str, str] | None:
+    def _continuation(self, chunk: Chunk, sentences: Sequence[str]) -> tuple[str, str] | None:
         if len(sentences) < 2:
             return None
         opening = sentences[0]

@@ -77,7 +77,7 @@ class ProgressPrinter(LinePrinter):
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream or sys.stderr)
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar (tqdm is imported when the first step arrives)
         # Events written before this printer existed are history (``attach`` replays them): they move
         # the bar but not its rate and ETA, which come from steps seen live only.
         self.started = time.time()

@@ -166,15 +166,15 @@ def stop_run(run_ref: RunRef, wait_s: float | None = None, force: bool = False) 
     if not state["live"]:
         raise InputError(f"Run {run.id} is not running (it is {state['status']}): nothing to stop.")
     data = run.read()
-    pid = data.get("pid")
-    ours = pid_is_alive(pid, data.get("pid_started_at"))
+    # The run's own process, when it is alive (never a recycled pid: its start time must match).
+    live_pid = int(data["pid"]) if pid_is_alive(data.get("pid"), data.get("pid_started_at")) else None
     if force:
-        if ours:
-            os.kill(int(pid), signal.SIGKILL)
+        if live_pid is not None:
+            os.kill(live_pid, signal.SIGKILL)
     else:
         run.stop_path.write_text(f"{time.time()}\n", encoding="utf-8")
-        if ours and data.get("detached"):
-            os.kill(int(pid), signal.SIGTERM)  # only a detached worker is known to handle it
+        if live_pid is not None and data.get("detached"):
+            os.kill(live_pid, signal.SIGTERM)  # only a detached worker is known to handle it
     deadline = time.monotonic() + (wait_s or 0)
     while wait_s and time.monotonic() < deadline and run_is_live(run):
         time.sleep(0.1)

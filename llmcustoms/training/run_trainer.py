@@ -100,7 +100,8 @@ class RunTrainer(Trainer):
                 failed = True
             # Outside the except block: the traceback (and the activations it pins) is gone now.
             if failed:
-                self.model.zero_grad(set_to_none=True)
+                if self.model is not None:
+                    self.model.zero_grad(set_to_none=True)
                 free_device_memory()
                 if not self._shrink_eval_batch():
                     return {}

@@ -181,6 +181,7 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
         folder_report(request).raise_if_blocked()
     setup = None if resume else _fresh_setup(request, run_dir)
     run = run_dir if setup is None else setup.run
+    assert run is not None, "a resume is given its run directory (resume_training)"
 
     from llmcustoms.training.ranks import is_secondary
 
@@ -344,6 +345,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     if finished_before or (stopped_before and checkpoint is not None):
         # It had trained every step and died while saving the end (a kill during the final save), or it is
         # stopped before going on: load the last checkpoint's weights, never stepping past max_steps.
+        assert checkpoint is not None  # finished_before needs one, and so does this branch when stopped
         load_checkpoint_adapter(model, checkpoint)
         trainer.state.global_step = int(checkpoints.checkpoint_step(checkpoint) or 0)
     while not (finished_before or stopped_before):

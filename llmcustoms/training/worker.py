@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None, callbacks: list[Any] | None = None) -> i
 
 
 def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any]) -> int:
-
     quiet_libraries()
     try:
         from llmcustoms.training.ranks import is_secondary
