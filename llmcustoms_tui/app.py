@@ -98,7 +98,7 @@ class LLMCustomsApp(App[None]):
     SUB_TITLE = "fine-tune a small chat model on your text"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {StepCommands}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-normal"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-normal"), (120, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit-now"),
@@ -166,9 +166,9 @@ class LLMCustomsApp(App[None]):
                 while len(self.screen_stack) > index + 1:
                     self.pop_screen()
                 return
-        screen = self._make_screen(step)
-        if screen is not None:
-            self.push_screen(screen)
+        new_screen = self._make_screen(step)
+        if new_screen is not None:
+            self.push_screen(new_screen)
 
     def _make_screen(self, step: str) -> WizardScreen | None:
         """A new screen for ``step``, or None (with a notification) when its step is not reachable yet."""

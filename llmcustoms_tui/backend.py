@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from llmcustoms_tui.messages import PreviewSample
 
 if TYPE_CHECKING:  # the core is imported inside functions: the TUI starts without it
     from llmcustoms.core.planner import Plan
+    from llmcustoms.data.examples import QAMode
 
 #: How many examples the data screen previews.
 PREVIEW_EXAMPLES = 3
@@ -117,9 +118,9 @@ def build_preview(
     from llmcustoms.data.examples import build_examples
 
     settings = getattr(report, "settings", None)  # the app's, handed to validate_folder
-    example_set = build_examples(report, qa=qa, confirm=confirm, on_message=on_message, progress=progress,
+    example_set = build_examples(report, qa=cast("QAMode", qa), confirm=confirm, on_message=on_message, progress=progress,
                                  pairs_per_chunk=default_pairs_per_chunk(preset, settings), settings=settings)
-    examples = list(getattr(example_set, "examples", example_set) or [])
+    examples = list(example_set.examples)
     picked = _spread(examples, limit)
     tokenizer, note = (None, "")
     if picked:
@@ -219,7 +220,7 @@ def generation_plan(data_path: str, qa: str, preset: str, settings: Any = None) 
     from llmcustoms.training.prepare import generation_plan as _generation_plan
     from llmcustoms.training.request import TrainRequest
 
-    return _generation_plan(TrainRequest(data_path=str(Path(data_path).expanduser()), qa=qa, preset=preset,
+    return _generation_plan(TrainRequest(data_path=str(Path(data_path).expanduser()), qa=cast("QAMode", qa), preset=preset,
                                          settings=settings))
 
 
@@ -399,7 +400,8 @@ def run_knowledge(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | Non
         data = RunDir(run_dir).read()
     except Exception:  # noqa: BLE001 - no run.json (yet), or half-written by an old core
         return None, []
-    knowledge = data.get("knowledge") if isinstance(data.get("knowledge"), dict) else {}
+    stored = data.get("knowledge")
+    knowledge: dict[str, Any] = stored if isinstance(stored, dict) else {}
     source = data.get("knowledge_probes") or knowledge.get("rows") or []
     probes, seen = [], set()
     for item in source if isinstance(source, list) else []:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TypeGuard
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
+
+from llmcustoms.errors import LLMCustomsError  # light: the core's error classes only
 
 
 def fmt_mb(mb: float | int | None) -> str:
@@ -73,12 +76,8 @@ def describe_error(error: BaseException | None) -> str:
     """
     if error is None:
         return "Something went wrong (no details)."
-    try:
-        from llmcustoms.errors import LLMCustomsError
-    except ImportError:  # pragma: no cover - the core is always installed with the TUI
-        LLMCustomsError = ()  # type: ignore[assignment,misc]
     text = str(error).strip()
-    if LLMCustomsError and isinstance(error, LLMCustomsError):
+    if isinstance(error, LLMCustomsError):
         return text or type(error).__name__
     first = text.splitlines()[0] if text else ""
     if len(first) > 200:
@@ -106,7 +105,7 @@ def knowledge_summary(data: object) -> dict | None:
     return summary
 
 
-def knowledge_scored(summary: dict | None) -> bool:
+def knowledge_scored(summary: dict | None) -> TypeGuard[dict]:
     """Whether there is a tuned score to show (not 'too few facts', not a run from before the score)."""
     return bool(summary and summary.get("questions") and summary.get("tuned") is not None)
 

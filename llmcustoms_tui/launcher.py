@@ -141,7 +141,9 @@ class ThreadLauncher:
                 request = make_request(**fields)
                 run = self._run_training
                 if run is None:
-                    from llmcustoms.training.trainer import run_training as run
+                    from llmcustoms.training.trainer import run_training
+
+                    run = run_training
                 handle.result = run(request, stop=handle.stop_event, on_run=handle.set_run_dir)
                 return handle.result
             except BaseException as error:

@@ -64,8 +64,10 @@ class Turn(Vertical):
     def mark(self, side: str, answer: str) -> None:
         """Title ``side``'s pane ✔ or ✖: does its answer hold the held-out fact's key span?"""
         pane = self.answer(side)
+        if pane is None:
+            return
         span = str((self.probe or {}).get("span") or "")
-        correct = backend.answer_is_correct(answer, span) if pane is not None else None
+        correct = backend.answer_is_correct(answer, span)
         if correct is None:
             return
         self.correct[side] = correct
@@ -273,7 +275,7 @@ class ChatScreen(WizardScreen):
     def _chunk(self, message: AnswerChunk) -> None:
         turn = self.turns[message.turn - 1] if 0 < message.turn <= len(self.turns) else None
         pane = turn.answer(message.side) if turn is not None else None
-        if pane is None:
+        if turn is None or pane is None:
             return
         transcript = self.query_one("#chat-transcript", VerticalScroll)
         at_bottom = transcript.scroll_y >= transcript.max_scroll_y - 1

@@ -267,7 +267,7 @@ class TrainScreen(WizardScreen):
                 change = (after - before) / before * 100
                 text.append(f"  ({change:+.1f} %)", "bold")
         run_dir = self.handle.run_dir
-        if state.status != "failed" and backend.has_adapter(run_dir):
+        if state.status != "failed" and run_dir is not None and backend.has_adapter(run_dir):
             if text:
                 text.append("\n")
             text.append("Adapter ", style="bold")

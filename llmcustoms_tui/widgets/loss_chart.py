@@ -77,9 +77,9 @@ class LossChart(Widget):
         if not self.train_points and not self.eval_points:
             empty = Text(no_wrap=True)
             for row in range(height):
-                line = "waiting for the first step…" if row == height // 2 else ""
+                caption = "waiting for the first step…" if row == height // 2 else ""
                 empty.append(" " * (AXIS_WIDTH - 1) + "│", axis_style)
-                empty.append(line.center(plot_width)[:plot_width], self.get_component_rich_style("loss-chart--empty"))
+                empty.append(caption.center(plot_width)[:plot_width], self.get_component_rich_style("loss-chart--empty"))
                 if row < height - 1:
                     empty.append("\n")
             return empty
