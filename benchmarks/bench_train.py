@@ -63,9 +63,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line, load_average, machine, median, now, table, write_section  # noqa: E402
 
 CONFIGS = ("hf_padded", "hf_dynamic", "ours", "no_waste", "hf_best")
-EXTRA_CONFIGS = ("ours_masked",)  # on request (--configs): ours with transformers' masked SDPA instead
+EXTRA_CONFIGS: tuple[str, ...] = ()  # configurations run only on request (--configs); none at present
 LABELS = {
-    "ours_masked": "(c') ours, but one masked SDPA per packed row",
     "hf_padded": "(a) Trainer+PEFT fp32, padded to max length",
     "hf_dynamic": "(b) Trainer+PEFT fp32, dynamic padding",
     "ours": "(c) LLMCustoms: packed rows + our Trainer arguments",
@@ -316,8 +315,7 @@ def deal_rows(features, steps: int, max_len: int) -> list[dict[str, Any]]:
     return [{"rows": group} for group in per_step]
 
 
-def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_len: int,
-             attention: str | None = None) -> dict[str, Any]:
+def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_len: int) -> dict[str, Any]:
     """(c): the project's loading, packing, collator, Trainer class and arguments, and event callback."""
     import torch
     from transformers import PrinterCallback, Trainer
@@ -337,8 +335,6 @@ def run_ours(features, model_path: str, tokenizer, steps: int, device: str, max_
     torch.manual_seed(0)
     config = ours_config(model_path, device, steps, max_len)
     model, _ = load_for_training(model_path, settle_cpu_training(config))
-    if attention:  # a diagnostic run: another attention implementation than ours
-        model.set_attn_implementation(attention)
     attn_used = model.config._attn_implementation
     items = deal_rows(features, steps, max_len)
     collator = StepRows(tokenizer.pad_token_id)
@@ -613,9 +609,8 @@ def main(argv: list[str] | None = None) -> int:
             if name in ("hf_padded", "hf_dynamic", "hf_best"):
                 result = run_hf(name, features, model_path, tokenizer, total_steps, args.device, args.max_len,
                                 args.baseline_precision)
-            elif name in ("ours", "ours_masked"):
-                result = run_ours(features, model_path, tokenizer, total_steps, args.device, args.max_len,
-                                  attention="sdpa" if name == "ours_masked" else None)
+            elif name == "ours":
+                result = run_ours(features, model_path, tokenizer, total_steps, args.device, args.max_len)
             else:
                 result = run_no_waste(features, model_path, total_steps, args.device, args.max_len, rows_per_step,
                                       ours_bf16)

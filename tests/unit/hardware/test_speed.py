@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from llmcustoms.hardware import cpu
-from llmcustoms.models import attention
 
 INTEL_BF16 = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Platinum 8480+
@@ -122,100 +121,3 @@ def test_apply_threads_only_lowers(monkeypatch):
             assert cpu.apply_torch_threads(1) == 1
     finally:
         torch.set_num_threads(before)
-
-
-# --------------------------------------------------------------------------- packed attention
-
-
-def _tiny_llama(attn: str = "sdpa", **extra):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         attn_implementation=attn, **extra)
-    model = LlamaForCausalLM(config)
-    model.config.use_cache = False
-    return model
-
-
-def _features(lengths):
-    import torch
-
-    g = torch.Generator().manual_seed(1)
-    out = []
-    for n in lengths:
-        ids = torch.randint(5, 300, (n,), generator=g).tolist()
-        out.append({"input_ids": ids, "labels": [-100] * (n // 2) + ids[n // 2:]})
-    return out
-
-
-def test_segments_split_where_positions_restart():
-    assert attention._segments([0, 1, 2, 0, 1, 0]) == [(0, 3), (3, 5), (5, 6)]
-    assert attention._segments([0, 1, 2, 3]) == [(0, 4)]
-    assert attention._segments([5, 6, 7]) == [(0, 3)]  # an offset start is still one sequence
-
-
-def test_packed_attention_gives_sdpa_logits_loss_and_gradients():
-    import torch
-
-    from llmcustoms.data.packing import PackedCollator, pack_examples
-
-    batch = PackedCollator(0)(pack_examples(_features([30, 12, 45, 9, 20, 2]), 64))
-    results = {}
-    for attn in ("sdpa", attention.register_packed_attention()):
-        model = _tiny_llama(attn)
-        out = model(**batch, use_cache=False)
-        out.loss.backward()
-        results[attn] = (out.logits.detach(), torch.cat([p.grad.flatten() for p in model.parameters()]))
-    (logits_a, grads_a), (logits_b, grads_b) = results.values()
-    assert torch.allclose(logits_a, logits_b, atol=1e-5)
-    assert torch.allclose(grads_a, grads_b, atol=1e-6)
-
-
-def test_packed_attention_per_example_losses_equal_each_example_alone():
-    import torch
-
-    from llmcustoms.data.packing import IGNORE, PackedCollator, pack_examples
-
-    model = _tiny_llama(attention.register_packed_attention()).eval()
-    features = _features([30, 12, 45, 9, 20])
-    rows = pack_examples(features, 64)
-    batch = PackedCollator(0)(rows)
-    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE, reduction="sum")
-    with torch.no_grad():
-        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-        packed = loss_fn(logits[:, :-1].reshape(-1, 300), batch["labels"][:, 1:].reshape(-1))
-        alone = torch.tensor(0.0)
-        for f in features:
-            lg = model(input_ids=torch.tensor([f["input_ids"]]), use_cache=False).logits
-            alone += loss_fn(lg[0, :-1], torch.tensor(f["labels"][1:]))
-    assert torch.allclose(packed, alone, rtol=1e-5)
-
-
-def test_packed_attention_leaves_masks_caches_and_generation_alone():
-    import torch
-
-    packed, plain = _tiny_llama(attention.register_packed_attention()), _tiny_llama("sdpa")
-    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
-    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
-    with torch.no_grad():
-        a = packed(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        b = plain(input_ids=ids, attention_mask=mask, use_cache=False).logits
-    assert torch.allclose(a[mask.bool()], b[mask.bool()], atol=1e-6)
-    for model in (packed, plain):
-        model.config.use_cache = True
-    out_a = packed.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
-    out_b = plain.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
-    assert torch.equal(out_a, out_b)
-
-
-def test_packed_attention_is_used_only_where_every_layer_is_full_causal():
-    from transformers import LlamaConfig, MistralConfig
-
-    assert attention.packed_attention_supported(LlamaConfig())
-    assert not attention.packed_attention_supported(MistralConfig(sliding_window=64))
-    model = _tiny_llama()
-    assert attention.use_packed_attention(model) is True
-    assert model.config._attn_implementation == attention.PACKED_SDPA
