@@ -17,7 +17,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from llmcustoms.runs.events import EventSink, make_event
+from llmcustoms.runs.events import EventSink, finite_number, make_event
 from llmcustoms.runs.health import HealthMonitor, Pulse
 
 #: The most seconds between two ``eval_progress`` events during an evaluation.
@@ -115,7 +115,7 @@ class EventCallback(TrainerCallback):
             self.last_loss = loss
             lr = float(logs.get("learning_rate", 0.0))
             event = make_event("step", **self._pending, loss=loss if math.isfinite(loss) else None,
-                               lr=lr, grad_norm=_finite(logs.get("grad_norm")))
+                               lr=lr, grad_norm=finite_number(logs.get("grad_norm")))
             if not math.isfinite(loss):
                 event["loss_nonfinite"] = str(loss)
             self.sink(event)
@@ -173,11 +173,3 @@ def _length(loader: Any) -> int | None:
         return len(loader) if loader is not None else None
     except TypeError:
         return None
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
