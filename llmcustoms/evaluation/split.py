@@ -1,14 +1,24 @@
 """Which facts are held out for the knowledge score, and which phrasing of each is asked.
 
-The split is by *fact*, not by example: for a held-out fact, one phrasing of its question is never
-trained on and is asked afterwards (closed book); its other phrasings are trained on. A few held-out
-facts (``UNSEEN_SHARE``) get no training question at all: the model sees them only in the plain text,
-which shows how far reading alone goes. Deterministic for a given seed.
+The split is by *fact*, not by example. For a held-out fact, the whole *family* of the phrasing that is
+asked is kept out of training (the wh-question with its auxiliary fronted is one family with its other
+question word and its embedded "Do you know when…" form: they differ by a word or two), and the
+question asked is the short form a person types ("Since what date does the cloister keep the Snow
+Ledger?"), cut before trailing appositions and clauses that copy the answer's sentence. Its other
+families (the question asked in place, the subject question, the fill-in) are trained on.
+
+Why: when a near-copy of the asked question was trained on, the score measured recall of the
+generator's own wording — 73 % on new documents where a person's questions got 40 % (issue 22). A
+person asks about facts that were trained on, in words the generator never used; a held-out family
+is the nearest the tool can come to that without a person. A few held-out facts (``UNSEEN_SHARE``)
+get no training question at all: the model sees them only in the plain text, which shows how far
+reading alone goes. Deterministic for a given seed.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from llmcustoms.data.facts import Fact
@@ -24,6 +34,17 @@ UNSEEN_SHARE = 0.1
 DEV_PROBES = 16
 #: The phrasing asked, by preference: the ones a person would write.
 ASK_ORDER = ("inverted", "subject", "reversed", "in_place")
+#: Phrasings that are one family: the same words, moved or one word swapped. Asking one of a family keeps
+#: the whole family out of training (the embedded form is the fronted question in statement order).
+FAMILIES: dict[str, frozenset[str]] = {
+    "inverted": frozenset({"inverted", "embedded"}),
+    "subject": frozenset({"subject", "embedded"}),
+    "reversed": frozenset({"reversed"}),
+    "in_place": frozenset({"in_place"}),
+}
+# Where a person's question stops: before an apposition or a trailing clause that restates the sentence.
+_WH_WORD = re.compile(r"\b(?:[Ww]hen|[Ww]hat|[Ww]ho|[Ww]hom|[Ww]here|[Ww]hich|[Hh]ow)\b")
+_TRAILING = re.compile(r",\s|\s(?:because|which|whereas|while|although|until|so that)\s")
 
 
 @dataclass
@@ -36,6 +57,7 @@ class Probe:
     span: str
     context: str  # the passage around the fact (for the open-book condition)
     trained_phrasings: int  # how many other phrasings of this fact were trained on (0: none)
+    family: str = ""  # the question family asked (none of it was trained on for this fact)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -71,6 +93,20 @@ class KnowledgeSplit:
         return text
 
 
+def short_question(question: str) -> str:
+    """The question a person would type: cut before a trailing apposition or clause, when at least four
+    words are left ("When was the cloister founded by Abbess Maudry, a lens maker?" → "When was the
+    cloister founded by Abbess Maudry?")."""
+    body = question.rstrip().rstrip("?.").rstrip()
+    wh = _WH_WORD.search(body)
+    if wh is None:
+        return question
+    cut = _TRAILING.search(body, wh.end())  # never before the question word ("Above X, at how many metres?")
+    if cut is not None and len(body[: cut.start()].split()) >= 4:
+        body = body[: cut.start()].rstrip(" ,;")
+    return body + "?"
+
+
 def split_facts(facts: list[Fact], seed: int = 42, share: float = EVAL_SHARE, max_probes: int = MAX_PROBES,
                 unseen_share: float = UNSEEN_SHARE, dev: int = DEV_PROBES) -> KnowledgeSplit:
     """Choose held-out facts (at most one per sentence, so no training example answers a held-out question
@@ -93,13 +129,17 @@ def split_facts(facts: list[Fact], seed: int = 42, share: float = EVAL_SHARE, ma
         form_rank = {form: i for i, form in enumerate(ASK_ORDER)}
         asked_form, asked = min(((f, q) for f, q in fact.questions if f in form_rank), key=lambda fq: form_rank[fq[0]])
         unseen = index < n_unseen
-        others = [q for f, q in fact.questions if q != asked]
-        split.held_questions[fact.id] = {asked}
+        family = FAMILIES[asked_form]
+        held = {q for f, q in fact.questions if f in family} | {asked}
+        question = short_question(asked)
+        others = [q for f, q in fact.questions if q not in held]
+        split.held_questions[fact.id] = held | {question}
         if unseen:
             split.unseen_facts.add(fact.id)
-        (split.probes if index < len(chosen) else split.dev_probes).append(Probe(fact_id=fact.id, question=asked, reference=fact.sentence, span=fact.key,
-                                  context=fact.context or fact.sentence,
-                                  trained_phrasings=0 if unseen else len(others)))
+        probe = Probe(fact_id=fact.id, question=question, reference=fact.sentence, span=fact.key,
+                      context=fact.context or fact.sentence, trained_phrasings=0 if unseen else len(others),
+                      family=asked_form)
+        (split.probes if index < len(chosen) else split.dev_probes).append(probe)
     # Other facts about the same sentence must not teach a held-out fact's answer through its held question.
     return split
 

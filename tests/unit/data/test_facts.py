@@ -7,7 +7,7 @@ import re
 import pytest
 
 from llmcustoms.data.facts import fact_examples, facts_from_text
-from llmcustoms.evaluation.split import split_facts, training_examples
+from llmcustoms.evaluation.split import FAMILIES, short_question, split_facts, training_examples
 
 TEXT = """Harbour notes
 
@@ -80,9 +80,38 @@ def test_split_by_fact_keeps_each_held_out_phrasing_out_of_training():
         sentence_trained = any(e.answer == probe.reference for e in kept)
         assert sentence_trained == (probe.trained_phrasings > 0)
     # Everything not held out is still trained on.
-    held = {p.question for p in split.probes}
+    held = {q for questions in split.held_questions.values() for q in questions}
     unseen = {p.reference for p in split.probes if p.trained_phrasings == 0}
     assert {e.prompt for e in examples if e.prompt not in held and e.answer not in unseen} == trained
+
+
+def test_the_asked_questions_whole_family_is_kept_out_of_training_and_it_is_asked_short():
+    """A near-copy of the asked question (its other question word, its embedded form) is never trained on."""
+    facts = _facts()
+    split = split_facts(facts, seed=3, share=0.5)
+    trained = {e.prompt for e in training_examples(fact_examples(facts), facts, split)}
+    by_id = {f.id: f for f in facts}
+    families_seen = set()
+    for probe in split.probes:
+        fact = by_id[probe.fact_id]
+        families_seen.add(probe.family)
+        same_family = [q for form, q in fact.questions if form in FAMILIES[probe.family]]
+        assert same_family and not set(same_family) & trained
+        others = [q for form, q in fact.questions if form not in FAMILIES[probe.family]]
+        if probe.trained_phrasings:
+            assert set(others) <= trained and probe.trained_phrasings == len(others)
+    assert "inverted" in families_seen
+
+
+def test_short_question_cuts_a_trailing_apposition_but_never_the_question_word():
+    assert short_question("When was the cloister founded by Abbess Maudry, a lens maker of Fallowgate?") == \
+        "When was the cloister founded by Abbess Maudry?"
+    assert short_question("Since what date does the cloister keep the Snow Ledger, a record of snowfall?") == \
+        "Since what date does the cloister keep the Snow Ledger?"
+    # The question word comes after the comma: nothing is cut before it.
+    assert short_question("Above the glacier stands Mount Skathe, at how many metres?") == \
+        "Above the glacier stands Mount Skathe, at how many metres?"
+    assert short_question("Who built it?") == "Who built it?"
 
 
 def test_split_is_deterministic_and_too_few_facts_is_said():
