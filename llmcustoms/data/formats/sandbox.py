@@ -1,0 +1,139 @@
+"""Reading documents in a worker process with a time and memory limit per file.
+
+PDF, ZIP and HTML libraries are native code: a hostile or broken file can loop, crash or allocate
+without end. ``Sandbox.extract`` sends one file at a time to a worker (``python -m
+llmcustoms.data.formats.sandbox``, started on first use and kept for the folder); a file that takes
+longer than ``timeout_s`` gets the worker killed and a fresh one for the next file; a worker that
+dies (a crash, the memory limit) costs only that file. Messages are pickled over a pair of pipes
+(``multiprocessing.connection.Connection``), never over stdout, which libraries may print to.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from llmcustoms.data.formats.types import ExtractedText, ExtractError
+
+#: Seconds one file may take to read (a 2,000-page PDF takes a few seconds).
+DEFAULT_TIMEOUT_S = 120.0
+#: Address space the worker may use (bytes): a file that needs more is refused, the folder goes on.
+DEFAULT_MEMORY_BYTES = 4 * 1024**3
+
+
+class Sandbox:
+    """A worker process that reads documents, one at a time, each under a time limit. Use as a context manager."""
+
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_bytes
+        self._process: subprocess.Popen[bytes] | None = None
+        self._send: Connection | None = None
+        self._receive: Connection | None = None
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        env = dict(os.environ)
+        # The worker imports llmcustoms from wherever this process found it.
+        package_root = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "llmcustoms.data.formats.sandbox", str(to_child_r), str(from_child_w),
+                 str(self.memory_bytes)],
+                pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=env, close_fds=True,
+            )
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._send = Connection(to_child_w, readable=False)
+        self._receive = Connection(from_child_r, writable=False)
+
+    def _stop(self) -> None:
+        for conn in (self._send, self._receive):
+            if conn is not None:
+                conn.close()
+        self._send = self._receive = None
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def close(self) -> None:
+        """End the worker (if one was started)."""
+        self._stop()
+
+    def extract(self, path: Path, declared: str) -> ExtractedText:
+        """``formats.extract(path, declared)`` in the worker; ExtractError on a timeout, a crash or the memory limit."""
+        if self._process is None:
+            self._start()
+        assert self._send is not None and self._receive is not None
+        try:
+            self._send.send((str(path), declared))
+            if not self._receive.poll(self.timeout_s):
+                self._stop()
+                raise ExtractError(f"took longer than {self.timeout_s:g} s to read (the per-file time limit); "
+                                   f"skipped it.")
+            status, value = self._receive.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            self._stop()
+            raise ExtractError("made the document reader stop (the file is damaged, or needs more than the "
+                               f"{self.memory_bytes / 1024**3:g} GB memory limit); skipped it.") from None
+        if status == "ok":
+            return value  # type: ignore[no-any-return]
+        raise ExtractError(value)
+
+
+def _serve(receive: Connection, send: Connection) -> None:
+    from llmcustoms.data.formats import extract
+
+    while True:
+        try:
+            path, declared = receive.recv()
+        except EOFError:
+            return
+        reply: tuple[str, Any]
+        try:
+            reply = ("ok", extract(Path(path), declared))
+        except ExtractError as exc:
+            reply = ("error", str(exc))
+        except MemoryError:
+            reply = ("error", "needs more memory than the per-file limit to read; skipped it.")
+        except RecursionError:
+            reply = ("error", "is nested too deeply to read; skipped it.")
+        except OSError as exc:
+            reply = ("error", f"cannot be read ({exc.strerror or exc}); skipped it.")
+        except Exception as exc:  # noqa: BLE001 - a library's own error on a damaged file: one sentence, go on
+            reply = ("error", f"is damaged and cannot be read ({type(exc).__name__}); skipped it.")
+        send.send(reply)
+
+
+def main(argv: list[str]) -> None:
+    """The worker: read requests from one pipe, answer on the other, under an address-space limit."""
+    receive = Connection(int(argv[0]), writable=False)
+    send = Connection(int(argv[1]), readable=False)
+    try:
+        import resource
+
+        limit = int(argv[2])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):  # no rlimit here (Windows) or not allowed: the time limit stays
+        pass
+    _serve(receive, send)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
