@@ -357,6 +357,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     prompts = [args.prompt] if args.prompt else None
     if prompts is None and not sys.stdin.isatty():
         prompts = [line.strip() for line in sys.stdin if line.strip()]
+    index = session.support_index()  # built in the run folder on first chat; its note (moved, changed) said once
+    if index is not None and index.note:
+        print(index.note, file=sys.stderr)
     interactive = prompts is None
     if interactive:
         suggestions = "; ".join(session.example_prompts[:3])
@@ -376,17 +379,28 @@ def cmd_chat(args: argparse.Namespace) -> int:
             prompt = prompts.pop(0)
         label = "tuned" if session.has_adapter else "model"
         print(f"{label}> ", end="", flush=True)
-        _stream_to_stdout(session.stream(prompt, tuned=True, max_new_tokens=args.max_new_tokens,
-                                         temperature=args.temperature))
+        answer = _stream_to_stdout(session.stream(prompt, tuned=True, max_new_tokens=args.max_new_tokens,
+                                                  temperature=args.temperature))
+        _print_support(session, prompt, answer, args.show_source)
         if args.compare and session.has_adapter:
             print("base>  ", end="", flush=True)
-            _stream_to_stdout(session.stream(prompt, tuned=False, max_new_tokens=args.max_new_tokens,
-                                             temperature=args.temperature))
+            answer = _stream_to_stdout(session.stream(prompt, tuned=False, max_new_tokens=args.max_new_tokens,
+                                                      temperature=args.temperature))
+            _print_support(session, prompt, answer, args.show_source)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from llmcustoms.evaluation.run_eval import evaluate_run
+
+def _print_support(session: Any, prompt: str, answer: str, whole: bool) -> None:
+    """Under an answer: the passage of the run's documents that supports it, or that none does (issue 24)."""
+    from llmcustoms.support.show import support_lines
+
+    support = session.support(prompt, answer)
+    if support is not None:
+        print("\n".join(support_lines(support, whole=whole)), flush=True)
+
 
     unfinished = [False]  # a progress line left open (a judge that gave up part-way)
 
@@ -650,6 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it to stop (default 300)")
     p.add_argument("--force", action="store_true", help="kill it at once (it can be resumed from a checkpoint)")
     p.set_defaults(func=cmd_stop)
+    p.add_argument("--show-source", action="store_true",
+                   help="print the whole passage of your documents that supports each answer")
 
     p = sub.add_parser("resume", help="continue a killed, stopped or failed run from its last checkpoint")
     p.add_argument("run", help="a run id (or unique prefix) or a run folder")

@@ -19,6 +19,8 @@ from llmcustoms.errors import DamagedRunError, InputError, RunNotFoundError
 from llmcustoms.models.loading import load_tokenizer
 from llmcustoms.models.manager import ModelManager
 from llmcustoms.runs.rundir import RunDir
+from llmcustoms.support.index import SupportIndex
+from llmcustoms.support.verdict import Support, find_support
 from llmcustoms.utils.logger import get_logger
 
 log = get_logger("llmcustoms.chat")
@@ -36,6 +38,7 @@ class ChatSession:
         self.runs_root = runs_root
         self.base_model_path = base_model_path
         self.adapter_path: str | None = None
+        self.run_path: str | None = None  # the run's folder, when chatting with a run (its documents back answers)
         self.system_prompt = system_prompt
         self.example_prompts: list[str] = []
         # transformers' model and tokenizer once loaded (typed Any: transformers is imported at load time)
@@ -63,6 +66,7 @@ class ChatSession:
                 raise InputError(f"The run {run.id} has no adapter yet (status: {data.get('status')}); "
                                  "wait for it to finish or stop it to save one.")
             self.adapter_path = str(run.adapter_dir)
+            self.run_path = str(run.path)
             self.base_model_path = self.base_model_path or data.get("model_path")
             self.example_prompts = list(data.get("example_prompts") or [])
             if not self.base_model_path or not Path(self.base_model_path).is_dir():
@@ -167,6 +171,16 @@ class ChatSession:
         gc.collect()
         try:
             import torch
+    def support_index(self) -> SupportIndex | None:
+        """The run's support index (built in the run folder on first use), or None when chatting with a plain model."""
+        return SupportIndex.for_run(self.run_path) if self.run_path else None
+
+    def support(self, prompt: str, answer: str) -> Support | None:
+        """The passage of the run's documents that supports ``answer`` to ``prompt`` (``Support.supported``
+        False when none does); None when chatting with a plain model (no documents)."""
+        index = self.support_index()
+        return find_support(index, prompt, answer) if index is not None else None
+
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

@@ -28,6 +28,7 @@ from llmcustoms.planning.presets import check_preset
 from llmcustoms.runs.events import EventSink, FanoutSink, ListSink
 from llmcustoms.runs.progress import ProgressPrinter
 from llmcustoms.runs.rundir import RunDir
+from llmcustoms.support.show import support_lines
 from llmcustoms.training.choices import RunChoices, choose_device, resolve_choices, resolve_model
 from llmcustoms.training.prepare import split_training_examples
 from llmcustoms.training.request import TrainRequest, TrainResult
@@ -47,6 +48,15 @@ class ModelAnswers(list):
         super().__init__(answers or [])
         self.knowledge = knowledge
         self.headline = headline
+
+
+def _add_support(entry: dict[str, Any], key: str, chat: ChatSession, prompt: str, answer: str) -> None:
+    """Print the passage of the run's documents that supports ``answer`` (or that none does) and keep it
+    in ``entry[key]`` (``Support.to_dict()``; absent when chatting with a plain model)."""
+    support = chat.support(prompt, answer)
+    if support is not None:
+        entry[key] = support.to_dict()
+        print("\n".join(support_lines(support)))
 
 
 class FineTuner:
@@ -172,7 +182,9 @@ class FineTuner:
         run has a knowledge score its headline is printed first ("knows 22 of 30 held-out facts; the base
         model knew 1") and returned as ``.headline`` / ``.knowledge``; the answer to a held-out question
         also carries the ``reference`` sentence of the text and whether it is ``correct`` (the score's rule).
-        ``compare=True`` adds the base model's answer (``base_answer``, and ``base_correct``).
+        ``compare=True`` adds the base model's answer (``base_answer``, and ``base_correct``). Each answer of a
+        run is followed by the passage of its documents that supports it, or "no passage of your documents
+        supports this" (``support`` / ``base_support``: ``Support.to_dict()``).
         """
 
         run = self.run
@@ -195,6 +207,7 @@ class FineTuner:
             tuned = chat.answer(prompt, tuned=True)
             entry: dict[str, Any] = {"prompt": prompt, "answer": tuned}
             print(f"\n> {prompt}\n{tuned}")
+            _add_support(entry, "support", chat, prompt, tuned)
             if probe is not None:
                 entry["reference"] = probe.get("reference", "")
                 entry["correct"] = _correct(tuned, probe)
@@ -203,6 +216,7 @@ class FineTuner:
             if compare and chat.has_adapter:
                 entry["base_answer"] = chat.answer(prompt, tuned=False)
                 print(f"  (base model) {entry['base_answer']}")
+                _add_support(entry, "base_support", chat, prompt, entry["base_answer"])
                 if probe is not None:
                     entry["base_correct"] = _correct(entry["base_answer"], probe)
             results.append(entry)
