@@ -1,5 +1,8 @@
 """Reading the usable files of a checked folder as text: streamed, decoded, huge files in pieces.
 
+Documents (PDF, Word, …) give the text the check extracted (kept in the report), or are read again in
+the sandboxed reader when it was not kept; chat ``.jsonl`` files are not documents (``data.chatfiles``).
+
 ``reader.validate_folder`` decides which files are usable and how they are encoded; this module reads
 them (``iter_documents``), so building examples never needs the folder scanner.
 """
@@ -12,6 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 
+from llmcustoms.data.formats.types import ExtractError
 from llmcustoms.data.report import DataReport
 from llmcustoms.data.types import Document, FileReport
 
@@ -78,15 +82,47 @@ def iter_documents(report: DataReport, piece_chars: int = PIECE_CHARS) -> Iterat
     unreadable since the check is added to ``report.vanished`` (and skipped) instead of ending the run:
     the caller says so (``DataReport.vanished_sentence``).
     """
-    for file_report in report.files:
-        if file_report.status == "skipped":
-            continue
-        try:
-            yield from _file_documents(report, file_report, piece_chars)
-        except OSError:
-            file_report.vanished = True
-            if file_report.relpath not in report.vanished:
-                report.vanished.append(file_report.relpath)
+    sandbox = None  # a document reader, started only when a document's text was not kept by the check
+    try:
+        for file_report in report.files:
+            if file_report.status == "skipped" or file_report.format == "jsonl":  # chat examples: data.chatfiles
+                continue
+            try:
+                if file_report.format == "txt":
+                    yield from _file_documents(report, file_report, piece_chars)
+                    continue
+                text = report.kept_text(file_report.relpath)
+                if text is None:
+                    from llmcustoms.data.formats.sandbox import Sandbox
+
+                    sandbox = sandbox or Sandbox()
+                    text = sandbox.extract(report.root / file_report.relpath, file_report.format).text
+                yield from _text_documents(report, file_report, text, piece_chars)
+            except OSError:
+                _vanished(report, file_report)
+            except ExtractError:  # the file changed since the check (or cannot be read now)
+                _vanished(report, file_report)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+
+
+def _vanished(report: DataReport, file_report: FileReport) -> None:
+    file_report.vanished = True
+    if file_report.relpath not in report.vanished:
+        report.vanished.append(file_report.relpath)
+
+
+def _text_documents(report: DataReport, file_report: FileReport, text: str, piece_chars: int) -> Iterator[Document]:
+    """An extracted document's text as one Document, or pieces of about ``piece_chars`` when it is long."""
+    path = report.root / file_report.relpath
+    part = 0
+    while text:
+        cut = len(text) if len(text) <= piece_chars else _cut_point(text, piece_chars)
+        yield Document(path=path, relpath=file_report.relpath, text=text[:cut], size_bytes=file_report.size_bytes,
+                       encoding="utf-8", part=part)
+        text = text[cut:]
+        part += 1
 
 
 def _file_documents(report: DataReport, file_report: FileReport, piece_chars: int) -> Iterator[Document]:

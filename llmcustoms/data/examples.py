@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from llmcustoms.data.chatfiles import read_chat_file
 from llmcustoms.data.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_text
 from llmcustoms.data.documents import iter_documents
 from llmcustoms.data.facts import Fact, fact_examples, facts_from_text, passage_examples
@@ -140,6 +141,21 @@ def _read_documents(report: DataReport, explicit: list[Example], chunks: list[Ch
     return documents
 
 
+def _chat_examples(report: DataReport) -> list[Example]:
+    """The examples of the folder's chat ``.jsonl`` files, used as they are (bad lines were named by the check)."""
+    examples: list[Example] = []
+    for file_report in report.files:
+        if file_report.format != "jsonl" or file_report.status == "skipped":
+            continue
+        try:
+            examples.extend(read_chat_file(report.root / file_report.relpath, file_report.relpath).examples)
+        except OSError:
+            file_report.vanished = True
+            if file_report.relpath not in report.vanished:
+                report.vanished.append(file_report.relpath)
+    return examples
+
+
 def _offline_chunks(chunks: list[Chunk], facts: list[Fact]) -> list[Chunk]:
     """The chunks the offline generator gets: those of documents without facts.
 
@@ -185,6 +201,7 @@ def build_examples(
     with paused_gc():  # many small objects, no cycles (see utils/gcpause)
         documents = _read_documents(report, explicit, chunks, max_chunk_chars, overlap_chars,
                                     facts if with_facts else None, passages if with_facts else None)
+        chat = _chat_examples(report)
     if generator.name == "offline":
         chunks = _offline_chunks(chunks, facts if with_facts else [])
 
@@ -212,14 +229,16 @@ def build_examples(
     if missing_message:
         _say(on_message, missing_message)
     from_facts = fact_examples(facts)
-    before = len(explicit) + len(generated) + len(from_facts) + len(passages)
+    before = len(chat) + len(explicit) + len(generated) + len(from_facts) + len(passages)
     with paused_gc():
-        examples = dedupe_examples(explicit + from_facts + generated + passages)
+        examples = dedupe_examples(chat + explicit + from_facts + generated + passages)
     duplicates = before - len(examples)
     mode = "offline" if generator.name == "offline" else "groq"
     made = sum(1 for e in examples if e.kind not in ("explicit", "fact", "passage"))
+    chat_sources = {e.source for e in chat}
     counts = {
-        "explicit": sum(1 for e in examples if e.kind == "explicit"),
+        "chat": sum(1 for e in examples if e.source in chat_sources),
+        "explicit": sum(1 for e in examples if e.kind == "explicit" and e.source not in chat_sources),
         "generated": sum(1 for e in examples if e.kind == "generated"),
         "offline": sum(1 for e in examples if e.kind == "offline"),
         "fact": sum(1 for e in examples if e.kind == "fact"),
@@ -235,7 +254,9 @@ def build_examples(
         raise DataError(f"No training examples could be built from '{report.root}'; add more text "
                         f"(whole sentences, or Question:/Answer: pairs).")
     how = "offline" if mode == "offline" else f"by {generator.name}"
-    message = (f"Built {len(examples)} examples: {counts['explicit']} from Q&A in your text, "
+    message = (f"Built {len(examples)} examples: "
+               + (f"{counts['chat']} chat examples from your .jsonl files, " if counts["chat"] else "")
+               + f"{counts['explicit']} from Q&A in your text, "
                + (f"{counts['fact']} questions on {len(facts)} facts, {counts['passage']} passages of the text, "
                   if with_facts else "")
                + f"{made} generated {how} from {len(chunks)} chunks"

@@ -1,4 +1,9 @@
-"""Reading and validating a folder of .txt files, safely and in constant memory.
+"""Reading and validating a folder of documents, safely and in constant memory.
+
+Plain ``.txt`` files are streamed here; Markdown, PDF, Word, web pages and EPUB are read by
+``data.formats`` in a worker process with a per-file time and memory limit (``formats.sandbox``), and
+chat examples in ``.jsonl`` by ``data.chatfiles``; each file's report says its format, pages or
+sections, words and what was dropped.
 
 ``validate_folder`` walks the folder once, streaming every ``.txt`` file in 1 MiB blocks, and
 reports per file (size, encoding, characters, problems) and overall (verdict, errors, warnings).
@@ -20,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.data.chatfiles import MAX_NAMED_BAD_LINES, read_chat_file
 from llmcustoms.data.count import count_examples
 from llmcustoms.data.documents import open_regular
+from llmcustoms.data.formats import FORMAT_NAMES, ExtractError, format_of
+from llmcustoms.data.formats.sandbox import DEFAULT_TIMEOUT_S, Sandbox
 from llmcustoms.data.report import DataReport, human_size
 from llmcustoms.data.types import FileReport
 
@@ -35,6 +43,11 @@ BLOCK_BYTES = 1 << 20
 PIECE_CHARS = 1 << 20
 #: Rough characters per token of English text for BPE tokenizers.
 CHARS_PER_TOKEN = 4
+#: The endings read, as sentences name them.
+_READABLE = ".txt, .md, .pdf, .docx, .html or .epub (or chat examples as .jsonl)"
+#: Extracted text kept in memory between the check and the build (characters, all files together);
+#: beyond it, a document is read again when the examples are built.
+TEXT_CACHE_CHARS = 64 * 1024 * 1024
 
 _QA_MARKER = re.compile(rb"(?im)^[ \t]*(?:question|q)[ \t]*\d*[ \t]*:")
 #: A letter or digit in any script (Chinese, Japanese and Korean characters are letters; emoji are not).
@@ -116,7 +129,7 @@ class _Walker:
 
     def _visit(self, path: str, rel: str, name: str) -> tuple[str, str] | None:
         """Handle one directory entry; return (path, rel) when it is a folder to descend into."""
-        is_txt = name.lower().endswith(".txt")
+        is_txt = format_of(name) is not None  # a file this reader takes (.txt, .md, .pdf, … .jsonl)
         if name.startswith("."):
             # Hidden entries are never read; only those a person might expect to be are mentioned.
             if is_txt or (name not in _TOOL_FOLDERS and os.path.isdir(path)):
@@ -295,6 +308,7 @@ def _scan_file(entry: _Entry, max_file_bytes: int) -> tuple[FileReport, int]:
                 chars -= 1
             prev_cr = text.endswith("\r")
             report.chars += chars
+            report.words += len(text.split())  # a word cut by a block boundary counts twice: rare
             if not has_text and text.strip():
                 has_text = True
             if not has_words and _WORD_CHAR.search(text):
@@ -326,12 +340,80 @@ def _skip(report: FileReport, problem: str) -> FileReport:
     return report
 
 
+def _scan_entry(entry: _Entry, max_file_bytes: int, sandbox: Sandbox, report: DataReport) -> FileReport:
+    """One readable file's report, by its format: .txt streamed here, chat .jsonl, or a document."""
+    fmt = format_of(entry.relpath) or "txt"
+    if fmt == "txt":
+        file_report, _ = _scan_file(entry, max_file_bytes)
+        return file_report
+    if not os.path.exists(entry.path):  # listed a moment ago: deleted or moved while we read
+        file_report = FileReport(relpath=entry.relpath, size_bytes=entry.size, format=fmt, vanished=True)
+        return _skip(file_report, f"'{entry.relpath}' disappeared while the folder was being read; skipped it.")
+    if fmt == "jsonl":
+        return _scan_chat(entry)
+    return _scan_document(entry, fmt, sandbox, report)
+
+
+def _scan_chat(entry: _Entry) -> FileReport:
+    """A .jsonl file of chat examples: how many, in which layouts, and its bad lines named."""
+    rel = entry.relpath
+    file_report = FileReport(relpath=rel, size_bytes=entry.size, format="jsonl", unit="examples")
+    try:
+        chat = read_chat_file(Path(entry.path), rel)
+    except OSError as exc:
+        return _skip(file_report, f"'{rel}' cannot be read ({exc.strerror}); skipped it.")
+    file_report.units = len(chat.examples)
+    file_report.chars, file_report.words = chat.chars, chat.words
+    if chat.layouts:
+        file_report.dropped = []
+        layouts = ", ".join(f"{n} {name}" for name, n in sorted(chat.layouts.items()))
+        file_report.notes.append(f"layouts: {layouts}")
+    if chat.bad_lines:
+        file_report.status = "warning"
+        file_report.dropped.append(f"{len(chat.bad_lines)} bad line(s)")
+        file_report.problems.extend(chat.bad_lines[:MAX_NAMED_BAD_LINES])
+        if len(chat.bad_lines) > MAX_NAMED_BAD_LINES:
+            file_report.problems.append(f"'{rel}' has {len(chat.bad_lines) - MAX_NAMED_BAD_LINES} more bad "
+                                        f"line(s), left out too.")
+    if not chat.examples:
+        what = "no valid chat example" if chat.bad_lines else "no chat examples (it is empty)"
+        return _skip(file_report, f"'{rel}' holds {what}; skipped it — each line must be one example in the "
+                                  f"OpenAI messages, ShareGPT conversations or Alpaca instruction/output layout.")
+    return file_report
+
+
+def _scan_document(entry: _Entry, fmt: str, sandbox: Sandbox, report: DataReport) -> FileReport:
+    """A document read by ``data.formats`` in the sandbox: its text kept (within a budget) for the build."""
+    rel = entry.relpath
+    file_report = FileReport(relpath=rel, size_bytes=entry.size, format=fmt, encoding="utf-8")
+    try:
+        extracted = sandbox.extract(Path(entry.path), fmt)
+    except ExtractError as exc:
+        return _skip(file_report, f"'{rel}' {exc}")
+    file_report.format = extracted.format
+    file_report.units, file_report.unit = extracted.units, extracted.unit
+    file_report.dropped = list(extracted.dropped)
+    file_report.words = extracted.words
+    file_report.chars = len(extracted.text)
+    file_report.cjk_chars = len(_CJK_CHAR.findall(extracted.text))
+    for note in extracted.notes:
+        file_report.status = "warning"
+        file_report.problems.append(f"'{rel}' {note}." if note.startswith("is ") else f"'{rel}': {note}.")
+    if not _WORD_CHAR.search(extracted.text):
+        name = FORMAT_NAMES.get(extracted.format, extracted.format)
+        return _skip(file_report, f"'{rel}' holds no text (read as {name}); skipped it.")
+    report.keep_text(rel, extracted.text, TEXT_CACHE_CHARS)
+    return file_report
+
+
 # --------------------------------------------------------------------------- the folder
 
 
 def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                    settings: Any = None) -> DataReport:
-    """Check every .txt under ``path`` and return a DataReport; never raises for content problems.
+                    settings: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> DataReport:
+    """Check every file it can read under ``path`` and return a DataReport; never raises for content problems.
+
+    ``timeout_s``: the time one document (PDF, Word, …) may take to read before it is skipped.
 
     Folder-level problems (missing, not a folder, empty, no .txt, nothing usable, too little text)
     become ``errors`` and make the verdict 'blocked'. Problems with single files are listed on the
@@ -363,19 +445,19 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
         report.warnings.append(f"Skipped {len(walker.hidden)} hidden file(s) or folder(s) in '{shown}' ({names}); "
                                f"rename them without the leading dot to include them.")
 
-    qa_markers = 0
-    for entry in walker.entries:
-        if entry.problem:
-            file_report = _skip(FileReport(relpath=entry.relpath, size_bytes=0), entry.problem)
-        else:
-            file_report, markers = _scan_file(entry, max_file_bytes)
-            qa_markers += markers
-            if file_report.vanished:
-                report.vanished.append(entry.relpath)
-        report.files.append(file_report)
-        report.warnings.extend(file_report.problems)
-        if file_report.status != "skipped":
-            report.total_chars += file_report.chars
+    with Sandbox(timeout_s=timeout_s) as sandbox:  # started only when a document needs it
+        for entry in walker.entries:
+            if entry.problem:
+                file_report = _skip(FileReport(relpath=entry.relpath, size_bytes=0,
+                                               format=format_of(entry.relpath) or "txt"), entry.problem)
+            else:
+                file_report = _scan_entry(entry, max_file_bytes, sandbox, report)
+                if file_report.vanished:
+                    report.vanished.append(entry.relpath)
+            report.files.append(file_report)
+            report.warnings.extend(file_report.problems)
+            if file_report.status != "skipped":
+                report.total_chars += file_report.chars
 
     _folder_errors(report, walker, shown)
     # The example count is made on first use (DataReport.example_count), by building them: one way.
@@ -389,22 +471,25 @@ def _folder_errors(report: DataReport, walker: _Walker, shown: str) -> None:
     if not report.files:
         if not walker.other_files and not walker.seen_dirs - {_root_key(report.root)} and not walker.hidden \
                 and not walker.notes:
-            report.errors.append(f"The folder '{shown}' is empty; put some .txt files in it.")
+            report.errors.append(f"The folder '{shown}' is empty; put some {_READABLE} files in it.")
         elif walker.other_files:
             examples = ", ".join(f"'{n}'" for n in walker.other_files[:3])
             report.errors.append(
-                f"The folder '{shown}' has no .txt files (found {len(walker.other_files)} other file(s), such as "
-                f"{examples}); save your text as UTF-8 .txt files in it."
+                f"The folder '{shown}' has no .txt files nor other files it can read (found "
+                f"{len(walker.other_files)} other file(s), such as {examples}); save your text in it as {_READABLE} "
+                f"files."
             )
         else:
-            report.errors.append(f"The folder '{shown}' has no .txt files; save your text as UTF-8 .txt files in it.")
+            report.errors.append(f"The folder '{shown}' has no .txt files nor other files it can read; save your "
+                                 f"text in it as {_READABLE} files.")
         return
     usable = [f for f in report.files if f.status != "skipped"]
     if not usable:
         first = report.files[0].problems[0].rstrip(".")
         more = len(report.files) - 1
-        tail = f", and {more} more .txt file(s) cannot be used either" if more else ""
-        report.errors.append(f"No .txt file in '{shown}' can be used: {first}{tail}.")
+        kind = ".txt " if all(f.format == "txt" for f in report.files) else ""
+        tail = f", and {more} more {kind}file(s) cannot be used either" if more else ""
+        report.errors.append(f"No {kind}file in '{shown}' can be used: {first}{tail}.")
         return
     if report.total_chars < MIN_TRAIN_CHARS:
         report.errors.append(

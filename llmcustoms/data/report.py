@@ -21,6 +21,25 @@ def human_size(num_bytes: int) -> str:
     return f"{size:.1f} GB"  # pragma: no cover - the loop always returns
 
 
+_FORMAT_NAMES = {"txt": "text", "markdown": "Markdown", "pdf": "PDF", "docx": "Word", "html": "web page",
+                 "epub": "EPUB", "jsonl": "chat examples"}
+
+
+def describe_file(report: FileReport) -> str:
+    """One line on what was read from a file: "guide.pdf — PDF, 12 pages, 3,400 words; dropped 12 page numbers"."""
+    parts = [_FORMAT_NAMES.get(report.format, report.format)]
+    if report.units and report.unit:
+        unit = report.unit[:-1] if report.units == 1 and report.unit.endswith("s") else report.unit
+        parts.append(f"{report.units:,} {unit}")
+    parts.append(f"{report.words:,} words")
+    line = f"{report.relpath} — " + ", ".join(parts)
+    if report.notes:
+        line += f" ({'; '.join(report.notes)})"
+    if report.dropped:
+        line += "; dropped " + ", ".join(report.dropped)
+    return line
+
+
 @dataclass
 class DataReport:
     """The validation of one data folder.
@@ -46,6 +65,18 @@ class DataReport:
     #: The caller's resolved settings (``utils.config.Settings``; DEFAULT_PRESET sets the count's pairs per
     #: chunk); None: read when the count needs them.
     settings: Any = field(default=None, repr=False, compare=False)
+    #: Text extracted from documents (PDF, Word, …) by the check, by relative path, kept for the build so a
+    #: document is read once; a folder whose documents hold more than the budget has the rest read again.
+    _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def keep_text(self, relpath: str, text: str, budget_chars: int) -> None:
+        """Keep ``text`` extracted from ``relpath`` while all kept texts stay within ``budget_chars``."""
+        if sum(len(t) for t in self._texts.values()) + len(text) <= budget_chars:
+            self._texts[relpath] = text
+
+    def kept_text(self, relpath: str) -> str | None:
+        """The text the check extracted from ``relpath``, when it was kept."""
+        return self._texts.get(relpath)
 
     @property
     def example_count(self) -> Any:
@@ -134,7 +165,7 @@ class DataReport:
         count = self.example_count  # first: a folder that makes no example is blocked
         lines = [
             f"Folder: {self.root}",
-            f"Files: {self.usable_files} usable of {len(self.files)} .txt "
+            f"Files: {self.usable_files} usable of {len(self.files)} "
             f"({human_size(self.total_bytes)}, {self.total_chars:,} characters)",
         ]
         if count is not None:
@@ -143,6 +174,7 @@ class DataReport:
         lines.append(f"Verdict: {self.verdict}")
         lines += [f"error: {e}" for e in self.errors]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"file: {describe_file(report)}" for report in self.files if report.status != "skipped"]
         for report in self.files:
             for problem in report.problems:
                 if problem not in self.warnings and problem not in self.errors:

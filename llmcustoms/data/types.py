@@ -19,7 +19,7 @@ Verdict = Literal["ok", "warnings", "blocked"]
 
 @dataclass
 class Document:
-    """One readable .txt file's text."""
+    """One readable file's text (a .txt file's, or what was extracted from a document)."""
 
     path: Path
     relpath: str
@@ -41,6 +41,12 @@ class FileReport:
     problems: list[str] = field(default_factory=list)
     cjk_chars: int = 0  # Chinese, Japanese and Korean characters among ``chars`` (about a token each)
     vanished: bool = False  # it disappeared (or became unreadable) while the folder was being read
+    format: str = "txt"  # txt, markdown, pdf, docx, html, epub, or jsonl (chat examples)
+    units: int = 0  # pages, sections, chapters or examples, as ``unit`` says (0: not counted, .txt)
+    unit: str = ""
+    words: int = 0  # words of text extracted (in a .jsonl file: in its examples' turns)
+    dropped: list[str] = field(default_factory=list)  # left out on purpose: "12 repeated header lines"
+    notes: list[str] = field(default_factory=list)  # said of the file, not a problem: "layouts: 3 openai"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -65,8 +65,8 @@ def _real_format(path: Path, declared: str) -> tuple[str, str | None]:
             return "pdf", f"is a PDF saved with the {path.suffix.lower()} ending; read it as a PDF"
         if not head:
             raise ExtractError(f"is empty (0 bytes), not a {FORMAT_NAMES[declared]} file; skipped it.")
-        raise ExtractError(f"is not a {FORMAT_NAMES[declared]} file, whatever its ending says (its first bytes "
-                           f"are not a {FORMAT_NAMES[declared]} file's); skipped it.")
+        raise ExtractError(f"is not really a {FORMAT_NAMES[declared]} file (its first bytes are not those of "
+                           f"one, whatever its ending says); skipped it.")
     if seen in ("pdf", "zip"):  # a binary document with a text format's ending
         if seen == "pdf":
             return "pdf", f"is a PDF saved with the {path.suffix.lower()} ending; read it as a PDF"

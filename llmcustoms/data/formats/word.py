@@ -48,10 +48,9 @@ def extract(path: Path) -> ExtractedText:
     except Exception:  # noqa: BLE001 - lxml's XMLSyntaxError and python-docx's own errors: a damaged file
         raise ExtractError("is not a readable Word document (its XML is damaged); skipped it.") from None
     paragraphs: list[str] = []
-    headings = tables = 0
+    headings = 0
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            tables += 1
             paragraphs.extend(_table_paragraphs(block))
             continue
         text = " ".join(block.text.split())
@@ -70,6 +69,4 @@ def extract(path: Path) -> ExtractedText:
         dropped.append(plural(images, "image"))
     result = ExtractedText(text="\n\n".join(paragraphs), format="docx", units=max(1, headings), unit="sections",
                            dropped=dropped)
-    if tables:
-        result.notes.append(f"{plural(tables, 'table')} read as text, a row a line")
     return result

@@ -100,12 +100,13 @@ def test_empty_folder(tmp_path):
 
 
 def test_no_txt_files_names_what_was_found(tmp_path):
-    (tmp_path / "notes.md").write_text(PROSE)
-    (tmp_path / "book.pdf").write_bytes(b"%PDF-1.4")
+    # Markdown, PDF, Word, web pages and EPUB are read (tests/unit/data/test_formats.py); these are not.
+    (tmp_path / "notes.odt").write_text(PROSE)
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04")
     report, _ = validate_unchanged(tmp_path)
     assert report.verdict == "blocked"
-    assert "has no .txt files" in report.errors[0]
-    assert_sentence(report.errors[0], "book.pdf", "notes.md")
+    assert "has no .txt files nor other files it can read" in report.errors[0]
+    assert_sentence(report.errors[0], "book.xlsx", "notes.odt")
 
 
 def test_too_little_text_says_the_minimum(tmp_path):
@@ -295,7 +296,7 @@ def test_a_directory_named_x_txt_is_walked_not_read(tmp_path):
 def test_only_a_directory_named_x_txt_means_no_txt_files(tmp_path):
     (tmp_path / "x.txt").mkdir()
     report = validate_folder(tmp_path)
-    assert report.verdict == "blocked" and "has no .txt files" in report.errors[0]
+    assert report.verdict == "blocked" and "has no .txt files nor other files" in report.errors[0]
 
 
 def validate_within(folder, seconds: float, failure: str):
