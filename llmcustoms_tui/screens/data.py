@@ -63,17 +63,33 @@ def files_table(report: Any) -> Table:
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False)
     # Names are cut in the middle (MiddleElided), so names with a common start stay different.
     table.add_column("File", ratio=3, no_wrap=True, min_width=14)
-    table.add_column("Size", justify="right", no_wrap=True)
-    table.add_column("Chars", justify="right", no_wrap=True)
+    table.add_column("Read as", no_wrap=True)
+    table.add_column("Words", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
-    table.add_column("Problems", ratio=2)
+    table.add_column("Dropped, problems", ratio=2)
     for file in getattr(report, "files", []) or []:
         status = str(getattr(file, "status", "?"))
         mark = {"ok": "✔ ", "warning": "⚠ ", "skipped": "✖ "}.get(status, "")
-        problems = "; ".join(str(p) for p in getattr(file, "problems", []) or []) or "—"
-        table.add_row(MiddleElided(str(file.relpath)), fmt_bytes(getattr(file, "size_bytes", None)),
-                      fmt_count(getattr(file, "chars", None)), mark + status, Text(problems))
+        # What was read: the format, its pages or sections, and the words extracted (issue 23).
+        dropped = [f"dropped {', '.join(getattr(file, 'dropped', None) or [])}"] if getattr(file, "dropped", None) \
+            else []
+        problems = "; ".join(dropped + [str(p) for p in getattr(file, "problems", []) or []]) or "—"
+        words = "—" if status == "skipped" else fmt_count(getattr(file, "words", None))
+        table.add_row(MiddleElided(str(file.relpath)), _what_was_read(file), words, mark + status, Text(problems))
     return table
+
+
+_FORMAT_LABELS = {"txt": "text", "markdown": "Markdown", "pdf": "PDF", "docx": "Word", "html": "web page",
+                  "epub": "EPUB", "jsonl": "chat"}
+
+
+def _what_was_read(file: Any) -> str:
+    """The format and its pages or sections: 'PDF, 12 pages', 'Markdown, 1 section', 'text'."""
+    name = _FORMAT_LABELS.get(str(getattr(file, "format", "txt")), str(getattr(file, "format", "")))
+    units, unit = getattr(file, "units", 0), getattr(file, "unit", "")
+    if not units or not unit or getattr(file, "status", "") == "skipped":
+        return name
+    return f"{name}, {units:,} {unit[:-1] if units == 1 and unit.endswith('s') else unit}"
 
 
 class DataScreen(WizardScreen):

@@ -1,4 +1,4 @@
-"""The data folder picker: a tree of folders and .txt files, and a path suggester that knows ``~``."""
+"""The data folder picker: a tree of folders and the files the reader takes (.txt, .md, .pdf, …), and a path suggester that knows ``~``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from textual.widgets import DirectoryTree
 from textual.widgets.directory_tree import DirEntry
 from textual.widgets.tree import TreeNode
 
+from llmcustoms.data.formats import format_of
 from llmcustoms_tui.format import elide_text_middle
 
 
@@ -85,7 +86,7 @@ class TextFolderTree(DirectoryTree):
             if path.name.startswith("."):
                 continue
             try:
-                if path.is_dir() or path.suffix.lower() == ".txt":
+                if path.is_dir() or format_of(path.name) is not None:  # .txt, .md, .pdf, … .jsonl
                     visible.append(path)
             except OSError:  # unreadable entries are skipped, not fatal
                 continue

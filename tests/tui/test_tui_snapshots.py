@@ -7,6 +7,7 @@ with its knowledge score, and a scripted chat session asked a held-out question.
 
 from __future__ import annotations
 
+from tests.helpers.documents import MARKDOWN, make_pdf
 from tests.helpers.tui_fakes import (
     SAMPLE_KNOWLEDGE,
     SAMPLE_PROBES,
@@ -32,6 +33,9 @@ def test_hardware_screen(snap_compare):
 
 def test_data_screen(snap_compare, tmp_path):
     write_notes(tmp_path / "notes")  # the current folder is tmp_path: the tree and the path are relative
+    # A mixed folder (issue 23): the table says what was read from the PDF and the Markdown file.
+    make_pdf(tmp_path / "notes" / "guide.pdf")
+    (tmp_path / "notes" / "ferry.md").write_text(MARKDOWN, encoding="utf-8")
     app = make_app(data="notes", model="tinyllama", qa="offline")
     assert snap_compare(app, terminal_size=SIZE, run_before=show_data_preview(app))
 
