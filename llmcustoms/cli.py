@@ -245,6 +245,7 @@ def _check_model_now(model: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from llmcustoms.runs.rundir import check_runs_root
     from llmcustoms.training.request import TrainRequest
     from llmcustoms.training.trainer import run_training
     from llmcustoms.utils.config import check_max_steps
@@ -252,6 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     preset = args.preset or settings.default_preset or "quality"
     model = args.model or settings.default_model or "auto"
+    check_runs_root(args.output_dir, create=False)  # an unusable OUTPUT_DIR is said before any model loads
     _check_model_now(model)
     request = TrainRequest(data_path=args.dir, model=model, preset=preset,
                            max_steps=check_max_steps(args.max_steps),
@@ -390,8 +392,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from llmcustoms.evaluation.run_eval import evaluate_run
+def _support_mark(args: argparse.Namespace, question: str, answer: str) -> str:
+    """`eval --verbose`: where the run's documents support the tuned answer, or that none does (issue 24)."""
+    from llmcustoms.support.verdict import support_for_run
+
+    support = support_for_run(str(_open_run(args.run, args.output_dir).path), question, answer)
+    return f"{support.location()} (supported)" if support.supported else support.line_text()
+
 
 def _print_support(session: Any, prompt: str, answer: str, whole: bool) -> None:
     """Under an answer: the passage of the run's documents that supports it, or that none does (issue 24)."""
@@ -402,6 +409,10 @@ def _print_support(session: Any, prompt: str, answer: str, whole: bool) -> None:
         print("\n".join(support_lines(support, whole=whole)), flush=True)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from llmcustoms.evaluation.run_eval import check_run, evaluate_run
+
+    check_run(args.run, args.output_dir)  # a run that can not be evaluated is said before "Loading…"
     unfinished = [False]  # a progress line left open (a judge that gave up part-way)
 
     def progress(condition: str, done: int, total: int) -> None:
@@ -438,7 +449,18 @@ def _print_support(session: Any, prompt: str, answer: str, whole: bool) -> None:
             judge_said = row.get("tuned_judge")
             verdict = "  (judge: right)" if judge_said is True else "  (judge: wrong)" if judge_said is False else ""
             print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}{verdict}\n"
-                  f"    base:  {row.get('base', '')[:120]}")
+                  f"    base:  {row.get('base', '')[:120]}\n"
+                  f"    support: {_support_mark(args, row['question'], row.get('tuned', ''))}")
+    if result.person is not None:
+        person = result.person
+        print(f"Your {person.questions} questions ({args.questions}):")
+        print(f"  base model, closed book   {pct(person.base)}")
+        print(f"  tuned model, closed book  {pct(person.tuned)}")
+        print(f"  base model, open book     {pct(person.open_book)}   (the question's source file in the prompt)")
+        if args.verbose:
+            for row in person.rows:
+                mark = "✓" if row.get("tuned_correct") else "✗"
+                print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}")
     print(report.headline() + ".")
     if report.judge_line():
         print(report.judge_line())
@@ -458,8 +480,10 @@ def _eval_judge(args: argparse.Namespace) -> tuple[Any, str | None]:
 
 # -- runs, attach, stop, resume --------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
+    from llmcustoms.runs.rundir import check_runs_root
     from llmcustoms.runs.status import run_summaries
 
+    check_runs_root(args.output_dir, create=False)  # "No runs yet" only when the folder could hold some
     rows = run_summaries(args.output_dir)
     if args.json:
         _print_json(rows)
@@ -469,9 +493,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     print(f"{'id':<40} {'model':<14} {'preset':<12} {'status':<11} {'step':>9} {'loss':>7}  age")
     for r in rows:
+        if r["status"] == "damaged":  # run.json unreadable: no model, preset or steps to show, and no "None"
+            print(f"{r['id']:<40} {'-':<14} {'-':<12} {'damaged':<11} {'-':>9} {'-':>7}  {r['age']}")
+            continue
         loss = f"{r['last_loss']:.3f}" if isinstance(r.get("last_loss"), (int, float)) else "-"
-        print(f"{r['id']:<40} {str(r.get('model'))[:14]:<14} {str(r.get('preset')):<12} {r['status']:<11} "
-              f"{r.get('step', 0):>4}/{r.get('max_steps') or '?':<4} {loss:>7}  {r['age']}")
+        print(f"{r['id']:<40} {str(r.get('model') or '-')[:14]:<14} {str(r.get('preset') or '-'):<12} "
+              f"{r['status']:<11} {r.get('step', 0):>4}/{r.get('max_steps') or '?':<4} {loss:>7}  {r['age']}")
+    for r in rows:
+        if r["status"] == "damaged":
+            print(f"damaged: {r.get('error')}")
     return 0
 
 
@@ -510,10 +540,13 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from llmcustoms.runs.status import run_state
     from llmcustoms.training.detach import stop_run
 
     run = _open_run(args.run, args.output_dir)
-    if args.force:
+    if not run_state(run)["live"]:
+        pass  # nothing is stopping: stop_run's one sentence says so, with no "Stopping…" before it
+    elif args.force:
         print(f"Stopping {run.id} at once (--force): no checkpoint or adapter is saved now; "
               f"`llmcustoms resume {run.id}` continues from the last complete checkpoint.", file=sys.stderr)
     elif not args.no_wait:
@@ -639,6 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="the knowledge score of a run: base vs tuned vs open book on held-out questions")
     p.add_argument("run", help="a run id or folder")
+    p.add_argument("--show-source", action="store_true",
+                   help="print the whole passage of your documents that supports each answer")
     p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.add_argument("--verbose", "-v", action="store_true", help="print every question with both answers")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -664,8 +699,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it to stop (default 300)")
     p.add_argument("--force", action="store_true", help="kill it at once (it can be resumed from a checkpoint)")
     p.set_defaults(func=cmd_stop)
-    p.add_argument("--show-source", action="store_true",
-                   help="print the whole passage of your documents that supports each answer")
 
     p = sub.add_parser("resume", help="continue a killed, stopped or failed run from its last checkpoint")
     p.add_argument("run", help="a run id (or unique prefix) or a run folder")

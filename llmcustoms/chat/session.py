@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.errors import DamagedRunError, InputError, RunNotFoundError
+from llmcustoms.errors import DamagedRunError, InputError, ModelNotFoundError, RunNotFoundError
 from llmcustoms.models.loading import load_tokenizer
 from llmcustoms.models.manager import ModelManager
 from llmcustoms.runs.rundir import RunDir
@@ -70,7 +70,15 @@ class ChatSession:
             self.base_model_path = self.base_model_path or data.get("model_path")
             self.example_prompts = list(data.get("example_prompts") or [])
             if not self.base_model_path or not Path(self.base_model_path).is_dir():
-                self.base_model_path = ModelManager().resolve(data.get("model", ""))[1]
+                recorded = self.base_model_path
+                try:
+                    self.base_model_path = ModelManager().resolve(data.get("model", ""))[1]
+                except ModelNotFoundError:
+                    if not recorded:
+                        raise
+                    # The run names a folder that is gone: say that, not "unknown model".
+                    raise InputError(f"The model folder this run was trained on, {recorded}, is gone: restore it "
+                                     f"(or train again) to chat with run {run.id}.") from None
         elif self.base_model_path is None:
             self.base_model_path = ModelManager().resolve(self.ref)[1]
 

@@ -173,7 +173,8 @@ class DataReport:
                          f"~{self.estimated_tokens:,} tokens of text")
         lines.append(f"Verdict: {self.verdict}")
         lines += [f"error: {e}" for e in self.errors]
-        lines += [f"warning: {w}" for w in self.warnings]
+        # A warning the error already quotes (a blocked folder's only file) is said once, as the error.
+        lines += [f"warning: {w}" for w in self.warnings if not any(w in e for e in self.errors)]
         lines += [f"file: {describe_file(report)}" for report in self.files if report.status != "skipped"]
         for report in self.files:
             for problem in report.problems:

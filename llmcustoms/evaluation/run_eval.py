@@ -17,6 +17,7 @@ from llmcustoms.evaluation.judge import apply_judge
 from llmcustoms.evaluation.knowledge import CONDITIONS, KnowledgeReport, score_knowledge
 from llmcustoms.evaluation.split import Probe
 from llmcustoms.runs.rundir import RunDir
+from llmcustoms.runs.status import run_state, unfinished_sentence
 
 if TYPE_CHECKING:
     from llmcustoms.evaluation.judge import Judge
@@ -35,6 +36,19 @@ def run_probes(run) -> list[Probe]:
             for p in stored]
 
 
+def check_run(run_ref: str | os.PathLike[str], output_dir: str | None = None) -> RunDir:
+    """The run ``run_ref`` if it can be evaluated now; else one sentence (InputError) before any model loads:
+    no such run, a damaged run.json, a run still training (whose run.json its trainer writes), no held-out
+    questions, no adapter or no base model."""
+    run = RunDir.open(run_ref, root=output_dir)
+    status = run_state(run, run.read())["status"]
+    if status in ("created", "running"):
+        raise InputError(unfinished_sentence(run.id, status, "evaluate it"))
+    run_probes(run)
+    ChatSession(run.path)  # resolves the adapter and the base model's folder; loads nothing
+    return run
+
+
 def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
                  conditions: Sequence[str] = CONDITIONS,
                  progress: Callable[[str, int, int], None] | None = None, save: bool = True,
@@ -47,7 +61,7 @@ def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
     report's ``judge_error``. Either way the key-span score stands.
     """
 
-    run = RunDir.open(run_ref, root=output_dir)
+    run = check_run(run_ref, output_dir)
     probes = run_probes(run)
     if not probes:
         return KnowledgeReport(questions=0, base=None, tuned=None, open_book=None,

@@ -92,3 +92,14 @@ def test_test_model_returns_and_prints_the_support(run, scripted, capsys):
     assert entry["base_support"]["supported"] is False
     out = capsys.readouterr().out
     assert "supported by notes/customs.txt, line 7" in out and NO_SUPPORT in out
+
+
+def test_eval_verbose_lists_the_support_mark_of_each_tuned_answer(run, capsys):
+    probe = {"fact_id": "f1", "question": QUESTION, "reference": "The Brisca Museum was opened in 1881 by Tomas Reed.",
+             "span": "Tomas Reed", "context": "The Brisca Museum was opened in 1881 by Tomas Reed.",
+             "trained_phrasings": []}
+    RunDir(run).update(knowledge_probes=[probe])
+    assert main(["eval", str(run), "--verbose", "--no-general"]) == 0
+    out = capsys.readouterr().out
+    assert f"✗ {QUESTION}" in out  # random weights do not say "Tomas Reed"
+    assert f"    support: {NO_SUPPORT}" in out
