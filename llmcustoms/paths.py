@@ -50,6 +50,18 @@ def setting(key: str, cwd: str | os.PathLike[str] | None = None) -> str | None:
     return None
 
 
+def setting_origin(key: str, cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """Where ``setting(key)`` found its value, in words: 'the environment' or 'the .env file PATH' (None: unset).
+
+    For sentences that name a bad setting and the place to fix it."""
+    if os.environ.get(key) not in (None, ""):
+        return "the environment"
+    for path in (Path(cwd) if cwd is not None else Path.cwd(), home_dir()):
+        if read_dotenv(path / ".env").get(key) not in (None, ""):
+            return f"the .env file {(path / '.env').resolve()}"
+    return None
+
+
 def models_dir() -> Path:
     """The model cache (``CACHE_DIR`` from the environment or a .env file, or ``<home>/models``)."""
     override = setting("CACHE_DIR")

@@ -17,7 +17,7 @@ from typing import Any
 from llmcustoms.errors import DamagedRunError, InputError, ModelNotFoundError
 from llmcustoms.models.loading import load_tokenizer as training_tokenizer
 from llmcustoms.runs.rundir import RunDir
-from llmcustoms.runs.status import run_state
+from llmcustoms.runs.status import run_state, unfinished_sentence
 
 EXPORTABLE_STATUSES = ("done", "stopped")
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
@@ -72,9 +72,7 @@ def open_run(run_ref: str | os.PathLike[str], runs_root: str | os.PathLike[str] 
         raise InputError(f"Run {run.id} was interrupted before it finished (its process is gone): "
                          f"`llmcustoms resume {run.id}` continues it from its last checkpoint, then export.")
     if status in ("created", "running"):
-        raise InputError(
-            f"Run {run.id} is still {status}; wait for it to finish (or stop it, which saves an adapter), then export."
-        )
+        raise InputError(unfinished_sentence(run.id, status, "export"))
     if status not in EXPORTABLE_STATUSES:
         raise InputError(
             f"Run {run.id} did not finish (status {status!r}); only runs that are done or stopped with an "

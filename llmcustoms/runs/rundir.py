@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.errors import DamagedRunError, InputError, RunNotFoundError
-from llmcustoms.paths import runs_dir
+from llmcustoms.errors import ConfigError, DamagedRunError, InputError, RunNotFoundError
+from llmcustoms.paths import runs_dir, setting, setting_origin
 from llmcustoms.runs.info import RunInfo
 
 try:  # POSIX; elsewhere liveness falls back to the pid alone
@@ -61,6 +61,52 @@ def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
         except OSError:
             pass
         raise
+
+
+def runs_root_source(root: str | os.PathLike[str] | None = None) -> str:
+    """Which setting chose the runs folder and where it was set, in words (for a sentence about it)."""
+    if root is not None:
+        return f"--output-dir {root}"
+    value = setting("OUTPUT_DIR")
+    if value:
+        return f"OUTPUT_DIR={value} (set in {setting_origin('OUTPUT_DIR')})"
+    if os.environ.get("LLMCUSTOMS_HOME"):
+        return f"LLMCUSTOMS_HOME={os.environ['LLMCUSTOMS_HOME']} (set in the environment)"
+    return "the default runs folder"
+
+
+def check_runs_root(root: str | os.PathLike[str] | None = None, create: bool = True) -> Path:
+    """The runs folder (``root``, else OUTPUT_DIR, else the default), made if ``create``; ConfigError when it can
+    not hold runs (not a folder, not writable, or impossible to make), naming the setting and where it was set.
+
+    With ``create=False`` a missing folder is only checked: the folders it would need are made and removed."""
+    base = (Path(root) if root is not None else runs_dir()).expanduser()
+    made: list[Path] = []
+    try:
+        if base.exists() and not base.is_dir():
+            raise NotADirectoryError(20, "it is a file, not a folder")
+        for folder in reversed([p for p in (base, *base.parents) if not p.exists()]):
+            try:
+                folder.mkdir()
+            except FileExistsError:  # another run made it meanwhile
+                continue
+            made.append(folder)
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+        fix = "give a folder you can write to" if root is not None else \
+            "point it at a folder you can write to, or give --output-dir"
+        raise ConfigError(f"The runs folder {base} cannot be used ({why}): it comes from {runs_root_source(root)}; "
+                          f"{fix}.") from None
+    finally:
+        if not create:
+            for folder in reversed(made):  # a check only: leave nothing behind
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+    return base
 
 
 class RunDir:
@@ -114,8 +160,7 @@ class RunDir:
     @classmethod
     def create(cls, model_name: str, root: str | os.PathLike[str] | None = None, **fields: Any) -> RunDir:
         """A new, empty run directory under ``root`` (default: the runs folder) with a first run.json."""
-        base = Path(root) if root is not None else runs_dir()
-        base.mkdir(parents=True, exist_ok=True)
+        base = check_runs_root(root)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for _ in range(100):
             run_id = f"{stamp}-{_slug(model_name)}-{secrets.token_hex(2)}"
@@ -138,7 +183,13 @@ class RunDir:
         base = Path(root) if root is not None else runs_dir()
         if (base / str(ref) / "run.json").is_file():
             return cls(base / str(ref))
-        matches = sorted(p for p in base.glob(f"{ref}*") if (p / "run.json").is_file()) if base.is_dir() else []
+        # Only a bare id (or prefix) is looked up in the runs folder: a path that holds no run (an absolute
+        # one, or one with a folder in it, such as the data folder given by mistake) names no run there.
+        text = str(ref)
+        is_id = text not in ("", ".", "..") and not candidate.is_absolute() and os.sep not in text and "/" not in text \
+            and not any(c in text for c in "*?[")
+        matches = sorted(p for p in base.glob(f"{text}*") if (p / "run.json").is_file()) \
+            if is_id and base.is_dir() else []
         if len(matches) == 1:
             return cls(matches[0])
         if len(matches) > 1:

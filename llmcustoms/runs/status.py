@@ -63,6 +63,11 @@ def run_state(run: RunDir | str, data: dict[str, Any] | None = None) -> dict[str
             "adapter_path": data.get("adapter_path")}
 
 
+def unfinished_sentence(run_id: str, status: str, then: str) -> str:
+    """The one sentence that refuses to use a run still training (``then``: what to do after, e.g. 'export')."""
+    return f"Run {run_id} is still {status}; wait for it to finish (or stop it, which saves an adapter), then {then}."
+
+
 def progress_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     """step, max_steps and the last training loss, honouring ``resume`` events (steps redone)."""
     step = max_steps = 0
@@ -91,6 +96,14 @@ def loss_curve(events: list[dict[str, Any]]) -> list[tuple[int, float]]:
     return sorted(curve.items())
 
 
+def _folder_age(run: RunDir, now: float) -> str:
+    """The age of a run whose run.json can not be read, from its folder's time ('?' when even that fails)."""
+    try:
+        return _age(now - run.path.stat().st_mtime)
+    except OSError:
+        return "?"
+
+
 def run_summaries(root: str | None = None) -> list[dict[str, Any]]:
     """One dict per run: id, model, preset, status, step, max_steps, last_loss, age, path, live, pid."""
     rows = []
@@ -101,7 +114,8 @@ def run_summaries(root: str | None = None) -> list[dict[str, Any]]:
         except (OSError, ValueError, LLMCustomsError) as error:
             # Shown, not hidden: the user can still chat with or export an intact adapter folder.
             rows.append({"id": run.id, "model": None, "preset": None, "status": "damaged", "step": 0,
-                         "max_steps": 0, "last_loss": None, "age": "?", "path": str(run.path), "live": False,
+                         "max_steps": 0, "last_loss": None, "age": _folder_age(run, now), "path": str(run.path),
+                         "live": False,
                          "pid": None, "heartbeat_age_s": None, "error": str(error)})
             continue
         state = run_state(run, data)

@@ -60,6 +60,19 @@ def _parse_vram(value: Any) -> float | None:
     return number
 
 
+def _parse_timeout(value: Any) -> float | None:
+    """GROQ_TIMEOUT as seconds (None: unset), refused at start-up like every other bad setting."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"GROQ_TIMEOUT must be a number of seconds, not {value!r}.") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"GROQ_TIMEOUT must be a number of seconds above 0, not {value!r}.")
+    return seconds
+
+
 #: More optimizer steps than any run needs (a typo guard: 999999999999 would run for ever).
 MAX_STEPS_LIMIT = 1_000_000
 
@@ -151,6 +164,7 @@ def _resolve(cwd: Path, overrides: dict[str, Any] | None) -> dict[str, Any]:
     config["FORCE_CPU"] = _parse_bool("FORCE_CPU", config["FORCE_CPU"])
     config["MAX_VRAM_GB"] = _parse_vram(config["MAX_VRAM_GB"])
     config["MAX_STEPS"] = _parse_steps(config["MAX_STEPS"])
+    config["GROQ_TIMEOUT"] = _parse_timeout(config["GROQ_TIMEOUT"])
     config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
     config["DEFAULT_PRESET"] = str(config["DEFAULT_PRESET"]).lower()
     Config(cwd).validate_config(config)
