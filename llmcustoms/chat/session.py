@@ -171,14 +171,6 @@ class ChatSession:
         return "".join(self.stream(prompt, tuned=tuned, max_new_tokens=max_new_tokens,
                                    temperature=temperature)).strip()
 
-    def close(self) -> None:
-        """Drop the model so its memory can be freed."""
-
-        self.model = None
-        self.tokenizer = None
-        gc.collect()
-        try:
-            import torch
     def support_index(self) -> SupportIndex | None:
         """The run's support index (built in the run folder on first use), or None when chatting with a plain model."""
         return SupportIndex.for_run(self.run_path) if self.run_path else None
@@ -189,6 +181,14 @@ class ChatSession:
         index = self.support_index()
         return find_support(index, prompt, answer) if index is not None else None
 
+    def close(self) -> None:
+        """Drop the model so its memory can be freed."""
+
+        self.model = None
+        self.tokenizer = None
+        gc.collect()
+        try:
+            import torch
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
