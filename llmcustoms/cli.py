@@ -451,16 +451,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}{verdict}\n"
                   f"    base:  {row.get('base', '')[:120]}\n"
                   f"    support: {_support_mark(args, row['question'], row.get('tuned', ''))}")
-    if result.person is not None:
-        person = result.person
-        print(f"Your {person.questions} questions ({args.questions}):")
-        print(f"  base model, closed book   {pct(person.base)}")
-        print(f"  tuned model, closed book  {pct(person.tuned)}")
-        print(f"  base model, open book     {pct(person.open_book)}   (the question's source file in the prompt)")
-        if args.verbose:
-            for row in person.rows:
-                mark = "✓" if row.get("tuned_correct") else "✗"
-                print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}")
     print(report.headline() + ".")
     if report.judge_line():
         print(report.judge_line())
@@ -665,6 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run directory or id (or a model name to chat with a base model)")
     p.add_argument("--prompt", help="ask this one question and exit (without it: a chat at the terminal)")
     p.add_argument("--compare", action="store_true", help="also show the base model's answer")
+    p.add_argument("--show-source", action="store_true",
+                   help="print the whole passage of your documents that supports each answer")
     p.add_argument("--max-new-tokens", type=int, default=200, help="the longest answer, in tokens (default 200)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily; higher varies")
     p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
@@ -672,8 +664,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="the knowledge score of a run: base vs tuned vs open book on held-out questions")
     p.add_argument("run", help="a run id or folder")
-    p.add_argument("--show-source", action="store_true",
-                   help="print the whole passage of your documents that supports each answer")
     p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.add_argument("--verbose", "-v", action="store_true", help="print every question with both answers")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
