@@ -263,3 +263,29 @@ def test_importing_the_data_package_loads_no_document_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[3]).stdout
     assert out.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_validate_lists_per_file_format_pages_words_and_dropped_text_and_json(tmp_path, capsys):
+    from llmcustoms.cli import main
+
+    make_pdf(tmp_path / "guide.pdf")
+    (tmp_path / "festival.html").write_text(WEB_PAGE, encoding="utf-8")
+    (tmp_path / "chat.jsonl").write_text("\n".join(chat_lines()) + "\n", encoding="utf-8")
+    make_scanned_pdf(tmp_path / "scan.pdf")
+    assert main(["validate", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "file: guide.pdf — PDF, 3 pages, " in out and "dropped 3 repeated header/footer lines" in out
+    assert "file: festival.html — web page, 1 section, " in out and "1 cookie banner" in out
+    assert "file: chat.jsonl — chat examples, 3 examples, " in out and "'chat.jsonl' line 4 has an empty" in out
+    assert "'scan.pdf' is a scanned PDF: none of its 2 pages has a text layer" in out
+    assert "Traceback" not in out
+    assert main(["validate", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    files = {f["relpath"]: f for f in data["files"]}
+    assert (files["guide.pdf"]["format"], files["guide.pdf"]["units"], files["guide.pdf"]["unit"]) == ("pdf", 3, "pages")
+    assert files["guide.pdf"]["dropped"][:2] == ["3 repeated header/footer lines", "3 page numbers"]
+    assert files["festival.html"]["words"] > 20 and files["scan.pdf"]["status"] == "skipped"
+    assert files["chat.jsonl"]["units"] == 3 and data["verdict"] == "warnings"
