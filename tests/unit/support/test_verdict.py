@@ -120,3 +120,14 @@ def test_a_run_trained_on_chat_jsonl_only_has_no_passages(tmp_path):
     assert not support.supported and support.file is None
     assert "chat examples (JSONL) only" in (support.note or "")
     assert support.line_text() == NO_SUPPORT
+
+
+def test_support_agreement_scores_the_known_answers(run):
+    from benchmarks.support_agreement import support_agreement
+
+    result = support_agreement(run.path, ANSWERS)
+    assert (result.answers, result.agreement, result.precision, result.recall, result.wrong_but_supported) == (
+        len(ANSWERS), 1.0, 1.0, 1.0, 0.0)
+    flipped = support_agreement(run.path, [(q, a, not c) for q, a, c in ANSWERS[:4]])
+    assert flipped.agreement == 0.0 and flipped.wrong_but_supported == 1.0
+    assert flipped.format_row("flipped") == "| flipped | 4 | 0 % | 0 % | 0 % | 100 % |"
