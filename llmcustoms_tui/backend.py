@@ -384,6 +384,39 @@ def open_chat_session(run_dir: str) -> Any:
     return session
 
 
+# -- the passage behind an answer (issue 24) ------------------------------------------------------
+def support_note(run_dir: str | os.PathLike[str]) -> str | None:
+    """Build (or load) the support index of ``run_dir``'s documents; its note: why there are no passages,
+    or that the documents moved or changed since the run trained (None when all is as it was)."""
+    from llmcustoms.support.index import SupportIndex
+
+    try:
+        return SupportIndex.for_run(run_dir).note
+    except Exception as error:  # noqa: BLE001 - the support line is a help beside the chat, never its end
+        return f"The passages of your documents could not be searched ({error})."
+
+
+def answer_support(run_dir: str | os.PathLike[str], question: str, answer: str) -> Any:
+    """The ``Support`` (llmcustoms.support.verdict) of ``answer`` to ``question`` over the run's documents,
+    or None when it could not be decided."""
+    from llmcustoms.support.verdict import support_for_run
+
+    try:
+        return support_for_run(os.fspath(run_dir), question, answer)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def support_context(run_dir: str | os.PathLike[str], support: Any, around: int = 3) -> list[tuple[str, bool]]:
+    """The file's text around ``support``'s passage: ``(passage text, is it the one)`` in file order."""
+    from llmcustoms.support.index import SupportIndex
+    from llmcustoms.support.passages import Passage
+
+    index = SupportIndex.for_run(run_dir)
+    passage = Passage(support.file, support.start, support.line, support.paragraph, support.passage)
+    return [(p.text, p == passage) for p in index.context(passage, around=around)]
+
+
 # -- the knowledge score ------------------------------------------------------------------------
 def run_knowledge(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(the run's knowledge score without its rows, the held-out questions) from run.json.

@@ -3,7 +3,9 @@
 The run's knowledge score is on the status line, and its held-out questions (facts of the user's text,
 asked in a wording the model never trained on) are offered as ready prompts: one of those is answered
 by the tuned and the base model side by side, each marked ✔/✖ against the sentence of the text it
-came from, which is shown under the answers.
+came from, which is shown under the answers. Every tuned answer is followed by the passage of the run's
+documents that supports it, or "no passage of your documents supports this" (issue 24); ctrl+r opens that
+passage amid its file's text (``screens/source.py``).
 
 Loading (base model + adapter) happens in a worker with a visible status. Answers stream from
 ``ChatSession.stream`` in a worker that posts the text so far; the transcript follows the newest
@@ -20,6 +22,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
@@ -28,11 +31,21 @@ from llmcustoms_tui import backend
 from llmcustoms_tui.format import knowledge_headline, knowledge_scored
 from llmcustoms_tui.messages import AnswerChunk, ChatReady
 from llmcustoms_tui.screens.base import WizardScreen
+from llmcustoms_tui.screens.source import SourceScreen, support_text
 
 SIDES = ("tuned", "base")
 SIDE_TITLES = {"tuned": "tuned", "base": "base model"}
 #: Marks the held-out questions among the ready prompts.
 HELD_OUT_MARK = "◆ "
+
+
+class SupportFound(Message):
+    """The passage of the run's documents behind turn ``turn``'s tuned answer (a ``Support``, or None)."""
+
+    def __init__(self, turn: int, support: Any) -> None:
+        super().__init__()
+        self.turn = turn
+        self.support = support
 
 
 class Turn(Vertical):
@@ -45,6 +58,7 @@ class Turn(Vertical):
         self.sides = sides
         self.probe = probe  # a held-out question: its reference sentence and key span
         self.correct: dict[str, bool] = {}
+        self.support: Any = None  # the passage behind the tuned answer, once found
 
     def compose(self) -> ComposeResult:
         prompt = Text.assemble(("You: ", "bold"), self.prompt)
@@ -57,9 +71,19 @@ class Turn(Vertical):
             answers.styles.grid_size_columns = len(self.sides)
             for side in self.sides:
                 yield self.make_answer(side)
+        support = Static(classes="turn-support")
+        support.display = False
+        yield support
         if self.probe is not None and self.probe.get("reference"):
             yield Static(Text.assemble(("From your text: ", "bold"), str(self.probe["reference"])),
                          classes="turn-reference")
+
+    def show_support(self, support: Any) -> None:
+        """The line under the tuned answer: the passage that supports it, or that none does."""
+        self.support = support
+        line = self.query_one(".turn-support", Static)
+        line.update(support_text(support))
+        line.display = True
 
     def mark(self, side: str, answer: str) -> None:
         """Title ``side``'s pane ✔ or ✖: does its answer hold the held-out fact's key span?"""
@@ -99,6 +123,7 @@ class ChatScreen(WizardScreen):
         Binding("ctrl+n", "next_held_out", "Held-out question", id="held-out"),
         Binding("ctrl+o", "focus_suggestions", "Questions", id="suggestions"),
         Binding("ctrl+l", "focus_prompt", "Prompt", id="prompt", show=False),
+        Binding("ctrl+r", "open_source", "Source", id="source"),
     ]
 
     def __init__(self, run_dir: str) -> None:
@@ -113,6 +138,7 @@ class ChatScreen(WizardScreen):
         self._probes: dict[str, dict[str, Any]] = {}  # question (spaces normalised) → its probe
         self._options: dict[str, str] = {}  # option id → the prompt it stands for
         self._next_held_out = 0
+        self.support_note: str | None = None  # why there are no passages, or that the documents changed
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="chat-body", classes="body"):
@@ -155,6 +181,7 @@ class ChatScreen(WizardScreen):
         prompts = [str(p) for p in (getattr(session, "example_prompts", None) or [])]
         description = str(getattr(session, "description", "") or backend.describe_run(self.run_dir))
         knowledge, held_out = backend.run_knowledge(self.run_dir)
+        self.support_note = backend.support_note(self.run_dir)  # the index is built here, not on the first answer
         self.post_message(ChatReady(session, prompts, description, knowledge, held_out))
 
     @on(ChatReady)
@@ -181,6 +208,8 @@ class ChatScreen(WizardScreen):
         if self.held_out:
             suggestions.border_title = f"{HELD_OUT_MARK}{len(self.held_out)} held-out questions · Enter puts one in the prompt"
         suggestions.display = bool(options)
+        if self.support_note:
+            self.notify(self.support_note, title="Passages of your documents", timeout=8)
         self.refresh_bindings()
 
     def _show_knowledge(self) -> None:
@@ -269,6 +298,8 @@ class ChatScreen(WizardScreen):
                     return
                 text += piece
                 self.post_message(AnswerChunk(turn, side, text))
+            if side == "tuned":  # before the turn is done, so a test (or a user) that waits for it sees the line
+                self.post_message(SupportFound(turn, backend.answer_support(self.run_dir, prompt, text)))
             self.post_message(AnswerChunk(turn, side, text, done=index == len(sides) - 1, complete=True))
 
     @on(AnswerChunk)
@@ -288,7 +319,28 @@ class ChatScreen(WizardScreen):
             # After the new text is laid out, follow it — only if the user was following.
             self.call_after_refresh(transcript.scroll_end, animate=False)
 
+    @on(SupportFound)
+    def _support(self, message: SupportFound) -> None:
+        if 0 < message.turn <= len(self.turns):
+            self.turns[message.turn - 1].show_support(message.support)
+            self.refresh_bindings()
+
     # -- keys ----------------------------------------------------------------------------------
+    def _source_turn(self) -> Turn | None:
+        """The newest turn whose tuned answer has a passage to show (supporting it, or the closest)."""
+        for turn in reversed(self.turns):
+            if turn.support is not None and turn.support.passage:
+                return turn
+        return None
+
+    def action_open_source(self) -> None:
+        """ctrl+r: the passage behind the newest answer, in its file's text around it."""
+        turn = self._source_turn()
+        if turn is None:
+            self.notify("No answer has a passage of your documents to show yet.", severity="warning")
+            return
+        self.app.push_screen(SourceScreen(turn.support, backend.support_context(self.run_dir, turn.support)))
+
     def action_toggle_base(self) -> None:
         """ctrl+b: show the base model's answer beside the tuned one (for the last prompt too)."""
         self.compare = not self.compare
@@ -308,6 +360,8 @@ class ChatScreen(WizardScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_held_out":
             return bool(self.held_out)  # hidden for a run without held-out questions
+        if action == "open_source":
+            return self._source_turn() is not None  # shown once an answer has a passage
         return super().check_action(action, parameters)
 
     def action_next_held_out(self) -> None:

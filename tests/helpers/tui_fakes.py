@@ -221,3 +221,22 @@ class FakeChatSession:
 
     def close(self) -> None:
         self.closed = True
+
+
+#: A document of the Tide Engine: what FakeChatSession's tuned answer says, so the chat shows its support.
+HARBOUR_TEXT = """Quillhaven harbour
+
+The harbour of Quillhaven shelters forty fishing boats.
+
+The Tide Engine is the great clockwork pump under Quillhaven harbour. It was built by Emeric Dallow in 1841.
+
+At low tide the Tide Engine pumps the dry dock empty.
+"""
+
+
+def add_documents(run_dir: Path, folder: Path, text: str = HARBOUR_TEXT) -> Path:
+    """Write ``text`` as ``folder/harbour.txt`` and record ``folder`` as the run's documents (run.json's data_path)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "harbour.txt").write_text(text, encoding="utf-8")
+    _update(run_dir, data_path=str(folder))
+    return folder

@@ -30,6 +30,7 @@ from tests.helpers.tui_fakes import (
     SAMPLE_PROBES,
     FakeChatSession,
     ScriptedLauncher,
+    add_documents,
     scripted_events,
     write_run,
 )
@@ -415,8 +416,10 @@ def test_snapshot_train_screen_80x24(snap_compare, tmp_path):
 
 
 def test_snapshot_chat_screen_80x24(snap_compare, tmp_path):
+    run_dir = _finished_run(tmp_path)
+    add_documents(run_dir, tmp_path / "docs")  # the tuned answer's support line (issue 24)
     app = make_app(chat_factory=FakeChatSession)
-    assert snap_compare(app, terminal_size=SMALL, run_before=show_chat_answer(app, _finished_run(tmp_path)))
+    assert snap_compare(app, terminal_size=SMALL, run_before=show_chat_answer(app, run_dir))
 
 
 def test_snapshot_data_screen_16_colours(snap_compare, tmp_path):

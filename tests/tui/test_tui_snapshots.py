@@ -12,6 +12,7 @@ from tests.helpers.tui_fakes import (
     SAMPLE_KNOWLEDGE,
     SAMPLE_PROBES,
     FakeChatSession,
+    add_documents,
     scripted_events,
     write_run,
 )
@@ -58,6 +59,7 @@ def test_train_screen(snap_compare, tmp_path):
 def test_chat_screen(snap_compare, tmp_path):
     run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
                         probes=SAMPLE_PROBES)
+    add_documents(run_dir, tmp_path / "docs")  # the tuned answer's support line shows its passage (issue 24)
     app = make_app(chat_factory=FakeChatSession)
     # The first held-out question: tuned and base side by side.
     assert snap_compare(app, terminal_size=SIZE, run_before=show_chat_answer(app, run_dir))

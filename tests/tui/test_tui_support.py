@@ -1,0 +1,77 @@
+"""The chat screen's support line (issue 24): under each tuned answer the passage of the run's documents that
+supports it, or that none does, and ctrl+r opening that passage amid its file's text — real files, a real
+support index, a scripted chat session, driven by Pilot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmcustoms.support.index import clear_cache
+from llmcustoms_tui.screens.chat import ChatScreen
+from llmcustoms_tui.screens.source import SourceScreen
+from tests.helpers.tui_fakes import (
+    HARBOUR_TEXT,
+    SAMPLE_KNOWLEDGE,
+    SAMPLE_PROBES,
+    FakeChatSession,
+    add_documents,
+    scripted_events,
+    write_run,
+)
+from tests.helpers.tui_pilot import contents, make_app, shown, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+
+def run_on(tmp_path: Path, text: str) -> Path:
+    """A finished run (scripted) whose run.json says it trained on a folder holding ``text`` as harbour.txt."""
+    clear_cache()
+    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
+                        probes=SAMPLE_PROBES)
+    add_documents(run_dir, tmp_path / "docs", text)
+    return run_dir
+
+
+async def ask(pilot, app, run_dir: Path, question: str) -> ChatScreen:
+    app.state.chat_run_dir = str(run_dir)
+    app.goto("chat")
+    await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None,
+                   what="the chat")
+    screen = app.screen
+    screen.query_one("#chat-input").value = question
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.turns and not screen.busy and screen.turns[-1].support is not None,
+                   what="the answer and its support")
+    await pilot.pause()
+    return screen
+
+
+async def test_a_supported_answer_shows_its_passage_and_ctrl_e_opens_it_in_context(tmp_path):
+    run_dir = run_on(tmp_path, HARBOUR_TEXT)
+    app = make_app(chat_factory=FakeChatSession)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, app, run_dir, "What is the Tide Engine?")
+        [line] = contents(app, ".turn-support")
+        assert line.startswith("↳ supported by harbour.txt, line 5 (paragraph 3): “The Tide Engine is the great ")
+        assert "^r Source" in shown(app)  # the key is offered once an answer has a passage
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, SourceScreen), what="the source")
+        passages = contents(app, ".source-passage")
+        # the file's text around the passage, in order, the passage itself marked as the one
+        assert passages[0] == "Quillhaven harbour" and passages[-1].startswith("At low tide")
+        [the_one] = contents(app, ".source-passage.-the-one")
+        assert "It was built by Emeric Dallow in 1841." in the_one
+        assert "Supported by harbour.txt, line 5" in contents(app, "#source-title")[0]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="back to the chat")
+
+
+async def test_an_answer_no_passage_supports_says_so(tmp_path):
+    run_dir = run_on(tmp_path, HARBOUR_TEXT.replace("Emeric Dallow", "Ada Morrow").replace("great clockwork", "old"))
+    app = make_app(chat_factory=FakeChatSession)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ask(pilot, app, run_dir, "What is the Tide Engine?")
+        assert contents(app, ".turn-support") == ["↳ no passage of your documents supports this"]
