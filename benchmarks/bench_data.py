@@ -5,6 +5,7 @@ Usage:
     .venv/bin/python benchmarks/bench_data.py --stream-tokenize  # tokenize in the streaming pass too
     .venv/bin/python benchmarks/bench_data.py --large-mb 1024 # stream a 1 GB folder too
     .venv/bin/python benchmarks/bench_data.py --no-write      # print only, leave RESULTS.md alone
+    .venv/bin/python benchmarks/bench_data.py --formats       # PDF pages/s against pdftotext, MB/s per format
 
 The timed pass is what ``llmcustoms train`` does before training: ``validate_folder``,
 ``build_examples(qa='offline')``, ``split_examples`` and ``tokenize_examples`` with the embedded
@@ -303,8 +304,16 @@ def main() -> None:
                         help="tokenize in the streaming pass too (slower; RSS then includes transformers)")
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
     parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    parser.add_argument("--formats", action="store_true",
+                        help="only measure document reading: PDF pages/s against pdftotext, MB/s for the other "
+                             "formats (benchmarks/bench_formats.py; prints only)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.formats:
+        from benchmarks.bench_formats import run as formats_run
+
+        print("\n".join(formats_run()))
+        return
     from llmcustoms.utils.logger import quiet_libraries
 
     quiet_libraries()  # the environment the CLI and the training worker run in (tokenizer threads included)

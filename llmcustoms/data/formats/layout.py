@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from llmcustoms.data.formats.types import paragraphs_text
+
 #: Lines looked at, at the top and at the bottom of each page, for running headers and footers.
 EDGE_LINES = 2
 #: A line is a running header/footer when it is at a page edge on at least this share of the pages.
@@ -107,6 +109,13 @@ def _paragraphs(lines: list[str]) -> tuple[str, int]:
     paragraphs: list[str] = []
     current = ""
     hyphens = 0
+    # The next line with text after each line (computed once: looking ahead per line would be quadratic).
+    following_text = [""] * len(lines)
+    upcoming = ""
+    for index in range(len(lines) - 1, -1, -1):
+        following_text[index] = upcoming
+        if lines[index] and lines[index] != "\f":
+            upcoming = lines[index]
 
     def flush() -> None:
         nonlocal current
@@ -119,14 +128,15 @@ def _paragraphs(lines: list[str]) -> tuple[str, int]:
             continue
         if not line:
             # A blank line (or a page end) ends the paragraph unless the sentence runs on to the next page.
-            following = next((x for x in lines[index + 1:] if x and x != "\f"), "")
+            following = following_text[index]
             at_page_end = index + 1 < len(lines) and lines[index + 1] == "\f"
             if at_page_end and current and not _ENDS_SENTENCE.search(current) and following[:1].islower():
                 continue
             flush()
             continue
-        line, marks = _fix_hyphens(line)
-        hyphens += marks
+        if "\ufffe" in line or "\x02" in line or "\xad" in line:
+            line, marks = _fix_hyphens(line)
+            hyphens += marks
         if _LIST_ITEM.match(line):
             flush()
         if current.endswith("-") and len(current) > 1 and current[-2].isalpha() and line[:1].islower():
@@ -137,13 +147,12 @@ def _paragraphs(lines: list[str]) -> tuple[str, int]:
         else:
             current = line
         short = full and len(line) < 0.8 * full
-        if short and (_ENDS_SENTENCE.search(line) or _heading_like(line, lines, index)):
+        if short and (_ENDS_SENTENCE.search(line) or _heading_like(following_text[index])):
             flush()
     flush()
-    return "\n\n".join(paragraphs), hyphens
+    return paragraphs_text(paragraphs), hyphens
 
 
-def _heading_like(line: str, lines: list[str], index: int) -> bool:
-    """A short line with no sentence end followed by a line that starts a sentence: a heading or a list line."""
-    following = next((x for x in lines[index + 1:] if x and x != "\f"), "")
+def _heading_like(following: str) -> bool:
+    """A short line with no sentence end, followed by a line that starts a sentence: a heading or a list line."""
     return bool(following[:1].isupper() or following[:1].isdigit() or _LIST_ITEM.match(following))

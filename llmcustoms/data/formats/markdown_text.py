@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.data.formats.types import ExtractedText, plural
+from llmcustoms.data.formats.types import ExtractedText, paragraphs_text, plural
 
 #: Front matter: a YAML (---) or TOML (+++) block at the very top of the file.
 _FRONT_MATTER = re.compile(r"\A(?:---[ \t]*\n.*?\n(?:---|\.\.\.)|\+\+\+[ \t]*\n.*?\n\+\+\+)[ \t]*(?:\n|\Z)", re.DOTALL)
@@ -24,12 +24,13 @@ def _inline_text(token: Any, dropped: Counter[str]) -> str:
         if child.type in ("text", "code_inline"):
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
+            parts.append("\n")  # the writer's line breaks stay: "Question: …" / "Answer: …" lines
         elif child.type == "image":
             dropped["image"] += 1
         elif child.type == "html_inline":
             continue
-    return " ".join("".join(parts).split())
+    lines = ("".join(parts)).split("\n")
+    return "\n".join(" ".join(line.split()) for line in lines if line.strip())
 
 
 def markdown_to_text(source: str) -> tuple[str, Counter[str], int]:
@@ -79,7 +80,7 @@ def markdown_to_text(source: str) -> tuple[str, Counter[str], int]:
                 (table_header if in_head else row).append(text)
             elif text:
                 paragraphs.append(text)
-    return "\n\n".join(paragraphs), dropped, headings
+    return paragraphs_text(paragraphs), dropped, headings
 
 
 def extract(path: Path) -> ExtractedText:

