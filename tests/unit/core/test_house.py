@@ -266,6 +266,7 @@ LAZY_THIRD_PARTY = {
     "pynvml": "optional, only on a machine with an NVIDIA driver", "psutil": "optional",
     "dotenv": "only when a .env file exists", "tqdm": "only when a progress bar is drawn",
     "httpx": "only when Q&A is generated online",
+    "bm25s": "pulls numpy; only when an answer's support is searched",
 }
 #: Files whose function-level imports are their job: the CLI imports each command's modules when that
 #: command runs (``llmcustoms --help`` stays ~30 ms, not ~450 ms), and the packages' lazy public names.

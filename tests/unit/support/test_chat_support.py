@@ -13,7 +13,7 @@ from llmcustoms.core.fine_tuner import FineTuner
 from llmcustoms.runs.rundir import RunDir
 from llmcustoms.support.index import clear_cache
 from llmcustoms.support.verdict import NO_SUPPORT
-from tests.unit.support.known_answers import write_folder
+from tests.helpers.known_answers import write_folder
 
 QUESTION = "Who opened the Brisca Museum?"
 RIGHT = "Tomas Reed opened it in 1881."

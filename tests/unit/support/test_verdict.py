@@ -15,7 +15,7 @@ from llmcustoms.runs.rundir import RunDir
 from llmcustoms.support.index import SupportIndex, clear_cache
 from llmcustoms.support.show import support_lines
 from llmcustoms.support.verdict import NO_SUPPORT, support_for_run
-from tests.unit.support.known_answers import ANSWERS, write_folder
+from tests.helpers.known_answers import ANSWERS, write_folder
 
 
 @pytest.fixture(autouse=True)
