@@ -148,7 +148,11 @@ def _load_or_build(run: RunDir) -> SupportIndex:
         data_path = str(manifest.get("data_path") or "")
     present = os.path.isdir(data_path)
     if manifest is not None and not present:
-        index = _load(folder, manifest, data_path)
+        try:
+            index = _load(folder, manifest, data_path)
+        except (OSError, ValueError, TypeError) as error:  # a damaged index and no folder to build it again from
+            return SupportIndex([], data_path=data_path, note=f"Your documents are no longer at {data_path} and "
+                                f"the passages kept of them cannot be read ({error}).")
         index.note = (f"Your documents are no longer at {data_path}: the passages shown are as they were when "
                       "this run read them.")
         return index
@@ -159,7 +163,11 @@ def _load_or_build(run: RunDir) -> SupportIndex:
         return SupportIndex([], data_path=data_path, note=_no_passages(data_path))
     listing = folder_listing(data_path)
     if manifest is not None and manifest.get("listing") == listing:
-        return _load(folder, manifest, data_path)
+        try:
+            return _load(folder, manifest, data_path)
+        except (OSError, ValueError, TypeError) as error:  # damaged: built again below, from the documents
+            log.warning("The support index in %s could not be read (%s): building it again", folder, error)
+            manifest = None if not isinstance(manifest.get("trained"), dict) else manifest
     try:
         return _build(run, folder, data_path, listing, manifest)
     except Exception as error:  # noqa: BLE001 - support is a help beside the answer: it must never end a chat

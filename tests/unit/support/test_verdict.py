@@ -131,3 +131,10 @@ def test_support_agreement_scores_the_known_answers(run):
     flipped = support_agreement(run.path, [(q, a, not c) for q, a, c in ANSWERS[:4]])
     assert flipped.agreement == 0.0 and flipped.wrong_but_supported == 1.0
     assert flipped.format_row("flipped") == "| flipped | 4 | 0 % | 0 % | 0 % | 100 % |"
+
+
+def test_a_damaged_index_is_built_again(run):
+    SupportIndex.for_run(run.path)
+    clear_cache()
+    (run.path / "support" / "passages.jsonl").write_text("{not json\n")
+    assert support_for_run(str(run.path), "Who founded Brisca?", "Admiral Noor Lethe.").supported
