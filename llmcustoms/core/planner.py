@@ -71,6 +71,32 @@ class Plan:
         out["config"] = self.config.to_dict()
         return out
 
+    def runs_as(self) -> str:
+        """Device and precision as the run will train: on a CPU with bf16 autocast the frozen weights are bf16."""
+        config = self.config
+        words = {"bf16": "bf16", "fp16": "fp16", "4bit": "4-bit (QLoRA)", "fp32": "fp32"}
+        precision = "bf16 autocast" if config.device == "cpu" and config.bf16_autocast else \
+            words.get(config.precision, config.precision)
+        parts = [config.device, precision] + (["gradient checkpointing"] if config.gradient_checkpointing else [])
+        return ", ".join(part for part in parts if part)
+
+    def steps_text(self, max_steps: int | None = None) -> str:
+        """The optimizer steps the run will take: ``max_steps`` when given (--max-steps), else MAX_STEPS or the
+        preset's, else on a CPU 'set by your data' with its time cap."""
+        if max_steps:
+            return str(max_steps)
+        config = self.config
+        if config.budget_by_data:
+            cap = config.budget_minutes
+            return "set by your data" + (f", ≤ {cap:g} min" if cap else "")
+        return str(config.max_steps)
+
+    def lora_text(self) -> str:
+        """The adapter the run trains: rank, alpha and learning rate (after the CPU adjustments)."""
+        config = self.config
+        text = f"rank {config.lora_rank}, alpha {config.lora_alpha}"
+        return text + (f", lr {config.learning_rate:g}" if config.learning_rate else "")
+
     def summary_lines(self) -> list[str]:
         """A few lines for a terminal or a TUI panel."""
         lines = [self.reason,
@@ -151,6 +177,9 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
         # Before the estimate: a damaged config.json is said once, here, not glued into the plan's reason.
         availability = model_availability(model, thorough=False)  # no torch in a TUI's plan screen
     config = detector.get_training_config(model, vram, preset=preset)
+    max_steps = detector._settings().get("MAX_STEPS")
+    if max_steps:  # MAX_STEPS caps a run that names no steps, and then its data does not set them
+        config.update(max_steps=int(max_steps), budget_by_data=False)
     est = config.get("memory_estimate_mb") or {}
     estimate_mb = int(est.get("total_mb") or 0)
     free_mb = int(config.get("budget_mb") or 0)
@@ -182,7 +211,7 @@ def make_plan(model: str = "auto", preset: str | None = None, data_report: Any =
     train_tokens = config["max_steps"] * step_tokens
     fixed = FIXED_MINUTES_CUDA if config["device"] == "cuda" else FIXED_MINUTES_CPU
     minutes = fixed + train_tokens / max(tokens_per_s, 1e-6) / 60.0
-    if config["device"] == "cpu":
+    if config["device"] == "cpu" and config.get("budget_by_data"):
         # On a CPU the steps come from the data (passes over the examples) capped by minutes.
 
         cap = CPU_MINUTES.get(config["preset"], 10.0)

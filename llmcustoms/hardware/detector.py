@@ -360,6 +360,9 @@ class HardwareDetector:
                 micro = min(micro, int(cpu_cfg["per_device_train_batch_size"]))
                 effective = int(cpu_cfg["per_device_train_batch_size"]) * int(cpu_cfg["gradient_accumulation_steps"])
                 seq = min(seq, int(cpu_cfg["max_seq_len"]))
+                # What the run trains with (``training.choices`` adapts the preset the same way): the plan shows it.
+                cfg = {**cfg, **{k: cpu_cfg[k] for k in ("lora_rank", "lora_alpha", "learning_rate")}}
+                rank = int(cfg["lora_rank"])
             bf16 = report.cpu_bf16
             budget = report.ram_available_mb
             choice: tuple[bool, dict[str, Any]] | None = None
@@ -384,6 +387,8 @@ class HardwareDetector:
                 "max_steps": int(cpu_cfg["max_steps"]) if adapt else int(cfg["max_steps"]),
                 "lora_rank": rank, "lora_alpha": int(cfg["lora_alpha"]), "memory_estimate_mb": est,
                 "budget_mb": budget, "fits": fits, "reason": reason, "cpu_note": note,
+                "learning_rate": float(cfg["learning_rate"]), "budget_by_data": adapt,
+                "budget_minutes": float(cpu_cfg["budget_minutes"]),
             }
 
         bf16 = self._bf16_gpu()
@@ -436,7 +441,7 @@ class HardwareDetector:
             "per_device_train_batch_size": batch, "gradient_accumulation_steps": accumulation,
             "max_seq_len": length, "max_steps": int(cfg["max_steps"]), "lora_rank": rank,
             "lora_alpha": int(cfg["lora_alpha"]), "memory_estimate_mb": est, "budget_mb": budget,
-            "fits": fits, "reason": reason,
+            "fits": fits, "reason": reason, "learning_rate": float(cfg["learning_rate"]),
         }
 
     # -- helpers --------------------------------------------------------------------------------------

@@ -36,6 +36,10 @@ class TrainConfig:
     fits: bool = True
     reason: str = ""
     cpu_note: str | None = None
+    learning_rate: float | None = None  # None: the preset's (a plan made before this key existed)
+    #: On a CPU the steps come from the data and a time cap (``planning/budget.py``), not from ``max_steps``.
+    budget_by_data: bool = False
+    budget_minutes: float | None = None
     #: Every other key (the preset's learning_rate, save_steps, …, health_* overrides), as given.
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: The keys of the dict this was read from, in order (to_dict keeps it).

@@ -197,18 +197,13 @@ class PlanScreen(WizardScreen):
         facts: list[tuple[str, str]] = [("Model", plan.model), ("Preset", plan.preset)]
         facts.append(("Batch", f"{config.per_device_train_batch_size} × accumulation "
                                f"{config.gradient_accumulation_steps or 1}"))
-        settings = [value for value in (config.device, config.precision) if value]
-        if config.gradient_checkpointing:
-            settings.append("gradient checkpointing")
-        if settings:
-            facts.append(("Runs as", ", ".join(settings)))
-        steps = self.wizard.max_steps or config.max_steps
-        if steps:
-            facts.append(("Steps", str(steps)))
+        # What will run, from the plan's own config (the CPU adjustments included), not the preset's numbers.
+        facts.append(("Runs as", plan.runs_as()))
+        facts.append(("Steps", plan.steps_text(self.wizard.max_steps)))
         if config.max_seq_len:
             facts.append(("Sequence", f"up to {config.max_seq_len} tokens"))
         if config.lora_rank:
-            facts.append(("LoRA", f"rank {config.lora_rank}, alpha {config.lora_alpha}"))
+            facts.append(("LoRA", plan.lora_text()))
         facts.append(("Time", fmt_minutes(plan.estimated_minutes)))
         # Two facts a row: the plan fits above the choices even at 80×24.
         table = Table.grid(padding=(0, 2))
