@@ -137,6 +137,11 @@ class ThreadLauncher:
 
         def train() -> Any:
             try:
+                from llmcustoms.utils.logger import quiet_libraries
+
+                # As the CLI and a detached worker do: the libraries' deprecation chatter and progress bars
+                # would be written over the screen; the run's events tell the story.
+                quiet_libraries()
                 # Building the request imports the trainer (torch): in the thread, not the UI.
                 request = make_request(**fields)
                 run = self._run_training
