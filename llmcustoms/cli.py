@@ -78,14 +78,39 @@ def cmd_models(args: argparse.Namespace) -> int:
 # -- validate / prepare --------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
     from llmcustoms.data.reader import validate_folder
+    from llmcustoms.training.dataset_check import folder_dataset_report
 
-    report = validate_folder(args.dir, settings=_settings(args))
+    report = validate_folder(args.dir, settings=_settings(args), on_progress=_slow_file_progress())
+    # The dataset report (lengths, duplicates, leakage) of the examples prepare would build, offline;
+    # lengths estimated: validate loads no model.
+    dataset = folder_dataset_report(report, settings=_settings(args)) if report.ok and report.example_count \
+        else None
     if args.json:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), "dataset": dataset.to_dict() if dataset is not None else None})
     else:
-        for line in report.summary_lines():
+        for line in report.summary_lines() + (dataset.summary_lines() if dataset is not None else []):
             print(line)
     return 0 if report.ok else 2
+
+
+def _slow_file_progress(every_s: float = 3.0) -> Any:
+    """``on_progress(relpath, done, total)`` for validate: a line on stderr every ``every_s`` seconds while
+    one file takes long (a 2,000-page PDF), so a long read is not mistaken for a hang."""
+    import time
+
+    state = {"file": "", "start": 0.0, "said": 0.0}
+
+    def on_progress(relpath: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if relpath != state["file"]:
+            state.update(file=relpath, start=now, said=now)
+            return
+        if now - state["said"] >= every_s:
+            state["said"] = now
+            print(f"Reading '{relpath}': page {done:,} of {total:,} ({now - state['start']:.0f} s)…",
+                  file=sys.stderr, flush=True)
+
+    return on_progress
 
 
 def _confirm_plan(plan: Any, assume_yes: bool) -> bool:
@@ -144,13 +169,21 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             raise InputError(f"{out} already exists: choose another --out or add --force.")
         write_examples_jsonl(built.examples, out)
         print(f"Wrote {len(built.examples)} examples to {out}", file=sys.stderr)
+    # The dataset report: lengths against the preset's limit (estimated: prepare loads no model), duplicates,
+    # and leakage of the questions a run with the default seed holds out.
+    from llmcustoms.training.dataset_check import built_dataset_report, training_limit
+
+    dataset = built_dataset_report(built, training_limit(preset, _settings(args))[0])
     if args.json:
         _print_json({"examples": len(built.examples), "qa_mode": built.qa_mode, "counts": built.counts,
-                     "out": args.out})
-    elif not args.out:
-        for example in built.examples[:5]:
-            print(f"Q: {example.prompt}\nA: {example.answer[:300]}\n")
-        print(f"{len(built.examples)} examples ({built.qa_mode}).")
+                     "out": args.out, "dataset": dataset.to_dict()})
+    else:
+        if not args.out:
+            for example in built.examples[:5]:
+                print(f"Q: {example.prompt}\nA: {example.answer[:300]}\n")
+            print(f"{len(built.examples)} examples ({built.qa_mode}).")
+        for line in dataset.summary_lines():
+            print(line, file=sys.stderr)
     return 0
 
 

@@ -57,6 +57,15 @@ def default_pairs_per_chunk(preset: str | None = None, settings: Settings | None
     return int(get_preset(preset).get("qa_pairs_per_chunk", 3))
 
 
+def sample_report(report: DataReport, sample_chars: int = SAMPLE_CHARS) -> DataReport:
+    """``report`` with only the files of ``_sample`` (the whole report when that is every usable file)."""
+    files = _sample(report, sample_chars)
+    if len(files) == report.usable_files:
+        return report
+    return DataReport(root=report.root, files=files, total_chars=sum(f.chars for f in files),
+                      max_file_bytes=report.max_file_bytes, _texts=report._texts)
+
+
 def _sample(report: DataReport, sample_chars: int) -> list:
     """Usable files spread evenly over the (sorted) folder until they hold about ``sample_chars``."""
     usable = [f for f in report.files if f.status != "skipped"]

@@ -50,6 +50,8 @@ class ExampleSet:
     #: sentence that says so; empty when the examples come from every file the check found.
     missing: list[str] = field(default_factory=list)
     missing_message: str = ""
+    #: Exact repeats left out, each as (the repeat, the example kept): the dataset report names their files.
+    repeats: list[tuple[Example, Example]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -61,15 +63,23 @@ def _norm(text: str) -> str:
 
 def dedupe_examples(examples: list[Example]) -> list[Example]:
     """Examples without repeats (same prompt and answer, ignoring case and spacing); first one kept."""
-    seen: set[tuple[str, str]] = set()
+    return dedupe_with_repeats(examples)[0]
+
+
+def dedupe_with_repeats(examples: list[Example]) -> tuple[list[Example], list[tuple[Example, Example]]]:
+    """``dedupe_examples``'s result, and each repeat left out as (the repeat, the example kept instead)."""
+    seen: dict[tuple[str, str], Example] = {}
     unique: list[Example] = []
+    repeats: list[tuple[Example, Example]] = []
     for example in examples:
         key = (_norm(example.prompt), _norm(example.answer))
-        if key in seen:
+        kept = seen.get(key)
+        if kept is not None:
+            repeats.append((example, kept))
             continue
-        seen.add(key)
+        seen[key] = example
         unique.append(example)
-    return unique
+    return unique, repeats
 
 
 def _say(on_message: Callable[[str], None] | None, text: str) -> None:
@@ -231,7 +241,7 @@ def build_examples(
     from_facts = fact_examples(facts)
     before = len(chat) + len(explicit) + len(generated) + len(from_facts) + len(passages)
     with paused_gc():
-        examples = dedupe_examples(chat + explicit + from_facts + generated + passages)
+        examples, repeats = dedupe_with_repeats(chat + explicit + from_facts + generated + passages)
     duplicates = before - len(examples)
     mode = "offline" if generator.name == "offline" else "groq"
     made = sum(1 for e in examples if e.kind not in ("explicit", "fact", "passage"))
@@ -263,4 +273,4 @@ def build_examples(
                + (f" ({duplicates} duplicates removed)." if duplicates else "."))
     _say(on_message, message)
     return ExampleSet(examples=examples, qa_mode=mode, message=message, counts=counts, facts=facts,
-                      missing=list(report.vanished), missing_message=missing_message)
+                      missing=list(report.vanished), missing_message=missing_message, repeats=repeats)

@@ -21,6 +21,7 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,7 +341,8 @@ def _skip(report: FileReport, problem: str) -> FileReport:
     return report
 
 
-def _scan_entry(entry: _Entry, max_file_bytes: int, sandbox: Sandbox, report: DataReport) -> FileReport:
+def _scan_entry(entry: _Entry, max_file_bytes: int, sandbox: Sandbox, report: DataReport,
+                on_progress: Callable[[str, int, int], None] | None = None) -> FileReport:
     """One readable file's report, by its format: .txt streamed here, chat .jsonl, or a document."""
     fmt = format_of(entry.relpath) or "txt"
     if fmt == "txt":
@@ -351,7 +353,7 @@ def _scan_entry(entry: _Entry, max_file_bytes: int, sandbox: Sandbox, report: Da
         return _skip(file_report, f"'{entry.relpath}' disappeared while the folder was being read; skipped it.")
     if fmt == "jsonl":
         return _scan_chat(entry)
-    return _scan_document(entry, fmt, sandbox, report)
+    return _scan_document(entry, fmt, sandbox, report, on_progress)
 
 
 def _scan_chat(entry: _Entry) -> FileReport:
@@ -382,12 +384,16 @@ def _scan_chat(entry: _Entry) -> FileReport:
     return file_report
 
 
-def _scan_document(entry: _Entry, fmt: str, sandbox: Sandbox, report: DataReport) -> FileReport:
+def _scan_document(entry: _Entry, fmt: str, sandbox: Sandbox, report: DataReport,
+                   on_progress: Callable[[str, int, int], None] | None = None) -> FileReport:
     """A document read by ``data.formats`` in the sandbox: its text kept (within a budget) for the build."""
     rel = entry.relpath
     file_report = FileReport(relpath=rel, size_bytes=entry.size, format=fmt, encoding="utf-8")
+    if on_progress is not None:
+        on_progress(rel, 0, 0)  # a new file starts (its clock starts now)
     try:
-        extracted = sandbox.extract(Path(entry.path), fmt)
+        extracted = sandbox.extract(Path(entry.path), fmt,
+                                    None if on_progress is None else lambda done, total: on_progress(rel, done, total))
     except ExtractError as exc:
         return _skip(file_report, f"'{rel}' {exc}")
     file_report.format = extracted.format
@@ -410,10 +416,13 @@ def _scan_document(entry: _Entry, fmt: str, sandbox: Sandbox, report: DataReport
 
 
 def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                    settings: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> DataReport:
+                    settings: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                    on_progress: Callable[[str, int, int], None] | None = None) -> DataReport:
     """Check every file it can read under ``path`` and return a DataReport; never raises for content problems.
 
     ``timeout_s``: the time one document (PDF, Word, …) may take to read before it is skipped.
+    ``on_progress(relpath, done, total)``: ``(relpath, 0, 0)`` when a document starts, then the pages of a
+    long PDF read so far, about once a second.
 
     Folder-level problems (missing, not a folder, empty, no .txt, nothing usable, too little text)
     become ``errors`` and make the verdict 'blocked'. Problems with single files are listed on the
@@ -451,7 +460,7 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
                 file_report = _skip(FileReport(relpath=entry.relpath, size_bytes=0,
                                                format=format_of(entry.relpath) or "txt"), entry.problem)
             else:
-                file_report = _scan_entry(entry, max_file_bytes, sandbox, report)
+                file_report = _scan_entry(entry, max_file_bytes, sandbox, report, on_progress)
                 if file_report.vanished:
                     report.vanished.append(entry.relpath)
             report.files.append(file_report)

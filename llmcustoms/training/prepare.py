@@ -18,6 +18,7 @@ from llmcustoms.errors import DataError
 from llmcustoms.evaluation.split import split_facts, training_examples
 from llmcustoms.planning.presets import get_preset
 from llmcustoms.qa.progress import GenerationProgress
+from llmcustoms.training.dataset_check import split_dataset_report
 from llmcustoms.training.request import ALLOW_SEND_HINT, TrainRequest
 
 
@@ -33,6 +34,7 @@ class PreparedData:
     example_prompts: list[str]
     notes: list[str]
     knowledge: Any = None  # evaluation.split.KnowledgeSplit: the held-out facts and their questions
+    dataset: Any = None  # data.dataset_report.DatasetReport: lengths (by the tokenizer), duplicates, leakage
 
 
 def send_permission(request: TrainRequest, on_message: Callable[[str], None]) -> Callable[[Any], bool]:
@@ -119,6 +121,12 @@ def prepare_data(request: TrainRequest, tokenizer: Any, max_seq_len: int, on_mes
 
     split = split_training_examples(request, on_message, warn)
     train, held_out, built = split.train, split.held_out, split.built
+    # The dataset report before training: lengths with the model's own tokenizer, duplicates, leakage.
+    dataset = split_dataset_report(built, train, split.knowledge, tokenizer, max_seq_len,
+                                   model=str(getattr(tokenizer, "name_or_path", "") or "the model"))
+    for line in dataset.summary_lines():
+        if not line.startswith(" "):  # the totals; the examples named are in validate's report
+            on_message(line)
     train_ds = tokenize_examples(train, tokenizer, max_seq_len)
     eval_ds = tokenize_examples(held_out, tokenizer, max_seq_len)
     if len(train_ds) == 0 or len(eval_ds) == 0:
@@ -128,7 +136,7 @@ def prepare_data(request: TrainRequest, tokenizer: Any, max_seq_len: int, on_mes
         train_rows=pack_examples(train_ds, max_seq_len), eval_rows=pack_examples(eval_ds, max_seq_len),
         train_examples=len(train), eval_examples=len(held_out), qa_mode=built.qa_mode,
         example_prompts=[e.prompt for e in held_out[:5]], notes=[built.message] if built.message else [],
-        knowledge=split.knowledge,
+        knowledge=split.knowledge, dataset=dataset,
     )
 
 

@@ -9,6 +9,7 @@ chat examples in ``.jsonl`` are read by ``data.chatfiles``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from llmcustoms.data.formats.types import ExtractedText, ExtractError, count_words
@@ -75,9 +76,11 @@ def _real_format(path: Path, declared: str) -> tuple[str, str | None]:
     return declared, None
 
 
-def extract(path: str | Path, declared: str | None = None) -> ExtractedText:
+def extract(path: str | Path, declared: str | None = None,
+            progress: Callable[[int, int], None] | None = None) -> ExtractedText:
     """The plain text of the document at ``path``, read as its real format.
 
+    ``progress(done, total)``: called after each page of a PDF (other formats are read in one go).
     Raises ExtractError (a sentence to put after the file's name) when it cannot be read at all.
     """
     path = Path(path)
@@ -95,7 +98,7 @@ def extract(path: str | Path, declared: str | None = None) -> ExtractedText:
         from llmcustoms.data.formats import web as reader  # type: ignore[no-redef]
     else:
         from llmcustoms.data.formats import markdown_text as reader  # type: ignore[no-redef]
-    result = reader.extract(path)
+    result = reader.extract(path, progress) if fmt == "pdf" else reader.extract(path)  # type: ignore[call-arg]
     if note:
         result.notes.insert(0, note)
     return result

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from llmcustoms.data.formats.types import ExtractedText, ExtractError
 
 #: Seconds one file may take to read (a 2,000-page PDF takes a few seconds).
 DEFAULT_TIMEOUT_S = 120.0
+#: How often the worker says how far it has read a long file (seconds).
+PROGRESS_EVERY_S = 1.0
 #: Address space the worker may use (bytes): a file that needs more is refused, the folder goes on.
 DEFAULT_MEMORY_BYTES = 4 * 1024**3
 
@@ -28,9 +32,11 @@ DEFAULT_MEMORY_BYTES = 4 * 1024**3
 class Sandbox:
     """A worker process that reads documents, one at a time, each under a time limit. Use as a context manager."""
 
-    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                 progress_every_s: float = PROGRESS_EVERY_S) -> None:
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
+        self.progress_every_s = progress_every_s
         self._process: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._receive: Connection | None = None
@@ -51,7 +57,7 @@ class Sandbox:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "llmcustoms.data.formats.sandbox", str(to_child_r), str(from_child_w),
-                 str(self.memory_bytes)],
+                 str(self.memory_bytes), str(self.progress_every_s)],
                 pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, env=env, close_fds=True,
             )
@@ -76,18 +82,28 @@ class Sandbox:
         """End the worker (if one was started)."""
         self._stop()
 
-    def extract(self, path: Path, declared: str) -> ExtractedText:
-        """``formats.extract(path, declared)`` in the worker; ExtractError on a timeout, a crash or the memory limit."""
+    def extract(self, path: Path, declared: str,
+                progress: Callable[[int, int], None] | None = None) -> ExtractedText:
+        """``formats.extract(path, declared)`` in the worker; ExtractError on a timeout, a crash or the memory limit.
+
+        ``progress(done, total)``: the pages of a PDF read so far, about every ``PROGRESS_EVERY_S`` seconds.
+        """
         if self._process is None:
             self._start()
         assert self._send is not None and self._receive is not None
+        deadline = time.monotonic() + self.timeout_s
         try:
             self._send.send((str(path), declared))
-            if not self._receive.poll(self.timeout_s):
-                self._stop()
-                raise ExtractError(f"took longer than {self.timeout_s:g} s to read (the per-file time limit); "
-                                   f"skipped it.")
-            status, value = self._receive.recv()
+            while True:
+                if not self._receive.poll(max(0.0, deadline - time.monotonic())):
+                    self._stop()
+                    raise ExtractError(f"took longer than {self.timeout_s:g} s to read (the per-file time limit); "
+                                       f"skipped it.")
+                status, value = self._receive.recv()
+                if status != "progress":
+                    break
+                if progress is not None:
+                    progress(*value)
         except (EOFError, OSError, BrokenPipeError):
             self._stop()
             raise ExtractError("made the document reader stop (the file is damaged, or needs more than the "
@@ -97,7 +113,22 @@ class Sandbox:
         raise ExtractError(value)
 
 
-def _serve(receive: Connection, send: Connection) -> None:
+class _Throttled:
+    """The worker's ``progress(done, total)``: sent to the parent a message a second at most, not one per page."""
+
+    def __init__(self, send: Connection, every_s: float) -> None:
+        self.send = send
+        self.every_s = every_s
+        self.said = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.said >= self.every_s:
+            self.said = now
+            self.send.send(("progress", (done, total)))
+
+
+def _serve(receive: Connection, send: Connection, every_s: float = PROGRESS_EVERY_S) -> None:
     from llmcustoms.data.formats import extract
 
     while True:
@@ -107,7 +138,7 @@ def _serve(receive: Connection, send: Connection) -> None:
             return
         reply: tuple[str, Any]
         try:
-            reply = ("ok", extract(Path(path), declared))
+            reply = ("ok", extract(Path(path), declared, _Throttled(send, every_s)))
         except ExtractError as exc:
             reply = ("error", str(exc))
         except MemoryError:
@@ -132,7 +163,7 @@ def main(argv: list[str]) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):  # no rlimit here (Windows) or not allowed: the time limit stays
         pass
-    _serve(receive, send)
+    _serve(receive, send, float(argv[3]) if len(argv) > 3 else PROGRESS_EVERY_S)
 
 
 if __name__ == "__main__":
