@@ -389,12 +389,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     session = _chat_session(ChatSession, args.run, args.output_dir)
     print("Loading the model…", file=sys.stderr)
     session.load()
-    prompts = [args.prompt] if args.prompt else None
-    if prompts is None and not sys.stdin.isatty():
-        prompts = [line.strip() for line in sys.stdin if line.strip()]
     index = session.support_index()  # built in the run folder on first chat; its note (moved, changed) said once
     if index is not None and index.note:
         print(index.note, file=sys.stderr)
+    prompts = [args.prompt] if args.prompt else None
+    if prompts is None and not sys.stdin.isatty():
+        prompts = [line.strip() for line in sys.stdin if line.strip()]
     interactive = prompts is None
     if interactive:
         suggestions = "; ".join(session.example_prompts[:3])
@@ -443,8 +443,11 @@ def _print_support(session: Any, prompt: str, answer: str, whole: bool) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from llmcustoms.evaluation.run_eval import check_run, evaluate_run
+    from llmcustoms.evaluation.person_questions import load_questions
+    from llmcustoms.evaluation.run_eval import check_run, evaluate_run_report
 
+    if args.questions:
+        load_questions(args.questions)  # a bad question file is said before anything loads
     check_run(args.run, args.output_dir)  # a run that can not be evaluated is said before "Loading…"
     unfinished = [False]  # a progress line left open (a judge that gave up part-way)
 
@@ -459,12 +462,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if judge is not None:
             print(f"The questions, reference answers and answers will be {judge.describe()} (--judge).",
                   file=sys.stderr)
-    report = evaluate_run(args.run, output_dir=args.output_dir, progress=progress, judge=judge,
-                          judge_unavailable=judge_unavailable)
+    result = evaluate_run_report(args.run, output_dir=args.output_dir, progress=progress, judge=judge,
+                                 judge_unavailable=judge_unavailable, questions_file=args.questions,
+                                 general=not args.no_general)
+    report = result.knowledge
     if unfinished[0]:
         print(file=sys.stderr)
     if args.json:
-        _print_json(report.to_dict())
+        _print_json(result.to_dict())
         return 0
     pct = (lambda v: "  –" if v is None else f"{100 * v:3.0f} %")  # noqa: E731
     judged = report.judge or {}
@@ -484,7 +489,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}{verdict}\n"
                   f"    base:  {row.get('base', '')[:120]}\n"
                   f"    support: {_support_mark(args, row['question'], row.get('tuned', ''))}")
+    if result.person is not None:
+        person = result.person
+        print(f"Your {person.questions} questions ({args.questions}):")
+        print(f"  base model, closed book   {pct(person.base)}")
+        print(f"  tuned model, closed book  {pct(person.tuned)}")
+        print(f"  base model, open book     {pct(person.open_book)}   (the question's source file in the prompt)")
+        if args.verbose:
+            for row in person.rows:
+                mark = "✓" if row.get("tuned_correct") else "✗"
+                print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}")
     print(report.headline() + ".")
+    for line in result.lines():
+        print(line)
     if report.judge_line():
         print(report.judge_line())
     return 0
@@ -613,6 +630,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # -- the parser ----------------------------------------------------------------------------------
+#: What a data folder may hold (every command that reads one says so).
+DATA_FORMATS = ".txt, .md, .pdf, .docx, .html, .epub and chat .jsonl"
+DATA_DIR_HELP = f"a folder of documents: {DATA_FORMATS} files, in sub-folders too"
 #: The --output-dir help of every command that reads or writes runs.
 OUTPUT_DIR_HELP = "where runs are kept (default: OUTPUT_DIR, else ~/.llmcustoms/runs)"
 QA_HELP = ("where the Q&A examples come from: auto (the Q&A server when GROQ_API_KEY is set, else offline), "
@@ -623,7 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from llmcustoms.planning.presets import PRESETS
 
-    parser = argparse.ArgumentParser(prog="llmcustoms", description="Fine-tune a small chat model on your .txt files.")
+    parser = argparse.ArgumentParser(
+        prog="llmcustoms", description=f"Fine-tune a small chat model on your documents ({DATA_FORMATS}).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -640,13 +661,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("validate", help="check a folder of .txt files")
-    p.add_argument("dir", help="a folder of .txt files")
+    p = sub.add_parser("validate", help="check a data folder and report what would be read and learnt")
+    p.add_argument("dir", help=DATA_DIR_HELP)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("prepare", help="turn a folder into chat training examples")
-    p.add_argument("dir", help="a folder of .txt files")
+    p.add_argument("dir", help=DATA_DIR_HELP)
     p.add_argument("--qa", default="auto", choices=["auto", "offline", "groq"],
                    help=QA_HELP)
     p.add_argument("--out", help="write the examples as JSONL to this file")
@@ -659,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="fine-tune a model on a folder")
-    p.add_argument("dir", help="a folder of .txt files")
+    p.add_argument("dir", help=DATA_DIR_HELP)
     p.add_argument("--model", default=None,
                    help="a name from `llmcustoms models`, a folder or a Hub id (default: DEFAULT_MODEL, else auto)")
     p.add_argument("--preset", default=None,
@@ -703,6 +724,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", action="store_true",
                    help="also grade the answers with an LLM given the reference answer (sends the questions and "
                         "answers to the GROQ_BASE_URL server with GROQ_API_KEY)")
+    p.add_argument("--questions", metavar="FILE.jsonl",
+                   help='also ask your own questions, one {"q": "…", "a": ["…"]} a line (a "source" file name '
+                        "adds the open-book answer); shown beside the tool's own score")
+    p.add_argument("--no-general", action="store_true",
+                   help="skip the general-knowledge check (what the tuned model kept of the base model's)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("runs", help="list training runs")

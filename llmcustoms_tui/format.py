@@ -86,7 +86,12 @@ def describe_error(error: BaseException | None) -> str:
 
 
 # -- the knowledge score (run.json's ``knowledge``, the ``knowledge`` and ``done`` events) --------------
-KNOWLEDGE_FIELDS = ("questions", "base", "tuned", "open_book", "message")
+KNOWLEDGE_FIELDS = ("questions", "base", "tuned", "open_book", "message", "general_kept", "general_perplexity_change",
+                    "person_questions", "person_tuned")
+_SHARES = ("base", "tuned", "open_book", "general_kept", "general_perplexity_change", "person_tuned")
+#: How the numbers are measured, shown under them (a score without its method invites trusting it too much).
+MEASURED_LINE = ("learnt: held-out facts asked in words never trained on · kept: common-knowledge answers the base "
+                 "model got right · open book: the base model given the passage")
 
 
 def knowledge_summary(data: object) -> dict | None:
@@ -94,11 +99,12 @@ def knowledge_summary(data: object) -> dict | None:
     if not isinstance(data, dict) or not data:
         return None
     summary = {name: data.get(name) for name in KNOWLEDGE_FIELDS}
-    try:
-        summary["questions"] = int(summary["questions"] or 0)
-    except (TypeError, ValueError):
-        summary["questions"] = 0
-    for name in ("base", "tuned", "open_book"):
+    for count in ("questions", "person_questions"):
+        try:
+            summary[count] = int(summary[count] or 0)
+        except (TypeError, ValueError):
+            summary[count] = 0
+    for name in _SHARES:
         value = summary[name]
         summary[name] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
     summary["message"] = str(summary["message"] or "")
@@ -126,6 +132,10 @@ def knowledge_parts(summary: dict) -> list[str]:
         parts.append(f"base model {_known(summary, 'base')} ({_pct(summary['base'])})")
     if summary.get("open_book") is not None:
         parts.append(f"open book {_known(summary, 'open_book')} ({_pct(summary['open_book'])})")
+    if summary.get("person_tuned") is not None and summary.get("person_questions"):
+        parts.append(f"your {summary['person_questions']} questions {_pct(summary['person_tuned'])}")
+    if summary.get("general_kept") is not None:
+        parts.append(f"kept {_pct(summary['general_kept'])} of general knowledge")
     return parts
 
 
@@ -138,6 +148,10 @@ def knowledge_headline(summary: dict | None) -> str:
         text += f"; the base model knew {_known(summary, 'base')}"
     if summary.get("open_book") is not None:
         text += f" (open book: {_known(summary, 'open_book')})"
+    if summary.get("person_tuned") is not None and summary.get("person_questions"):
+        text += f"; your {summary['person_questions']} questions: {_pct(summary['person_tuned'])}"
+    if summary.get("general_kept") is not None:
+        text += f"; kept {_pct(summary['general_kept'])} of general knowledge"
     return text
 
 

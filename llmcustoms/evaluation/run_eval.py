@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING
 
 from llmcustoms.chat.session import ChatSession
 from llmcustoms.errors import InputError
+from llmcustoms.evaluation.general import GeneralReport, score_general
 from llmcustoms.evaluation.judge import apply_judge
 from llmcustoms.evaluation.knowledge import CONDITIONS, KnowledgeReport, score_knowledge
+from llmcustoms.evaluation.person_questions import PersonQuestion, load_questions, score_person_questions
+from llmcustoms.evaluation.report import EvalReport
 from llmcustoms.evaluation.split import Probe
 from llmcustoms.runs.rundir import RunDir
 from llmcustoms.runs.status import run_state, unfinished_sentence
@@ -60,20 +63,58 @@ def evaluate_run(run_ref: str | os.PathLike[str], output_dir: str | None = None,
     ``judge_unavailable``: why a judge was asked for but could not be made; it is recorded in the
     report's ``judge_error``. Either way the key-span score stands.
     """
+    return evaluate_run_report(run_ref, output_dir, conditions, progress, save, judge, judge_unavailable,
+                               general=False).knowledge
 
+
+def evaluate_run_report(run_ref: str | os.PathLike[str], output_dir: str | None = None,
+                        conditions: Sequence[str] = CONDITIONS,
+                        progress: Callable[[str, int, int], None] | None = None, save: bool = True,
+                        judge: Judge | None = None, judge_unavailable: str | None = None,
+                        questions_file: str | os.PathLike[str] | None = None,
+                        general: bool = True) -> EvalReport:
+    """``evaluate_run`` and, in the same model load, a person's questions (``questions_file``) and the
+    general check (what the tuned model kept of the base model's common knowledge, general perplexity).
+
+    Each result goes into run.json when ``save``: ``knowledge``, ``person_questions`` and ``general``.
+    A bad question file is refused (InputError) before the model loads.
+    """
     run = check_run(run_ref, output_dir)
     probes = run_probes(run)
-    if not probes:
-        return KnowledgeReport(questions=0, base=None, tuned=None, open_book=None,
-                               message="Too few facts to test: this run has no knowledge score.")
+    person_questions: list[PersonQuestion] | None = load_questions(questions_file) if questions_file else None
+    if not probes and person_questions is None and not general:
+        return EvalReport(KnowledgeReport(questions=0, base=None, tuned=None, open_book=None,
+                                          message="Too few facts to test: this run has no knowledge score."))
     session = ChatSession(run.path).load()
+    person: KnowledgeReport | None = None
+    kept: GeneralReport | None = None
     try:
-        report = score_knowledge(session.model, session.tokenizer, probes, conditions=conditions, progress=progress)
+        if probes:
+            report = score_knowledge(session.model, session.tokenizer, probes, conditions=conditions,
+                                     progress=progress)
+        else:
+            report = KnowledgeReport(questions=0, base=None, tuned=None, open_book=None,
+                                     message="Too few facts to test: this run has no knowledge score.")
+        if person_questions is not None:
+            data_path = run.read().get("data_path")
+            person = score_person_questions(session.model, session.tokenizer, person_questions, data_path,
+                                            progress=(lambda c, d, t: progress(f"yours: {c}", d, t)) if progress
+                                            else None)
+        if general:
+            kept = score_general(session.model, session.tokenizer,
+                                 progress=(lambda c, d, t: progress(c.replace("_", " "), d, t)) if progress else None)
     finally:
         session.close()
     if judge is not None or judge_unavailable:
         step = (lambda done, total: progress("judge", done, total)) if progress else None
         apply_judge(report, judge, judge_unavailable, progress=step)
+    result = EvalReport(report, person=person, general=kept, questions_file=str(questions_file or ""))
     if save:
-        run.update(knowledge=report.to_dict())
-    return report
+        stored = result.to_dict()
+        updates: dict[str, object] = {"knowledge": report.to_dict()} if probes else {}
+        if person is not None:
+            updates["person_questions"] = stored["person_questions"]
+        if kept is not None:
+            updates["general"] = stored["general"]
+        run.update(**updates)
+    return result

@@ -1,10 +1,13 @@
 """The knowledge score around a run: the base model asked the held-out questions before training
-(closed and open book), the tuned model after; both into run.json and the events."""
+(closed and open book), the tuned model after; both into run.json and the events. After training, the
+general check too: what the tuned model kept of the base model's common knowledge, and the change in
+perplexity on general text (run.json's ``general``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from llmcustoms.evaluation.general import GeneralReport, general_line, score_general
 from llmcustoms.evaluation.knowledge import KnowledgeReport, score_knowledge
 from llmcustoms.runs.events import EventSink, make_event
 from llmcustoms.runs.rundir import RunDir
@@ -42,12 +45,27 @@ def knowledge_after(model: Any, tokenizer: Any, data: PreparedData, before: Know
     report = score_knowledge(model, tokenizer, split.probes, known=known)
     report.message = f"{report.headline()}. {split.summary()}"
     run.update(knowledge=report.to_dict())
-    emit(make_event("knowledge", step=step, message=f"Knowledge: {report.headline()}.", **knowledge_fields(report)))
+    emit(make_event("info", message="Asking the general questions of the base and the tuned model (what it kept)…"))
+    general = score_general(model, tokenizer)
+    run.update(general=general.to_dict())
+    emit(make_event("knowledge", step=step, message=f"Knowledge: {report.headline()}. {general_line(general)}.",
+                    **knowledge_fields(report, general)))
     return report
 
 
-def knowledge_fields(report: KnowledgeReport | None) -> dict[str, Any]:
-    """The score's numbers as event fields (none without a score)."""
+def knowledge_fields(report: KnowledgeReport | None, general: GeneralReport | None = None) -> dict[str, Any]:
+    """The score's numbers as event fields (none without a score): learnt, open book, and what was kept."""
     if report is None:
         return {}
-    return {"questions": report.questions, "base": report.base, "tuned": report.tuned, "open_book": report.open_book}
+    fields: dict[str, Any] = {"questions": report.questions, "base": report.base, "tuned": report.tuned,
+                              "open_book": report.open_book}
+    if general is not None:
+        fields.update(general_kept=general.general_kept,
+                      general_perplexity_change=round(general.general_perplexity_change, 4))
+    return fields
+
+
+def stored_general(run: RunDir) -> GeneralReport | None:
+    """The general check this run stored (None before it ran)."""
+    stored = run.read().get("general")
+    return GeneralReport.from_dict(stored) if isinstance(stored, dict) else None

@@ -59,7 +59,12 @@ from llmcustoms.training.choices import (
     resolve_model,
     resolve_train_config,
 )
-from llmcustoms.training.knowledge_check import knowledge_after, knowledge_before, knowledge_fields
+from llmcustoms.training.knowledge_check import (
+    knowledge_after,
+    knowledge_before,
+    knowledge_fields,
+    stored_general,
+)
 from llmcustoms.training.oom import free_device_memory, give_up_message, is_oom, next_backoff
 from llmcustoms.training.prepare import (
     ABLATIONS,
@@ -396,7 +401,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
                finished_at=time.time())
     emit(make_event("done", step=steps, max_steps=config["max_steps"], status=status, eval_loss_before=eval_before,
                     eval_loss_after=eval_after, adapter_path=adapter,
-                    knowledge=knowledge_fields(knowledge),
+                    knowledge=knowledge_fields(knowledge, stored_general(run) if knowledge is not None else None),
                     message=f"{'Stopped' if status == 'stopped' else 'Done'}: held-out loss "
                             f"{_fmt(eval_before)} → {_fmt(eval_after)}"
                             + (f"; {knowledge.headline()}" if knowledge is not None else "")

@@ -28,7 +28,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from llmcustoms_tui import backend
-from llmcustoms_tui.format import knowledge_headline, knowledge_scored
+from llmcustoms_tui.format import MEASURED_LINE, knowledge_headline, knowledge_scored
 from llmcustoms_tui.messages import AnswerChunk, ChatReady
 from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.screens.source import SourceScreen, support_text
@@ -37,6 +37,8 @@ SIDES = ("tuned", "base")
 SIDE_TITLES = {"tuned": "tuned", "base": "base model"}
 #: Marks the held-out questions among the ready prompts.
 HELD_OUT_MARK = "◆ "
+#: From this terminal height up, the line on how the score is measured is shown under it.
+ROOMY_HEIGHT = 30
 
 
 class SupportFound(Message):
@@ -220,6 +222,8 @@ class ChatScreen(WizardScreen):
         text = Text()
         if knowledge_scored(self.knowledge):
             text.append(HELD_OUT_MARK + knowledge_headline(self.knowledge), "bold")
+            if self.app.size.height >= ROOMY_HEIGHT:  # a 24-row terminal needs its rows for the answers
+                text.append("\n" + MEASURED_LINE, "dim")
         else:
             text.append("No knowledge score: ", "bold")
             text.append(knowledge_headline(self.knowledge))

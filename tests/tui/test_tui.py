@@ -7,6 +7,7 @@ five screens against the real core: validation, planning, training (6 steps) and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -545,6 +546,17 @@ def test_held_out_questions_fall_back_to_the_score_rows(tmp_path):
     assert backend.run_knowledge(tmp_path / "nowhere") == (None, [])
 
 
+def test_the_score_read_from_a_run_carries_what_was_kept_and_your_questions(tmp_path):
+    run_dir = write_run(tmp_path / "runs", [], knowledge=SAMPLE_KNOWLEDGE)
+    data = json.loads((run_dir / "run.json").read_text())
+    data.update(general={"general_kept": 0.95, "general_perplexity_change": 0.04},
+                person_questions={"questions": 25, "tuned": 0.4})
+    (run_dir / "run.json").write_text(json.dumps(data))
+    knowledge, _ = backend.run_knowledge(run_dir)
+    assert knowledge["general_kept"] == 0.95 and knowledge["person_tuned"] == 0.4
+    assert knowledge["person_questions"] == 25
+
+
 # -- the real thing --------------------------------------------------------------------------------
 async def test_full_walk_with_the_tiny_model(sample_data, tiny_model_dir):
     """Hardware (real probe) → data (sample) → plan → train 3 real steps → a streamed answer."""
@@ -672,3 +684,15 @@ async def test_no_color_keeps_everything_readable(monkeypatch):
         await wait_for(pilot, lambda: "GPU 0" in shown(app) and "Next: data" in shown(app))
         text = shown(app)
         assert "[1 Hardware]" in text and "█" in text and "░" in text and "⚠" in text
+
+
+async def test_chat_says_how_the_score_is_measured_when_there_is_room(tmp_path):
+    run_dir = write_run(tmp_path / "runs", scripted_events(30, knowledge=True), knowledge=SAMPLE_KNOWLEDGE,
+                        probes=SAMPLE_PROBES)
+    app = make_app(chat_factory=FakeChatSession)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.state.chat_run_dir = str(run_dir)
+        app.goto("chat")
+        await wait_for(pilot, lambda: "Knows 22 of 30 held-out facts" in shown(app), what="the knowledge line")
+        await wait_for(pilot, lambda: "learnt: held-out facts asked in words never trained on" in shown(app),
+                       what="how it is measured")

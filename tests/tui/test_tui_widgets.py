@@ -15,11 +15,13 @@ from textual.app import App, ComposeResult
 
 from llmcustoms.errors import DataError
 from llmcustoms_tui.format import (
+    MEASURED_LINE,
     describe_error,
     fmt_duration,
     fmt_mb,
     fmt_minutes,
     knowledge_headline,
+    knowledge_parts,
     knowledge_summary,
 )
 from llmcustoms_tui.messages import AnswerChunk, RunSnapshot
@@ -161,13 +163,24 @@ def test_the_knowledge_line_fits_its_width():
     line = KnowledgeLine()
     line.summary = knowledge_summary(SAMPLE_KNOWLEDGE)
     long = "Knows 22 of 30 held-out facts (73 %) · base model 1 (3 %) · open book 25 (83 %)"
-    assert line.plain == long
-    assert line.form_for(100).plain == long
-    assert line.form_for(78).plain == "Knows 22 of 30 held-out facts (73 %) · base 1 (3 %) · open book 25 (83 %)"
-    assert line.form_for(50).plain == "Knows 22 of 30 held-out facts (73 %)\nbase model 1 (3 %) · open book 25 (83 %)"
+    method = "\n" + MEASURED_LINE  # how the numbers are measured, under them in every form
+    assert line.plain == long + method
+    assert line.form_for(100).plain == long + method
+    assert line.form_for(78).plain == "Knows 22 of 30 held-out facts (73 %) · base 1 (3 %) · open book 25 (83 %)" + method
+    assert line.form_for(50).plain == ("Knows 22 of 30 held-out facts (73 %)\nbase model 1 (3 %) · open book 25 (83 %)"
+                                       + method)
     line.summary = knowledge_summary(FEW_FACTS_KNOWLEDGE)
     assert line.plain.startswith("Knowledge: Too few facts to test (3 checkable")
     assert knowledge_headline(line.summary).startswith("Too few facts to test")
+
+
+def test_the_knowledge_line_shows_what_was_kept_and_your_questions():
+    summary = knowledge_summary({**SAMPLE_KNOWLEDGE, "general_kept": 0.97, "general_perplexity_change": 0.02,
+                                 "person_questions": 30, "person_tuned": 0.4})
+    assert knowledge_parts(summary)[-2:] == ["your 30 questions 40 %", "kept 97 % of general knowledge"]
+    assert knowledge_headline(summary).endswith("; your 30 questions: 40 %; kept 97 % of general knowledge")
+    bare = knowledge_summary(SAMPLE_KNOWLEDGE)
+    assert not any("kept" in part for part in knowledge_parts(bare))  # a run from before the general check
 
 
 def test_fast_messages_coalesce():
