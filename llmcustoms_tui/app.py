@@ -55,7 +55,7 @@ WORKER_TITLES = {
 
 STEP_HELP = {
     "hardware": "GPUs, VRAM, CPU, RAM, disk and the torch/CUDA build",
-    "data": "Choose and check the folder of .txt files",
+    "data": "Choose and check the folder of documents",
     "plan": "Model, preset, memory estimate and time",
     "train": "The live training dashboard",
     "chat": "Chat with the trained model",
@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llmcustoms-tui",
         description="A keyboard-driven wizard: hardware → data folder → plan → training → chat.",
     )
-    parser.add_argument("--data", metavar="DIR", help="the folder of .txt files to train on")
+    parser.add_argument("--data", metavar="DIR", help="the folder of documents to train on (.txt, .md, .pdf, .docx, .html, .epub and chat .jsonl)")
     parser.add_argument("--model", metavar="NAME",
                         help="a model name (see `llmcustoms models`), a Hub id or a local folder "
                              "(default: DEFAULT_MODEL, else auto)")

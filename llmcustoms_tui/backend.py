@@ -46,6 +46,21 @@ def validate_folder(path: str, settings: Any = None) -> Any:
     return report
 
 
+def dataset_report(report: Any, settings: Any = None, preset: str | None = None) -> Any:
+    """The dataset report of a checked folder (token lengths estimated, duplicates, leakage), or None when
+    the folder is blocked; built offline, nothing sent (issue 23)."""
+    from llmcustoms.training.dataset_check import folder_dataset_report
+
+    return folder_dataset_report(report, settings=settings, preset=preset)
+
+
+def file_text(report: Any, relpath: str) -> Any:
+    """The text the model will learn from one file of the checked folder (a ``FileText``; may read it again)."""
+    from llmcustoms.data.file_text import file_text as _file_text
+
+    return _file_text(report, relpath)
+
+
 def _source_excerpt(report: Any, example: Any) -> str:
     """The text an example came from: the core's own field if it has one, else the file around the answer."""
     for attr in ("source_text", "chunk_text", "context"):

@@ -37,6 +37,7 @@ class DataValidated(Message):
 
     path: str
     report: Any
+    dataset: Any = None  # the core's DatasetReport (lengths, duplicates, leakage); None when blocked or failed
 
 
 @dataclass

@@ -160,6 +160,23 @@ class DatasetReport:
         data["leaked"] = self.leaked
         return data
 
+    def short_lines(self) -> list[str]:
+        """Two lines for a narrow screen (the TUI's data screen): lengths; duplicates and leakage."""
+        lengths = self.lengths
+        how = "by the tokenizer" if lengths.exact else "estimated"
+        if lengths.over_limit:
+            files = ", ".join(f"{name} {n:,}" for name, n in sorted(lengths.over_by_file.items(),
+                                                                    key=lambda kv: -kv[1])[:3])
+            first = (f"Too long: {lengths.over_limit:,} of {lengths.examples:,} examples over {lengths.limit:,} "
+                     f"tokens ({how}) would be cut: {files}")
+        else:
+            first = (f"Lengths: all {lengths.examples:,} examples fit in {lengths.limit:,} tokens ({how}; longest "
+                     f"{lengths.longest:,})")
+        leakage = ("not checked (too few facts)" if not self.held_questions else
+                   f"{self.leaked:,} held-out question(s) also trained on" if self.leaks else "none")
+        return [first, f"Duplicates: {self.exact_duplicates:,} exact (kept once), {self.near_duplicates:,} near · "
+                       f"Leakage: {leakage}"]
+
     def summary_lines(self) -> list[str]:
         """Short human lines: lengths, duplicates, leakage; the files concerned named."""
         lengths = self.lengths

@@ -436,11 +436,11 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
         return report
     if not root.is_dir():
         if root.is_file():
-            report.errors.append(f"'{shown}' is a file, not a folder; give the folder that holds your .txt files.")
+            report.errors.append(f"'{shown}' is a file, not a folder; give the folder that holds your documents.")
         elif root.is_symlink() and not root.exists():
-            report.errors.append(f"'{shown}' is a broken link; give the folder that holds your .txt files.")
+            report.errors.append(f"'{shown}' is a broken link; give the folder that holds your documents.")
         else:
-            report.errors.append(f"'{shown}' is not a folder; give the folder that holds your .txt files.")
+            report.errors.append(f"'{shown}' is not a folder; give the folder that holds your documents.")
         return report
     walker = _Walker(root)
     try:

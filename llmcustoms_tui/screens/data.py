@@ -93,12 +93,13 @@ def _what_was_read(file: Any) -> str:
 
 
 class DataScreen(WizardScreen):
-    """Choose and check the folder of .txt files."""
+    """Choose and check the folder of documents."""
 
     STEP = "data"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "next", "Next: plan", id="next"),
         Binding("ctrl+r", "revalidate", "Check again", id="revalidate"),
+        Binding("v", "view_text", "Text", id="view-text"),
         Binding("ctrl+t", "focus_tree", "Folders", id="focus-tree"),
         Binding("ctrl+l", "focus_path", "Path", id="focus-path"),
     ]
@@ -111,15 +112,16 @@ class DataScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         start = Path(self.wizard.data_path).expanduser() if self.wizard.data_path else None
-        # Start inside the chosen folder (its .txt files show at once; Backspace goes up), else here.
+        # Start inside the chosen folder (its documents show at once; Backspace goes up), else here.
         # Absolute, so the root has a name to show (Path(".").name is empty).
         root = (start if start is not None and start.is_dir() else Path(".")).resolve()
         with Horizontal(id="data-main"):
             tree = TextFolderTree(root, id="data-tree")
-            tree.border_title = "Folders · .txt"  # short: the panel is 22 columns at 80×24
+            tree.border_title = "Folders · files"  # short: the panel is 22 columns at 80×24
             yield tree
             with VerticalScroll(id="data-body", classes="body"):
-                yield Label("Folder of .txt files (Enter: check, →: complete)", classes="section-title")
+                yield Label("Folder of .txt, .md, .pdf, .docx, .html, .epub and chat .jsonl files (Enter: check, "
+                            "→: complete)", classes="section-title", id="data-path-title")
                 yield Input(value=self.wizard.data_path or "", placeholder="~/notes  or  examples/data",
                             validators=[FolderValidator()], validate_on=["changed", "submitted"],
                             suggester=PathSuggester(), id="data-path")
@@ -130,6 +132,7 @@ class DataScreen(WizardScreen):
                 yield Static(id="error-panel", classes="error-panel")
                 yield Static(id="data-summary")
                 yield Static(id="data-files")
+                yield Static(id="data-dataset")  # lengths, duplicates, leakage of the examples (issue 23)
                 yield Label("Preview", classes="section-title", id="data-preview-title")
                 yield Static(id="data-preview-status", classes="muted")
                 yield Vertical(id="data-preview")
@@ -151,7 +154,7 @@ class DataScreen(WizardScreen):
     def _path_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
         if not value:
-            self.show_blocked("type or pick a folder of .txt files.")
+            self.show_blocked("type or pick a folder of documents.")
             return
         # The core says what is wrong, even for a missing folder: one voice for every problem.
         self.start_validation(value)
@@ -210,6 +213,7 @@ class DataScreen(WizardScreen):
         self.query_one("#error-panel").display = False
         self.query_one("#data-verdict", Static).update(Text(f"Checking {path}…"))
         self.query_one("#data-summary", Static).update("")
+        self.query_one("#data-dataset", Static).update("")
         self.query_one("#data-files").display = False
         self._clear_preview()
         self.validate_folder(path)
@@ -218,8 +222,14 @@ class DataScreen(WizardScreen):
     def validate_folder(self, path: str) -> None:
         """The core's validation (reads every file once) off the UI thread."""
         report = backend.validate_folder(path, self.wizard.settings)
+        dataset = None
+        if getattr(report, "ok", False):
+            try:  # lengths (estimated), duplicates and leakage, before training (issue 23)
+                dataset = backend.dataset_report(report, self.wizard.settings, self.wizard.preset or None)
+            except Exception:  # noqa: BLE001 - the report is extra: the folder is still usable
+                dataset = None
         if not get_current_worker().is_cancelled:
-            self.post_message(DataValidated(path, report))
+            self.post_message(DataValidated(path, report, dataset))
 
     @on(DataValidated)
     def _validated(self, message: DataValidated) -> None:
@@ -229,6 +239,7 @@ class DataScreen(WizardScreen):
         self.wizard.plan = None  # a new folder means a new plan
         self._validated_path = message.path
         self.show_report(report)
+        self.show_dataset(message.dataset)
         if getattr(report, "ok", False):
             self.start_preview(report)
             self.query_one("#data-body").focus()
@@ -266,6 +277,11 @@ class DataScreen(WizardScreen):
         table = self.query_one("#data-files", Static)
         table.update(files_table(report))
         table.display = bool(getattr(report, "files", None))
+
+    def show_dataset(self, dataset: Any) -> None:
+        """The dataset report's totals: token lengths against the limit, duplicates, leakage (issue 23)."""
+        lines = dataset.short_lines() if dataset is not None else []
+        self.query_one("#data-dataset", Static).update(Text("\n".join(lines)))
 
     # -- preview -------------------------------------------------------------------------------
     def _clear_preview(self) -> None:
@@ -364,6 +380,16 @@ class DataScreen(WizardScreen):
             self.notify(f"Blocked: {errors[0]}", title="Fix the data first", severity="error")
             return
         self.llm_app.goto("plan")
+
+    def action_view_text(self) -> None:
+        """v: the text read from each file, as the model will learn it."""
+        report = self.wizard.report
+        if report is None or not getattr(report, "usable_files", 0):
+            self.notify("Check a folder first: its files' text shows here once it is read.", severity="warning")
+            return
+        from llmcustoms_tui.screens.file_text import FileTextScreen
+
+        self.app.push_screen(FileTextScreen(report))
 
     def action_revalidate(self) -> None:
         """ctrl+r: check the folder again (after fixing files)."""

@@ -21,7 +21,7 @@ from llmcustoms_tui.format import elide_text_middle
 
 
 class TextFolderTree(DirectoryTree):
-    """A DirectoryTree that shows folders and .txt files only (hidden entries left out).
+    """A DirectoryTree that shows folders and the files the reader takes only (hidden entries left out).
 
     Backspace re-roots the tree one folder up, so starting inside the data folder never traps the user.
     Names too long for the panel are cut in the middle: ``velmoria_history.txt`` and ``velmoria_harbour.txt``
@@ -131,7 +131,7 @@ class FolderValidator(Validator):
 
     def validate(self, value: str) -> ValidationResult:
         if not value.strip():
-            return self.failure("Type or pick a folder of .txt files.")
+            return self.failure("Type or pick a folder of documents.")
         path = Path(value.strip()).expanduser()
         if not path.exists():
             return self.failure(f"{value} does not exist.")

@@ -227,7 +227,7 @@ async def test_long_file_names_stay_different_at_80x24(tmp_path):
         tree_names = {line[1:21].strip(" │├└─") for line in lines if "velmo" in line[1:21]}
         table_names = {line[22:].split()[0] for line in lines if "velmo" in line[22:]}
         assert len(tree_names) == 2 and len(table_names) == 2, "\n".join(lines)
-        assert "Folders · .txt" in lines[1]  # the panel title is whole, not cut
+        assert "Folders · files" in lines[1]  # the panel title is whole, not cut
 
 
 async def test_the_plan_opens_at_its_top_at_80x24(tmp_path):
@@ -328,7 +328,7 @@ async def test_a_16_colour_terminal_paints_headings_and_keys_not_red(monkeypatch
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.state.report is not None and "Ready to train" in shown(app))
         await pilot.pause(0.2)
-        assert _painted_colours(app, "Folder of .txt files") and not _painted_colours(app, "Folder of .txt files") & RED
+        assert _painted_colours(app, "Folder of .txt") and not _painted_colours(app, "Folder of .txt") & RED
         keys = _painted_colours(app, " ^r ")  # a key in the footer
         assert keys and not keys & RED
         assert not _painted_colours(app, "Ready to train") & RED
