@@ -98,7 +98,7 @@ def _slow_file_progress(every_s: float = 3.0) -> Any:
     one file takes long (a 2,000-page PDF), so a long read is not mistaken for a hang."""
     import time
 
-    state = {"file": "", "start": 0.0, "said": 0.0}
+    state: dict[str, Any] = {"file": "", "start": 0.0, "said": 0.0}
 
     def on_progress(relpath: str, done: int, total: int) -> None:
         now = time.monotonic()
@@ -182,8 +182,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             for example in built.examples[:5]:
                 print(f"Q: {example.prompt}\nA: {example.answer[:300]}\n")
             print(f"{len(built.examples)} examples ({built.qa_mode}).")
-        for line in dataset.summary_lines():
-            print(line, file=sys.stderr)
+        for sentence in dataset.summary_lines():
+            print(sentence, file=sys.stderr)
     return 0
 
 
