@@ -227,6 +227,10 @@ def _print_result(result: Any, as_json: bool) -> None:
         print(f"Knowledge: {knowledge['message']}")
     print(f"Run: {result.run_dir.path}\nAdapter: {result.adapter_path}")
     print(f"Chat with it: llmcustoms chat {result.run_dir.path}")
+    from llmcustoms.training.tracking import tensorboard_dir
+
+    if tensorboard_dir(result.run_dir.path).is_dir():
+        print(f"Watch it in TensorBoard: tensorboard --logdir {result.run_dir.path.parent}")
 
 
 def _print_detached(run: Any, as_json: bool, verb: str) -> None:
@@ -280,6 +284,7 @@ def _check_model_now(model: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from llmcustoms.runs.rundir import check_runs_root
     from llmcustoms.training.request import TrainRequest
+    from llmcustoms.training.tracking import resolve_report_to
     from llmcustoms.training.trainer import run_training
     from llmcustoms.utils.config import check_max_steps
 
@@ -292,7 +297,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                            max_steps=check_max_steps(args.max_steps),
                            output_dir=args.output_dir, qa=args.qa, seed=args.seed, save_steps=args.save_steps,
                            max_seq_len=args.max_seq_len, device="cpu" if args.cpu else None,
-                           settings=settings)
+                           settings=settings,
+                           # a tracker named but not installed: one sentence now, before any model loads
+                           report_to=resolve_report_to(args.report_to or settings.report_to))
     _ask_to_send(request, args.yes)
     if args.num_processes and args.num_processes > 1:
         return _train_multiprocess(request, args)
@@ -523,7 +530,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from llmcustoms.runs.rundir import check_runs_root
     from llmcustoms.runs.status import run_summaries
 
-    check_runs_root(args.output_dir, create=False)  # "No runs yet" only when the folder could hold some
+    root = check_runs_root(args.output_dir, create=False)  # "No runs yet" only when the folder could hold some
     rows = run_summaries(args.output_dir)
     if args.json:
         _print_json(rows)
@@ -542,6 +549,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         if r["status"] == "damaged":
             print(f"damaged: {r.get('error')}")
+    print(f"Watch them in TensorBoard: tensorboard --logdir {root}")
     return 0
 
 
@@ -702,6 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train in a background process that outlives this terminal; print the run and return")
     p.add_argument("--num-processes", type=int, help="train on N processes (GPUs, or CPU processes) with torchrun")
     p.add_argument("--fsdp", action="store_true", help="with --num-processes: shard the model (FSDP) instead of DDP")
+    p.add_argument("--report-to", choices=["tensorboard", "wandb", "mlflow", "none"],
+                   help="experiment tracker (default: REPORT_TO, else tensorboard when installed: files in the "
+                        "run folder only); wandb and mlflow are used only when named")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_train)
 

@@ -46,7 +46,9 @@ def training_arguments(config: dict[str, Any], run: RunDir, device: str) -> Trai
         fp16=device == "cuda" and precision == "fp16",
         optim=config.get("optim", "adamw_torch"),
         use_cpu=device == "cpu",
-        report_to=[],
+        # The tracker resolved before the run (training/tracking.py): tensorboard by default, none, or
+        # wandb/mlflow when named; transformers' own integration writes it.
+        report_to=[] if config.get("report_to", "none") == "none" else [str(config["report_to"])],
         disable_tqdm=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,

@@ -33,6 +33,9 @@ class TrainRequest:
     save_steps: int | None = None
     eval_steps: int | None = None
     max_seq_len: int | None = None
+    # The experiment tracker (training/tracking.py): tensorboard | wandb | mlflow | none; None: REPORT_TO,
+    # else tensorboard when installed. Recorded, so a resumed or detached run reports to the same one.
+    report_to: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # config overrides (any preset/plan key, health_*)
     # The user agreed, when the run was started, that the folder's text goes to the Q&A server
     # (GROQ_API_KEY with qa auto/groq). Recorded in run.json, so a detached or resumed run keeps it.

@@ -84,6 +84,12 @@ from llmcustoms.training.request import (
     TrainResult,
     request_from_run,
 )
+from llmcustoms.training.tracking import (
+    log_final_scalars,
+    point_tensorboard_at_run,
+    resolve_report_to,
+    where_data_goes,
+)
 from llmcustoms.utils.config import as_settings, check_max_steps
 from llmcustoms.utils.logger import get_logger
 
@@ -178,6 +184,8 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
         request.max_steps = check_max_steps(request.max_steps)
         if request.max_steps is None:  # MAX_STEPS (environment or .env) caps a run that names no steps
             request.max_steps = request.settings.max_steps
+        # A named tracker that is not installed is a sentence now, before any model loads (tracking.py).
+        request.report_to = resolve_report_to(request.report_to or request.settings.report_to)
     stop = stop if stop is not None else threading.Event()
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume")
@@ -227,6 +235,9 @@ def _owned_run(request: TrainRequest, setup: RunSetup, sink: EventSink | None, s
         emit(event)
     for note in setup.notes:
         emit(make_event("info", message=note))
+    tracked = where_data_goes(request.report_to or "none", run.path)
+    if tracked and not setup.resume:
+        emit(make_event("info", message=tracked))
     if not setup.resume:
         emit(make_event("start", step=0, max_steps=setup.config["max_steps"], model=setup.model_name,
                         preset=request.preset, device=setup.device, precision=setup.config.get("precision"),
@@ -317,6 +328,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     else:
         checkpoints.discard_incomplete(run.checkpoints_dir)
 
+    config["report_to"] = request.report_to or "none"  # resolved in run_training; in run.json's request too
     trainer = _build_trainer(model, data, collator, callback, config, run, device, emit, request.callbacks)
     if not setup.resume and config.get("budget_by_data") and request.max_steps is None:
         _set_budget(trainer, data, config, run, emit)
@@ -397,6 +409,9 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     status = "stopped" if callback.stopped_by_user else "done"
     knowledge = knowledge_after(trainer.model, tokenizer, data, None if stopped_before else score_before, run,
                                  emit, steps)
+    if knowledge is not None and not is_secondary():
+        log_final_scalars(trainer, {f"knowledge/{k}": getattr(knowledge, k, None)
+                                    for k in ("base", "tuned", "open_book")}, steps)
     run.update(status=status, eval_loss_after=eval_after, adapter_path=adapter, steps=steps,
                finished_at=time.time())
     emit(make_event("done", step=steps, max_steps=config["max_steps"], status=status, eval_loss_before=eval_before,
@@ -450,6 +465,7 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
                          eval_dataset=data.eval_rows, data_collator=collator,
                          callbacks=[StepBoundary(), callback, *clock, *extra_callbacks, *together], emit=emit)
     trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
+    point_tensorboard_at_run(trainer, run.path)  # RUN/tensorboard, before the first evaluation logs
     return trainer
 
 

@@ -30,11 +30,14 @@ DEFAULTS: dict[str, Any] = {
     "MAX_VRAM_GB": None,
     "FORCE_CPU": False,
     "MAX_STEPS": None,  # caps training steps when no --max-steps is given (a quick first try)
+    "REPORT_TO": None,  # experiment tracker: tensorboard | wandb | mlflow | none (None: tensorboard if installed)
 }
 
 SECRET_KEYS = frozenset({"GROQ_API_KEY"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PRESET_NAMES = ("highspeed", "quality", "bestaccuracy")
+#: REPORT_TO's values (llmcustoms.training.tracking checks the package is installed when a run starts).
+REPORT_TO_NAMES = ("tensorboard", "wandb", "mlflow", "none")
 
 
 def _parse_bool(key: str, value: Any) -> bool:
@@ -167,8 +170,19 @@ def _resolve(cwd: Path, overrides: dict[str, Any] | None) -> dict[str, Any]:
     config["GROQ_TIMEOUT"] = _parse_timeout(config["GROQ_TIMEOUT"])
     config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
     config["DEFAULT_PRESET"] = str(config["DEFAULT_PRESET"]).lower()
+    config["REPORT_TO"] = _parse_report_to(config["REPORT_TO"])
     Config(cwd).validate_config(config)
     return config
+
+
+def _parse_report_to(value: Any) -> str | None:
+    """REPORT_TO as a tracker name (None: unset), refused at start-up like every other bad setting."""
+    if value is None or not str(value).strip():
+        return None
+    name = str(value).strip().lower()
+    if name not in REPORT_TO_NAMES:
+        raise ConfigError(f"REPORT_TO must be one of {', '.join(REPORT_TO_NAMES)}, not {value!r}.")
+    return name
 
 
 def _optional_str(value: Any) -> str | None:
@@ -195,6 +209,7 @@ class Settings:
     max_vram_gb: float | None = None
     force_cpu: bool = False
     max_steps: int | None = None
+    report_to: str | None = None
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None,
@@ -222,6 +237,7 @@ class Settings:
             max_vram_gb=None if vram is None else float(vram),
             force_cpu=bool(values["FORCE_CPU"]),
             max_steps=None if steps is None else int(steps),
+            report_to=_optional_str(values["REPORT_TO"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
