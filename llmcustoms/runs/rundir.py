@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -79,19 +80,20 @@ def check_runs_root(root: str | os.PathLike[str] | None = None, create: bool = T
     """The runs folder (``root``, else OUTPUT_DIR, else the default), made if ``create``; ConfigError when it can
     not hold runs (not a folder, not writable, or impossible to make), naming the setting and where it was set.
 
-    With ``create=False`` a missing folder is only checked: the folders it would need are made and removed."""
+    With ``create=False`` a missing folder is only checked: a uniquely named folder is made and removed in its
+    nearest existing parent (so two runs starting at once never remove what the other made)."""
     base = (Path(root) if root is not None else runs_dir()).expanduser()
-    made: list[Path] = []
     try:
         if base.exists() and not base.is_dir():
             raise NotADirectoryError(20, "it is a file, not a folder")
-        for folder in reversed([p for p in (base, *base.parents) if not p.exists()]):
-            try:
-                folder.mkdir()
-            except FileExistsError:  # another run made it meanwhile
-                continue
-            made.append(folder)
-        if not os.access(base, os.W_OK | os.X_OK):
+        if create:
+            base.mkdir(parents=True, exist_ok=True)
+        elif not base.is_dir():
+            parent = next(p for p in base.parents if p.exists())
+            if not parent.is_dir():
+                raise NotADirectoryError(20, f"{parent} is a file, not a folder")
+            os.rmdir(tempfile.mkdtemp(prefix=".llmcustoms-check-", dir=parent))
+        if base.is_dir() and not os.access(base, os.W_OK | os.X_OK):
             raise PermissionError(13, "Permission denied")
     except OSError as error:
         why = error.strerror or type(error).__name__
@@ -99,13 +101,6 @@ def check_runs_root(root: str | os.PathLike[str] | None = None, create: bool = T
             "point it at a folder you can write to, or give --output-dir"
         raise ConfigError(f"The runs folder {base} cannot be used ({why}): it comes from {runs_root_source(root)}; "
                           f"{fix}.") from None
-    finally:
-        if not create:
-            for folder in reversed(made):  # a check only: leave nothing behind
-                try:
-                    folder.rmdir()
-                except OSError:
-                    pass
     return base
 
 
