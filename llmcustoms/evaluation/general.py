@@ -26,9 +26,11 @@ DATA_DIR = Path(__file__).with_name("general_data")
 QUESTIONS_FILE = DATA_DIR / "general_questions.jsonl"
 TEXT_FILE = DATA_DIR / "general_text.txt"
 #: Questions asked per condition by default: a fixed sample spread evenly over the file (``general_sample``).
-#: Each question costs about 1 s of two CPU cores per condition with the embedded model (its chat template's
-#: system prompt plus 32 new tokens), so the whole file (~180) would take ~6 min; 32 keeps base + tuned +
-#: both perplexities near a minute. 32 questions: one answer lost is 3 points of "kept".
+#: Measured 2026-12-07, embedded model with a rank-8 LoRA, 2 CPU cores shared with other work (load 6–7):
+#: 32 questions, base + tuned + both perplexities took 314 s wall, 176 s of CPU (base answers 95 s; the
+#: tuned ones, through the unmerged adapter, ~2× that). Each question costs the chat template's system
+#: prompt plus 32 new tokens, so the whole file (177) would take several minutes. 32 questions: one answer
+#: lost is 3 points of "kept".
 SAMPLE = 32
 #: Tokens of the general text scored by ``score_general`` (a 512-token forward is ~5 s on two CPU cores).
 PERPLEXITY_TOKENS = 512
