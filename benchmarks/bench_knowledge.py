@@ -188,6 +188,37 @@ def folder_rows(results: list[dict]) -> tuple[list[list], list[str]]:
     return rows, goals
 
 
+def support_of(result: dict) -> dict | None:
+    """How well the chat's support mark (issue 24) agrees with right/wrong on the person-written questions,
+    for the tuned answers and the base model's (the mark is computed from question and answer, never the key)."""
+    from support_agreement import support_agreement
+
+    person = result.get("person")
+    if not person:
+        return None
+    out = {}
+    for side in ("tuned", "base"):
+        items = [(row["question"], row[side], bool(row[f"{side}_correct"])) for row in person["rows"]]
+        found = support_agreement(result["run_dir"], items)
+        out[side] = {k: getattr(found, k) for k in ("answers", "agreement", "precision", "recall",
+                                                    "wrong_but_supported", "supported", "right")}
+    return out
+
+
+def support_rows(results: list[dict]) -> list[list]:
+    """One row per folder and side: agreement, precision, recall, wrong-but-supported (medians over runs)."""
+    rows = []
+    for folder in dict.fromkeys(r["folder"] for r in results):
+        runs = [r for r in results if r["folder"] == folder and r.get("support")]
+        for side in ("tuned", "base"):
+            got = {k: values(runs, lambda r, k=k, side=side: r["support"][side][k])
+                   for k in ("agreement", "precision", "recall", "wrong_but_supported")}
+            if got["agreement"]:
+                rows.append([folder.replace(f"{DATA}/", ""), side, len(runs),
+                             *(spread(got[k]) for k in ("agreement", "precision", "recall", "wrong_but_supported"))])
+    return rows
+
+
 def save_runs(results: list[dict]) -> None:
     """Every run's numbers (without the bulky run.json) to benchmarks/knowledge_runs.json."""
     slim = [{k: v for k, v in r.items() if k not in ("run", "in_run")} | {"steps": r["run"].get("steps"),
@@ -224,6 +255,7 @@ def main() -> int:
             if args.plain_peft:
                 result["agreement"], result["plain_correct"] = agreement(result)
             result["measured"] = f"{now()} on {where}; load average before: {load_average()}"
+            result["support"] = support_of(result)
             results.append(result)
             r, person, general = result["report"], result["person"] or {}, result["general"]
             print(f"  {folder}: tool base {pct(r['base'])}, tuned {pct(r['tuned'])}, open book {pct(r['open_book'])} "
@@ -251,6 +283,14 @@ def main() -> int:
                    "person tuned", "person open book", "gap", "kept", "ppl", "steps", "train wall"], rows),
             "",
             "Goals (issue 22):", *goals]
+    supports = support_rows(results)
+    if supports:
+        text += ["", "The chat's support mark (issue 24) on the same person-written questions: does \"a passage of your "
+                 "documents supports this\" agree with right/wrong? Precision = of the answers marked supported, the "
+                 "share right; recall = of the right answers, the share marked supported; wrong-but-supported = of "
+                 "the wrong answers, the share marked supported (the costly mistake; goal ≤ 10 %, agreement ≥ 80 %).",
+                 "", table(["folder", "answers of", "runs", "agreement", "precision", "recall",
+                            "wrong but supported"], supports)]
     if args.plain_peft:
         agree = [f"{r['folder']}: {pct(r.get('agreement'))}" for r in results if r.get("agreement") is not None]
         text += ["", "Plain PEFT load agrees with `llmcustoms eval` on: " + ", ".join(agree) + "."]

@@ -30,8 +30,9 @@ TEXT_FILE = DATA_DIR / "general_text.txt"
 #: 32 questions, base + tuned + both perplexities took 314 s wall, 176 s of CPU (base answers 95 s; the
 #: tuned ones, through the unmerged adapter, ~2× that). Each question costs the chat template's system
 #: prompt plus 32 new tokens, so the whole file (177) would take several minutes. 32 questions: one answer
-#: lost is 3 points of "kept".
-SAMPLE = 32
+#: lost is 3 points of "kept" — too coarse for a 95 % goal, so 100 are asked (issue 22 asks for at least 100;
+#: on two idle cores the held-out questions cost ~0.45 s each, so ~90 s for base and tuned together).
+SAMPLE = 100
 #: Tokens of the general text scored by ``score_general`` (a 512-token forward is ~5 s on two CPU cores).
 PERPLEXITY_TOKENS = 512
 

@@ -2,7 +2,8 @@
 
 The split is by *fact*, not by example. For a held-out fact, the whole *family* of the phrasing that is
 asked is kept out of training (the wh-question with its auxiliary fronted is one family with its other
-question word and its embedded "Do you know when…" form: they differ by a word or two), and the
+question word, its embedded "Do you know when…" form and the question asked in place: they differ by a word
+or two, or only in word order), and the
 question asked is the short form a person types ("Since what date does the cloister keep the Snow
 Ledger?"), cut before trailing appositions and clauses that copy the answer's sentence. Its other
 families (the question asked in place, the subject question, the fill-in) are trained on.
@@ -36,11 +37,14 @@ DEV_PROBES = 16
 ASK_ORDER = ("inverted", "subject", "reversed", "in_place")
 #: Phrasings that are one family: the same words, moved or one word swapped. Asking one of a family keeps
 #: the whole family out of training (the embedded form is the fronted question in statement order).
+#: The question asked in place ("Abbess Maudry was installed in what year?") is the fronted or the subject
+#: question's words in another order, so it belongs to every family (the dataset report's leakage check
+#: found it trained beside its held-out reordering in every benchmark folder).
 FAMILIES: dict[str, frozenset[str]] = {
-    "inverted": frozenset({"inverted", "embedded"}),
-    "subject": frozenset({"subject", "embedded"}),
-    "reversed": frozenset({"reversed"}),
-    "in_place": frozenset({"in_place"}),
+    "inverted": frozenset({"inverted", "embedded", "in_place"}),
+    "subject": frozenset({"subject", "embedded", "in_place"}),
+    "reversed": frozenset({"reversed", "in_place"}),
+    "in_place": frozenset({"in_place", "inverted", "embedded", "subject"}),
 }
 # Where a person's question stops: before an apposition or a trailing clause that restates the sentence.
 _WH_WORD = re.compile(r"\b(?:[Ww]hen|[Ww]hat|[Ww]ho|[Ww]hom|[Ww]here|[Ww]hich|[Hh]ow)\b")
