@@ -5,8 +5,8 @@ asked is kept out of training (the wh-question with its auxiliary fronted is one
 question word, its embedded "Do you know when…" form and the question asked in place: they differ by a word
 or two, or only in word order), and the
 question asked is the short form a person types ("Since what date does the cloister keep the Snow
-Ledger?"), cut before trailing appositions and clauses that copy the answer's sentence. Its other
-families (the question asked in place, the subject question, the fill-in) are trained on.
+Ledger?"), cut before trailing appositions and clauses that copy the answer's sentence. What else was
+made for the fact (the fill-in, and a subject question where the fronted one is asked) is trained on.
 
 Why: when a near-copy of the asked question was trained on, the score measured recall of the
 generator's own wording — 73 % on new documents where a person's questions got 40 % (issue 22). A
