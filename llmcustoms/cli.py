@@ -773,8 +773,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adapter: the LoRA adapter; merged: base + adapter as one model (default); gguf: one "
                         "file for llama.cpp and Ollama")
     p.add_argument("--out", help="the folder to write the export to (default: RUN/export/FORMAT)")
-    p.add_argument("--quant", default="f16", choices=["f16", "q8_0"],
-                   help="GGUF weights: f16 (default, exact) or q8_0 (half the size)")
+    p.add_argument("--quant", default="f16",
+                   choices=["f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "q4_k_m", "q5_k_m", "q6_k"],
+                   help="GGUF weights: f16 (default, exact), q8_0 (half the size), q5_1/q5_0/q4_1/q4_0 "
+                        "(Ollama's everyday 4- and 5-bit files), or the K-quants q4_k_m/q5_k_m/q6_k (need "
+                        "llama-cpp-python's quantizer)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier export written by llmcustoms (never a folder or file of anything else)")
     p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)

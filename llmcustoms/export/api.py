@@ -21,12 +21,15 @@ from typing import Any
 from llmcustoms.errors import InputError
 from llmcustoms.export.adapter import export_adapter
 from llmcustoms.export.merge import export_merged
+from llmcustoms.export.model_card import CardTarget, write_model_card
 from llmcustoms.export.source import ExportSource, attach_base_model, estimate_bytes, open_run
 from llmcustoms.export.staging import StagedFolder, clean_stale_staging, refuse_existing
 from llmcustoms.utils.validators import check_disk_space
 
 FORMATS = ("adapter", "merged", "gguf")
-QUANTS = ("f16", "q8_0")
+QUANTS = ("f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")  # written by the gguf package's own quantizers
+#: K-quants: only llama.cpp's quantizer writes them (the llama-cpp-python package, when installed).
+K_QUANTS = ("q4_k_m", "q5_k_m", "q6_k")
 
 
 @dataclass
@@ -81,8 +84,12 @@ def _quiet_progress_bars() -> Iterator[None]:
 def _check_arguments(fmt: str, quant: str, out: str | os.PathLike[str] | None) -> None:
     if fmt not in FORMATS:
         raise InputError(f"Unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
-    if quant not in QUANTS:
-        raise InputError(f"Unknown GGUF quantization {quant!r}: use one of {', '.join(QUANTS)}.")
+    if quant in K_QUANTS:
+        from llmcustoms.export.gguf_kquant import require_llama_cpp
+
+        require_llama_cpp(quant, QUANTS)
+    elif quant not in QUANTS:
+        raise InputError(f"Unknown GGUF quantization {quant!r}: use one of {', '.join(QUANTS + K_QUANTS)}.")
     if out is not None and str(out).endswith(".gguf"):
         raise InputError(
             f"--out names a folder for the export ({out} looks like a file); the GGUF is written inside it "
@@ -106,43 +113,6 @@ def _check_target_is_safe(target: Path, source: ExportSource) -> None:
             f"{target} would replace or sit inside {clashes[0]}, which the export reads; choose another --out "
             f"(inside the run, only under {exports})."
         )
-
-
-def _write_readme(folder: Path, text: str) -> None:
-    """README.md with ``text`` first (an existing README, like PEFT's model card, follows it)."""
-    readme = folder / "README.md"
-    existing = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    readme.write_text(text + ("\n" + existing if existing else ""), encoding="utf-8")
-
-
-def _adapter_readme(source: ExportSource, final: Path) -> str:
-    base = source.info.get("model_path") or source.model_name
-    return (
-        f"# LoRA adapter: {source.model_name}, LLMCustoms run {source.run_id}\n\n"
-        f"Load it on top of its base model ({base}):\n\n"
-        "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-        f"base = AutoModelForCausalLM.from_pretrained({str(base)!r})\n"
-        f"model = PeftModel.from_pretrained(base, {str(final)!r})\n"
-        f"tokenizer = AutoTokenizer.from_pretrained({str(final)!r})\n```\n"
-    )
-
-
-def _merged_readme(source: ExportSource, final: Path) -> str:
-    return (
-        f"# {source.model_name} + LoRA merged (LLMCustoms run {source.run_id})\n\n"
-        "A standard transformers folder:\n\n"
-        "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-        f"model = AutoModelForCausalLM.from_pretrained({str(final)!r})\n"
-        f"tokenizer = AutoTokenizer.from_pretrained({str(final)!r})\n```\n"
-    )
-
-
-def _gguf_readme(source: ExportSource, gguf_name: str, command: str) -> str:
-    return (
-        f"# {source.model_name} fine-tuned (LLMCustoms run {source.run_id}) as GGUF\n\n"
-        f"- Ollama: `{command}`, then `ollama run {command.split()[2]}`\n"
-        f"- llama.cpp: `llama-cli -m {gguf_name} -cnv`\n"
-    )
 
 
 def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str | os.PathLike[str] | None = None,
@@ -179,7 +149,7 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
     with quiet, StagedFolder(target, force=force, manifest=manifest) as stage:
         if fmt == "adapter":
             info = export_adapter(source, stage.path)
-            _write_readme(stage.path, _adapter_readme(source, target))
+            write_model_card(source, stage.path, CardTarget("adapter", target))
             stage.commit()
             verification = (f"adapter copied: {info['files']} files, {info['bytes'] / 1e6:.1f} MB, "
                             "checksums identical")
@@ -188,7 +158,7 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
 
         if fmt == "merged":
             info = export_merged(source, stage.path, say)
-            _write_readme(stage.path, _merged_readme(source, target))
+            write_model_card(source, stage.path, CardTarget("merged", target))
             stage.commit()
             comparison = info["comparison"]
             verification = f"merged model ({info['dtype']}) vs base + adapter: {comparison.describe()}"
@@ -203,7 +173,7 @@ def export_run(run_ref: str | os.PathLike[str], fmt: str = "adapter", out: str |
         gguf_final = stage.final(info["gguf_path"])
         modelfile_final = stage.final(info["modelfile"])
         command = f"ollama create {info['ollama_name']} -f {shlex.quote(str(modelfile_final))}"
-        _write_readme(stage.path, _gguf_readme(source, gguf_final.name, command))
+        write_model_card(source, stage.path, CardTarget("gguf", target, quant, gguf_final.name, command))
         stage.commit()
         comparison = info["comparison"]
         verification = (f"GGUF {quant} read back vs merged model: {comparison.describe()}; {info['tokenizer']}; "

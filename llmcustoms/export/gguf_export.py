@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.export.gguf_kquant import FTYPES, quantize_with_llama_cpp
 from llmcustoms.export.gguf_vocab import build_vocab
 from llmcustoms.export.gguf_writer import write_gguf
 from llmcustoms.export.merge import merged_model
@@ -50,9 +51,20 @@ def export_gguf(source: ExportSource, folder: Path, quant: str, progress: Progre
 
     gguf_path = folder / gguf_file_name(quant)
     progress(f"Writing {gguf_path.name} ({quant}, llama.cpp tensor layout, tokenizer {vocab.pre!r})…")
-    written = write_gguf(gguf_path, model, vocab, quant, name=f"{source.model_name} (LLMCustoms run {source.run_id})",
+    k_quant = quant in FTYPES  # llama.cpp's quantizer, from an f16 file written first (gguf_kquant.py)
+    first = folder / ".model-f16-for-quantizer.gguf" if k_quant else gguf_path
+    written = write_gguf(first, model, vocab, "f16" if k_quant else quant,
+                         name=f"{source.model_name} (LLMCustoms run {source.run_id})",
                          description=f"Fine-tuned with LLMCustoms: base {source.model_name}, run {source.run_id}.",
                          progress=progress)
+    if k_quant:
+        progress(f"Quantizing to {quant} with llama.cpp's quantizer…")
+        try:
+            quantize_with_llama_cpp(first, gguf_path, quant)
+        finally:
+            first.unlink(missing_ok=True)
+        written = {**written, "tensors": {quant.upper(): written["tensors"].get("F16", 0)},
+                   "bytes": gguf_path.stat().st_size}
 
     chat_format = derive_chat_format(tokenizer)
     parameters = sampling_parameters(getattr(model, "generation_config", None), written["hparams"]["context_length"])

@@ -4,7 +4,8 @@ Tensor layout follows llama.cpp's ``convert_hf_to_gguf.py`` for ``LlamaForCausal
 ``token_embd``, ``blk.N.attn_{norm,q,k,v,output}``, ``blk.N.ffn_{norm,gate,up,down}``,
 ``output_norm`` and ``output`` (left out when the embeddings are tied). q_proj and k_proj rows are
 permuted for llama.cpp's rotary embedding (k with the KV head count); readers undo it.
-1-D tensors (norms) stay F32; matrices are F16, or Q8_0 when every row splits into 32-value blocks.
+1-D tensors (norms) stay F32; matrices are F16, or Q8_0/Q5_1/Q5_0/Q4_1/Q4_0 (the ``gguf`` package's own
+quantizers) when every row splits into 32-value blocks. K-quants need llama.cpp's quantizer (``gguf_kquant``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import numpy as np
 from llmcustoms.errors import InputError
 from llmcustoms.export.gguf_vocab import GGUFVocab
 
-QUANTS = ("f16", "q8_0")
+QUANTS = ("f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")
+#: Each quantization's GGML tensor type and llama.cpp file type (by name in the gguf package).
+_TYPES = {"q8_0": ("Q8_0", "MOSTLY_Q8_0"), "q5_1": ("Q5_1", "MOSTLY_Q5_1"), "q5_0": ("Q5_0", "MOSTLY_Q5_0"),
+          "q4_1": ("Q4_1", "MOSTLY_Q4_1"), "q4_0": ("Q4_0", "MOSTLY_Q4_0")}
 F16_MAX = 65504.0
 
 #: Buffers a Llama checkpoint may hold that are not weights: never written.
@@ -101,13 +105,15 @@ def iter_gguf_tensors(state_dict: dict[str, Any], hp: dict[str, Any]) -> Iterato
 
 
 def encode_tensor(data: np.ndarray, quant: str):
-    """(array to write, raw GGML type or None): F32 for vectors, F16 or Q8_0 for matrices."""
+    """(array to write, raw GGML type or None): F32 for vectors, F16 or the ``quant`` type for matrices."""
     import gguf
 
     if data.ndim <= 1 or not np.isfinite(data).all() or np.abs(data).max() > F16_MAX:
         return data.astype(np.float32), None  # vectors, and matrices half precision cannot hold
-    if quant == "q8_0" and data.shape[-1] % gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0] == 0:
-        return gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0), gguf.GGMLQuantizationType.Q8_0
+    if quant in _TYPES:
+        ggml_type = gguf.GGMLQuantizationType[_TYPES[quant][0]]
+        if data.shape[-1] % gguf.GGML_QUANT_SIZES[ggml_type][0] == 0:
+            return gguf.quants.quantize(data, ggml_type), ggml_type
     return data.astype(np.float16), None
 
 
@@ -126,7 +132,7 @@ def write_gguf(path: Path, model, vocab: GGUFVocab, quant: str, name: str, descr
     writer.add_name(name)
     if description:
         writer.add_description(description)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if quant == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if quant == "f16" else gguf.LlamaFileType[_TYPES[quant][1]])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_context_length(hp["context_length"])
     writer.add_embedding_length(hp["embedding_length"])

@@ -170,7 +170,10 @@ def estimate_bytes(source: ExportSource, fmt: str, quant: str) -> int:
     params = count_parameters(source.model_path)
     if params == 0:  # weights in .bin files: fall back to the size on disk
         params = folder_bytes(source.model_path) // _dtype_bytes(source.config)
-    per_param = {"merged": _dtype_bytes(source.config), "f16": 2.0, "q8_0": 34 / 32}
+    per_param = {"merged": _dtype_bytes(source.config), "f16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32,
+                 "q5_0": 22 / 32, "q4_1": 20 / 32, "q4_0": 18 / 32,
+                 # K-quants: the f16 file the quantizer reads, then its output
+                 "q6_k": 2.0 + 6.56 / 8, "q5_k_m": 2.0 + 5.7 / 8, "q4_k_m": 2.0 + 4.9 / 8}
     bytes_per = per_param["merged"] if fmt == "merged" else per_param[quant]
     return int(params * bytes_per * 1.05) + margin
 

@@ -34,6 +34,15 @@ LIMITS: dict[str, tuple[float, float]] = {
     "merged-float16": (2e-2, 0.9),
     "gguf-f16": (1e-2, 0.9),
     "gguf-q8_0": (5e-2, 0.9),
+    # 5- and 4-bit blocks: llama.cpp's own trade of size for accuracy; the limits catch a broken file (wrong
+    # layout, scales or types give errors near 1 and chance agreement), not the rounding these types make.
+    "gguf-q5_1": (0.15, 0.8),
+    "gguf-q5_0": (0.15, 0.8),
+    "gguf-q4_1": (0.3, 0.7),
+    "gguf-q4_0": (0.3, 0.7),
+    "gguf-q6_k": (0.1, 0.85),
+    "gguf-q5_k_m": (0.15, 0.8),
+    "gguf-q4_k_m": (0.3, 0.7),
 }
 
 
