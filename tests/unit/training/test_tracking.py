@@ -31,7 +31,7 @@ def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def test_a_run_writes_tensorboard_events_holding_the_loss(tmp_path, tiny_model_dir, monkeypatch):
+def test_a_run_writes_tensorboard_events_holding_the_loss(tmp_path, tiny_model_dir, monkeypatch, capsys):
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")  # nothing may land in the working folder (./runs: transformers' fallback)
     request = TrainRequest(data_path=str(make_small_folder(tmp_path)), model=str(tiny_model_dir),
@@ -50,6 +50,11 @@ def test_a_run_writes_tensorboard_events_holding_the_loss(tmp_path, tiny_model_d
     assert scalars["eval/loss"][-1][1] == pytest.approx(result.eval_loss_after, rel=1e-5)
     assert not any((tmp_path / "cwd").iterdir())
     assert not (run.checkpoints_dir / "runs").exists()  # transformers' default under output_dir
+    from llmcustoms.cli import main
+
+    capsys.readouterr()
+    assert main(["runs", "--output-dir", str(tmp_path / "runs")]) == 0
+    assert f"tensorboard --logdir {tmp_path / 'runs'}" in capsys.readouterr().out
 
 
 def test_none_writes_no_event_files(tmp_path, tiny_model_dir):
@@ -91,3 +96,17 @@ def test_wandb_and_mlflow_say_where_the_data_goes(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
     assert "http://mlflow.example:5000" in tracking.where_data_goes("mlflow", tmp_path)
     assert str(tmp_path / "tensorboard") in tracking.where_data_goes("tensorboard", tmp_path)
+
+
+def test_cli_names_the_tracker_sentence_and_the_tensorboard_command(tmp_path, capsys, monkeypatch):
+    from llmcustoms.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(tracking.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mlflow" else real(name, *a))
+    folder = make_small_folder(tmp_path)
+    code = main(["train", str(folder), "--report-to", "mlflow", "--qa", "offline", "--output-dir",
+                 str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs the mlflow package" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
