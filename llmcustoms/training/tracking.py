@@ -66,15 +66,46 @@ def where_data_goes(name: str, run_path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def point_tensorboard_at_run(trainer: Any, run_path: str | os.PathLike[str]) -> None:
+#: The per-step measures of ``EventCallback`` that trackers get next to transformers' loss and learning rate.
+STEP_MEASURES = ("tokens_per_s", "step_time_s", "ram_used_mb", "vram_used_mb", "vram_peak_mb")
+
+
+def _step_measures_callback(events: Any) -> Any:
+    """A TrainerCallback that adds ``events``' last step measures (tokens/s, memory) to each training log."""
+    from transformers import TrainerCallback
+
+    class StepMeasures(TrainerCallback):  # type: ignore[misc]
+        """Runs just before the trackers' callbacks: they then write these measures with the loss."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> Any:
+            pending = getattr(events, "_pending", None) or {}
+            if logs is not None and "loss" in logs and pending.get("step") == state.global_step:
+                logs.update({f"perf/{k}": pending[k] for k in STEP_MEASURES
+                             if isinstance(pending.get(k), (int, float))})
+            return control
+
+    return StepMeasures()
+
+
+def point_tensorboard_at_run(trainer: Any, run_path: str | os.PathLike[str], events: Any = None) -> None:
     """Send transformers' TensorBoardCallback's files to ``RUN/tensorboard`` (set before its first log).
 
     transformers 5 reads the folder from TENSORBOARD_LOGGING_DIR or defaults under ``output_dir`` (the
-    checkpoints); setting the callback's own attribute keeps the process environment untouched.
+    checkpoints); setting the callback's own attribute keeps the process environment untouched. With
+    ``events`` (the run's EventCallback) the trackers also get its tokens/s and memory each step: they are
+    moved after a small callback that adds those to the log (ours run after transformers' by default).
     """
-    for callback in trainer.callback_handler.callbacks:
+    trackers = [c for c in trainer.callback_handler.callbacks
+                if type(c).__module__.startswith("transformers.integrations")]
+    for callback in trackers:
         if type(callback).__name__ == "TensorBoardCallback" and callback.tb_writer is None:
             callback.logging_dir = str(tensorboard_dir(run_path))
+    if events is not None and trackers:
+        for callback in trackers:
+            trainer.callback_handler.remove_callback(callback)
+        trainer.add_callback(_step_measures_callback(events))
+        for callback in trackers:
+            trainer.add_callback(callback)
 
 
 def log_final_scalars(trainer: Any, values: dict[str, float | None], step: int) -> None:

@@ -465,7 +465,7 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
                          eval_dataset=data.eval_rows, data_collator=collator,
                          callbacks=[StepBoundary(), callback, *clock, *extra_callbacks, *together], emit=emit)
     trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
-    point_tensorboard_at_run(trainer, run.path)  # RUN/tensorboard, before the first evaluation logs
+    point_tensorboard_at_run(trainer, run.path, callback)  # RUN/tensorboard, before the first evaluation logs
     return trainer
 
 

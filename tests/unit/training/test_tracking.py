@@ -46,6 +46,11 @@ def test_a_run_writes_tensorboard_events_holding_the_loss(tmp_path, tiny_model_d
     assert [step for step, _ in losses] == [1, 2, 3]
     assert all(value > 0 for _, value in losses)
     assert "train/learning_rate" in scalars and "eval/loss" in scalars
+    assert [step for step, _ in scalars["train/perf/tokens_per_s"]] == [1, 2, 3]  # our measures, each step
+    assert all(value > 0 for _, value in scalars["train/perf/ram_used_mb"])
+    knowledge = run.read()["knowledge"]  # the score at the end, at the last step
+    assert scalars["knowledge/tuned"] == [(3, pytest.approx(knowledge["tuned"]))]
+    assert scalars["knowledge/base"] == [(3, pytest.approx(knowledge["base"]))]
     # the held-out loss after training, as the run recorded it
     assert scalars["eval/loss"][-1][1] == pytest.approx(result.eval_loss_after, rel=1e-5)
     assert not any((tmp_path / "cwd").iterdir())
