@@ -13,10 +13,19 @@ from llmcustoms.training import tracking
 from llmcustoms.training.request import TrainRequest
 from llmcustoms.training.trainer import run_training
 from llmcustoms.utils.config import Settings
-from tests.helpers.runs_support import make_small_folder
+from tests.helpers.runs_support import fast_request, make_small_folder
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
                                 reason="tensorboard is a dependency; this environment lacks it")
+
+
+@pytest.fixture(autouse=True)
+def _no_general_check(monkeypatch):
+    """The general-knowledge check at a run's end (~30 s of 177 questions on 2 cores) is not under test here."""
+    from llmcustoms.evaluation.general import GeneralReport
+    from llmcustoms.training import knowledge_check
+
+    monkeypatch.setattr(knowledge_check, "score_general", lambda model, tokenizer: GeneralReport.from_dict({}))
 
 
 def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -34,9 +43,8 @@ def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 def test_a_run_writes_tensorboard_events_holding_the_loss(tmp_path, tiny_model_dir, monkeypatch, capsys):
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")  # nothing may land in the working folder (./runs: transformers' fallback)
-    request = TrainRequest(data_path=str(make_small_folder(tmp_path)), model=str(tiny_model_dir),
-                           preset="highspeed", device="cpu", qa="offline", max_steps=3,
-                           output_dir=str(tmp_path / "runs"))
+    request = fast_request(make_small_folder(tmp_path), tiny_model_dir, max_steps=3)
+    request.output_dir = str(tmp_path / "runs")
     result = run_training(request)
     run = result.run_dir
     assert run.read()["request"]["report_to"] == "tensorboard"  # the default, recorded for a resume
@@ -63,9 +71,8 @@ def test_a_run_writes_tensorboard_events_holding_the_loss(tmp_path, tiny_model_d
 
 
 def test_none_writes_no_event_files(tmp_path, tiny_model_dir):
-    request = TrainRequest(data_path=str(make_small_folder(tmp_path)), model=str(tiny_model_dir),
-                           preset="highspeed", device="cpu", qa="offline", max_steps=1,
-                           output_dir=str(tmp_path / "runs"), report_to="none")
+    request = fast_request(make_small_folder(tmp_path), tiny_model_dir, max_steps=1)
+    request.output_dir, request.report_to = str(tmp_path / "runs"), "none"
     run = run_training(request).run_dir
     assert not tracking.tensorboard_dir(run.path).exists()
     assert not any(run.path.rglob("events.out.tfevents.*"))
