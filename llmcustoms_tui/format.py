@@ -90,8 +90,7 @@ KNOWLEDGE_FIELDS = ("questions", "base", "tuned", "open_book", "message", "gener
                     "person_questions", "person_tuned")
 _SHARES = ("base", "tuned", "open_book", "general_kept", "general_perplexity_change", "person_tuned")
 #: How the numbers are measured, shown under them (a score without its method invites trusting it too much).
-MEASURED_LINE = ("learnt: held-out facts asked in words never trained on · kept: common-knowledge answers the base "
-                 "model got right · open book: the base model given the passage")
+MEASURED_LINE = "learnt = held-out facts in words never trained on · kept = general answers still right · open book = passage given"
 
 
 def knowledge_summary(data: object) -> dict | None:

@@ -694,5 +694,5 @@ async def test_chat_says_how_the_score_is_measured_when_there_is_room(tmp_path):
         app.state.chat_run_dir = str(run_dir)
         app.goto("chat")
         await wait_for(pilot, lambda: "Knows 22 of 30 held-out facts" in shown(app), what="the knowledge line")
-        await wait_for(pilot, lambda: "learnt: held-out facts asked in words never trained on" in shown(app),
+        await wait_for(pilot, lambda: "learnt = held-out facts in words never trained on" in shown(app),
                        what="how it is measured")
