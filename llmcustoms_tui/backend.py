@@ -449,7 +449,13 @@ def run_knowledge(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | Non
     except Exception:  # noqa: BLE001 - no run.json (yet), or half-written by an old core
         return None, []
     stored = data.get("knowledge")
-    knowledge: dict[str, Any] = stored if isinstance(stored, dict) else {}
+    knowledge: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+    general, person = data.get("general"), data.get("person_questions")
+    if knowledge and isinstance(general, dict):  # what the tuned model kept (issue 22), stored beside the score
+        knowledge.update(general_kept=general.get("general_kept"),
+                         general_perplexity_change=general.get("general_perplexity_change"))
+    if knowledge and isinstance(person, dict):  # the user's own questions (eval --questions)
+        knowledge.update(person_questions=person.get("questions"), person_tuned=person.get("tuned"))
     source = data.get("knowledge_probes") or knowledge.get("rows") or []
     probes, seen = [], set()
     for item in source if isinstance(source, list) else []:
