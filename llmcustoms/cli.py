@@ -774,9 +774,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "file for llama.cpp and Ollama")
     p.add_argument("--out", help="the folder to write the export to (default: RUN/export/FORMAT)")
     p.add_argument("--quant", default="f16",
-                   choices=["f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "q4_k_m", "q5_k_m", "q6_k"],
-                   help="GGUF weights: f16 (default, exact), q8_0 (half the size), q5_1/q5_0/q4_1/q4_0 "
-                        "(Ollama's everyday 4- and 5-bit files), or the K-quants q4_k_m/q5_k_m/q6_k (need "
+                   choices=["f16", "q8_0", "q4_1", "q4_0", "q4_k_m", "q5_k_m", "q6_k"],
+                   help="GGUF weights: f16 (default, exact), q8_0 (half the size), q4_1/q4_0 "
+                        "(Ollama's everyday 4-bit size), or the K-quants q4_k_m/q5_k_m/q6_k (need "
                         "llama-cpp-python's quantizer)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier export written by llmcustoms (never a folder or file of anything else)")

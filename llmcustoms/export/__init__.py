@@ -1,6 +1,6 @@
 """Taking a trained model home: adapter copy, merged weights, GGUF + Ollama Modelfile.
 
-``export_run(run, fmt='adapter'|'merged'|'gguf', out=None, quant='f16'|'q8_0'|'q5_1'|'q5_0'|'q4_1'|'q4_0' (K-quants with llama.cpp), force=False,
+``export_run(run, fmt='adapter'|'merged'|'gguf', out=None, quant='f16'|'q8_0'|'q4_1'|'q4_0' (K-quants with llama.cpp), force=False,
 progress=None) -> ExportResult``. Every export is written to a staging folder and renamed into
 place only after it verified: the adapter by checksums, the merged model by reloading it and
 comparing logits with base + adapter, the GGUF by reading it back with transformers and comparing

@@ -27,7 +27,7 @@ from llmcustoms.export.staging import StagedFolder, clean_stale_staging, refuse_
 from llmcustoms.utils.validators import check_disk_space
 
 FORMATS = ("adapter", "merged", "gguf")
-QUANTS = ("f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")  # written by the gguf package's own quantizers
+QUANTS = ("f16", "q8_0", "q4_1", "q4_0")  # written by the gguf package's own quantizers
 #: K-quants: only llama.cpp's quantizer writes them (the llama-cpp-python package, when installed).
 K_QUANTS = ("q4_k_m", "q5_k_m", "q6_k")
 
