@@ -489,13 +489,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"  tuned model, closed book  {pct(report.tuned)}{column('tuned')}")
     print(f"  base model, open book     {pct(report.open_book)}{column('open_book')}   (the passage in the prompt)")
     if args.verbose:
-        for row in report.rows:
-            mark = "✓" if row.get("tuned_correct") else "✗"
-            judge_said = row.get("tuned_judge")
-            verdict = "  (judge: right)" if judge_said is True else "  (judge: wrong)" if judge_said is False else ""
-            print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}{verdict}\n"
-                  f"    base:  {row.get('base', '')[:120]}\n"
-                  f"    support: {_support_mark(args, row['question'], row.get('tuned', ''))}")
+        _print_answer_rows(args, report.rows)
     if result.person is not None:
         person = result.person
         print(f"Your {person.questions} questions ({args.questions}):")
@@ -503,15 +497,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  tuned model, closed book  {pct(person.tuned)}")
         print(f"  base model, open book     {pct(person.open_book)}   (the question's source file in the prompt)")
         if args.verbose:
-            for row in person.rows:
-                mark = "✓" if row.get("tuned_correct") else "✗"
-                print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}")
+            _print_answer_rows(args, person.rows)
     print(report.headline() + ".")
     for line in result.lines():
         print(line)
     if report.judge_line():
         print(report.judge_line())
     return 0
+
+
+def _print_answer_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """``eval --verbose``: each question, what a right answer holds, both answers, the judge's word and the
+    passage of the run's documents that supports the tuned answer (or that none does)."""
+    for row in rows:
+        mark = "✓" if row.get("tuned_correct") else "✗"
+        judge_said = row.get("tuned_judge")
+        verdict = "  (judge: right)" if judge_said is True else "  (judge: wrong)" if judge_said is False else ""
+        print(f"{mark} {row['question']}\n    want: {row['span']}\n    tuned: {row.get('tuned', '')[:120]}{verdict}\n"
+              f"    base:  {row.get('base', '')[:120]}\n"
+              f"    support: {_support_mark(args, row['question'], row.get('tuned', ''))}")
 
 
 def _eval_judge(args: argparse.Namespace) -> tuple[Any, str | None]:

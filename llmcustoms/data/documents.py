@@ -15,6 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 
+from llmcustoms.data.formats.sandbox import Sandbox
 from llmcustoms.data.formats.types import ExtractError
 from llmcustoms.data.report import DataReport
 from llmcustoms.data.types import Document, FileReport
@@ -93,8 +94,6 @@ def iter_documents(report: DataReport, piece_chars: int = PIECE_CHARS) -> Iterat
                     continue
                 text = report.kept_text(file_report.relpath)
                 if text is None:
-                    from llmcustoms.data.formats.sandbox import Sandbox
-
                     sandbox = sandbox or Sandbox()
                     text = sandbox.extract(report.root / file_report.relpath, file_report.format).text
                 yield from _text_documents(report, file_report, text, piece_chars)

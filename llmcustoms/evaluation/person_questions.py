@@ -13,6 +13,7 @@ asked, never trained on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -101,8 +102,6 @@ def score_person_questions(model: Any, tokenizer: Any, questions: Sequence[Perso
                            progress: Callable[[str, int, int], None] | None = None) -> KnowledgeReport:
     """Ask ``questions`` of the base and the tuned model (closed book) and of the base model with the
     question's source file in its prompt (open book, only for questions that name one)."""
-    import contextlib
-
     started = time.time()
     has_adapter = hasattr(model, "disable_adapter")
 

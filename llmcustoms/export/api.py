@@ -20,6 +20,7 @@ from typing import Any
 
 from llmcustoms.errors import InputError
 from llmcustoms.export.adapter import export_adapter
+from llmcustoms.export.gguf_kquant import require_llama_cpp
 from llmcustoms.export.merge import export_merged
 from llmcustoms.export.model_card import CardTarget, write_model_card
 from llmcustoms.export.source import ExportSource, attach_base_model, estimate_bytes, open_run
@@ -85,8 +86,6 @@ def _check_arguments(fmt: str, quant: str, out: str | os.PathLike[str] | None) -
     if fmt not in FORMATS:
         raise InputError(f"Unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
     if quant in K_QUANTS:
-        from llmcustoms.export.gguf_kquant import require_llama_cpp
-
         require_llama_cpp(quant, QUANTS)
     elif quant not in QUANTS:
         raise InputError(f"Unknown GGUF quantization {quant!r}: use one of {', '.join(QUANTS + K_QUANTS)}.")

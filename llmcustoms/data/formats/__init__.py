@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from llmcustoms.data.formats import epub, markdown_text, pdf, web, word
 from llmcustoms.data.formats.types import ExtractedText, ExtractError, count_words
 
 __all__ = ["DOCUMENT_SUFFIXES", "FORMAT_NAMES", "ExtractError", "ExtractedText", "count_words", "extract",
@@ -88,17 +89,12 @@ def extract(path: str | Path, declared: str | None = None,
     if declared is None or declared in ("txt", "jsonl"):
         raise ExtractError(f"is not a document this reader takes ({path.suffix or 'no ending'}); skipped it.")
     fmt, note = _real_format(path, declared)
+    # The readers import their libraries (pypdfium2, python-docx, …) only when they read a file.
     if fmt == "pdf":
-        from llmcustoms.data.formats import pdf as reader
-    elif fmt == "docx":
-        from llmcustoms.data.formats import word as reader  # type: ignore[no-redef]
-    elif fmt == "epub":
-        from llmcustoms.data.formats import epub as reader  # type: ignore[no-redef]
-    elif fmt == "html":
-        from llmcustoms.data.formats import web as reader  # type: ignore[no-redef]
+        result = pdf.extract(path, progress)
     else:
-        from llmcustoms.data.formats import markdown_text as reader  # type: ignore[no-redef]
-    result = reader.extract(path, progress) if fmt == "pdf" else reader.extract(path)  # type: ignore[call-arg]
+        reader = {"docx": word, "epub": epub, "html": web}.get(fmt, markdown_text)
+        result = reader.extract(path)
     if note:
         result.notes.insert(0, note)
     return result

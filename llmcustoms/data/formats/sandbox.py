@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.data.formats import extract
 from llmcustoms.data.formats.types import ExtractedText, ExtractError
 
 #: Seconds one file may take to read (a 2,000-page PDF takes a few seconds).
@@ -129,8 +130,6 @@ class _Throttled:
 
 
 def _serve(receive: Connection, send: Connection, every_s: float = PROGRESS_EVERY_S) -> None:
-    from llmcustoms.data.formats import extract
-
     while True:
         try:
             path, declared = receive.recv()

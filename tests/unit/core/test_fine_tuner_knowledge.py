@@ -33,6 +33,10 @@ class _FakeSession:
         self.asked.append((prompt, tuned))
         return "Emeric Dallow built it in 1841." if tuned else "Nobody knows."
 
+    def support(self, prompt: str, answer: str):
+        """No documents behind this fake run: no passage to show (ChatSession.support's None)."""
+        return None
+
     def close(self) -> None:
         pass
 

@@ -266,6 +266,10 @@ LAZY_THIRD_PARTY = {
     "pynvml": "optional, only on a machine with an NVIDIA driver", "psutil": "optional",
     "dotenv": "only when a .env file exists", "tqdm": "only when a progress bar is drawn",
     "httpx": "only when Q&A is generated online",
+    "pypdfium2": "only when a PDF is read", "docx": "only when a Word file is read",
+    "selectolax": "only when a web page or EPUB is read", "markdown_it": "only when Markdown is read",
+    "llama_cpp": "optional, only for a K-quant GGUF", "ctypes": "only with llama.cpp's quantizer",
+    "resource": "Unix only: the reader's worker sets its own memory limit",
     "bm25s": "pulls numpy; only when an answer's support is searched",
 }
 #: Files whose function-level imports are their job: the CLI imports each command's modules when that

@@ -17,6 +17,7 @@ from llmcustoms.data.formats.layout import join_pages
 from llmcustoms.data.formats.sandbox import Sandbox
 from llmcustoms.data.formats.types import ExtractError
 from llmcustoms.data.reader import validate_folder
+from tests.helpers.data_reader import PROSE, assert_sentence, file_report, validate_unchanged
 from tests.helpers.documents import (
     MARKDOWN,
     RUNNING_HEADER,
@@ -28,7 +29,6 @@ from tests.helpers.documents import (
     make_scanned_pdf,
     make_zip_bomb,
 )
-from tests.unit.data.test_data_reader import PROSE, assert_sentence, file_report, validate_unchanged
 
 
 def _one_problem(report, relpath: str) -> str:

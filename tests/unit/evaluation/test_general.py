@@ -9,6 +9,7 @@ import pytest
 
 from llmcustoms.evaluation.general import (
     QUESTIONS_FILE,
+    SAMPLE,
     TEXT_FILE,
     GeneralQuestion,
     GeneralReport,
@@ -149,6 +150,6 @@ def test_the_shipped_questions_and_text():
     assert all(json.dumps(q.question)[1:-1] in candidates for q in questions)  # chosen from the candidates
     assert 1200 <= len(load_general_text().split()) <= 1800 and TEXT_FILE.is_file()
     sample = general_sample(questions)
-    assert len(sample) == 32 and len(set(sample)) == 32
-    assert sample[0] == questions[0] and sample[-1] in questions[-len(questions) // 32 - 1:]  # spread to the end
+    assert len(sample) == SAMPLE and len(set(sample)) == SAMPLE
+    assert sample[0] == questions[0] and sample[-1] in questions[-len(questions) // SAMPLE - 1:]  # spread to the end
     assert general_sample(questions, None) == questions

@@ -90,9 +90,12 @@ def test_eval_asks_your_questions_beside_its_own_and_stores_both(tmp_path, tiny_
     assert isinstance(report["general_perplexity_change"], float)
     stored = result.run_dir.read()
     assert stored["person_questions"]["questions"] == 2 and stored["general"]["questions"] == general["questions"]
-    assert main(["eval", str(result.run_dir.path), "--questions", str(questions), "--no-general"]) == 0
+    assert main(["eval", str(result.run_dir.path), "--questions", str(questions), "--no-general", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "Your 2 questions" in out and "tool's own" in out and "Kept" not in out
+    # --verbose lists your questions too, each with the passage (or none) behind the tuned answer.
+    assert "✓ How high is Mount Farrow?" in out or "✗ How high is Mount Farrow?" in out
+    assert out.count("support:") == stored["knowledge"]["questions"] + 2
 
 
 def test_a_bad_question_file_is_refused_before_the_model_loads(tmp_path, capsys):

@@ -17,8 +17,8 @@ import pytest
 
 from llmcustoms.errors import DiskSpaceError, InputError, LLMCustomsError
 from llmcustoms.runs.rundir import RunDir
+from tests.helpers.export_runs import gguf_metadata, make_run
 
-PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PROMPT = [
     {"role": "user", "content": "Quelle est la capitale de la France ? Réponds en une phrase."},
     {"role": "assistant", "content": "La capitale de la France est Paris, 2 148 000 habitants."},
@@ -27,27 +27,6 @@ PROMPT = [
 
 
 # -- building runs ---------------------------------------------------------------------------------
-def make_run(model_dir: Path, root: Path, status: str = "done", adapter: bool = True, seed: int = 1) -> RunDir:
-    """A run on ``model_dir`` with a LoRA adapter whose lora_B weights are small random values."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    run = RunDir.create(model_dir.name, root=root, status=status, model_path=str(model_dir))
-    if adapter:
-        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=PROJECTIONS))
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if "lora_B" in name:
-                    param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
-        model.save_pretrained(run.adapter_dir)
-        AutoTokenizer.from_pretrained(model_dir).save_pretrained(run.adapter_dir)
-        run.update(adapter_path=str(run.adapter_dir))
-    return run
-
-
 def prompt_ids(tokenizer) -> list[int]:
     text = tokenizer.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -79,12 +58,6 @@ def base_and_adapter_logits(run: RunDir, ids, with_base: bool = False):
     plain = logits(base, ids) if with_base else None
     tuned = PeftModel.from_pretrained(base, run.adapter_dir)
     return plain, logits(tuned, ids)
-
-
-def gguf_metadata(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
-    from transformers.integrations.gguf.reader import read_gguf_metadata
-
-    return read_gguf_metadata(str(path), ("tokenizer.ggml.tokens",))
 
 
 # -- a renderer for the Go text/template subset the Modelfile uses ---------------------------------

@@ -13,8 +13,8 @@ import pytest
 
 from llmcustoms.errors import InputError
 from llmcustoms.runs.rundir import RunDir
+from tests.helpers.export_runs import gguf_metadata, make_run
 from tests.helpers.runs_support import make_small_folder
-from tests.unit.export.test_export import gguf_metadata, make_run
 
 QUESTION = "Who founded Velmoria?"
 ANSWER = "Captain Orin Dask founded Velmoria in 1742."
