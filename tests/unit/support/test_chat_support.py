@@ -11,20 +11,12 @@ from llmcustoms.chat.session import ChatSession
 from llmcustoms.cli import main
 from llmcustoms.core.fine_tuner import FineTuner
 from llmcustoms.runs.rundir import RunDir
-from llmcustoms.support.index import clear_cache
 from llmcustoms.support.verdict import NO_SUPPORT
 from tests.helpers.known_answers import write_folder
 
 QUESTION = "Who opened the Brisca Museum?"
 RIGHT = "Tomas Reed opened it in 1881."
 WRONG = "Queen Amara opened it in 1950."
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture

@@ -18,13 +18,6 @@ from llmcustoms.support.verdict import NO_SUPPORT, support_for_run
 from tests.helpers.known_answers import ANSWERS, write_folder
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
-
-
 @pytest.fixture
 def run(tmp_path):
     folder = write_folder(tmp_path)
