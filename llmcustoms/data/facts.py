@@ -566,8 +566,3 @@ def passage_examples(text: str, source: str, title: str, max_chars: int = 700) -
             ))
         block = [sentence] if sentence else []
     return examples
-
-
-def stable_order_key(fact: Fact, seed: int) -> int:
-    """A per-fact number that does not depend on Python's hash salt (for reproducible splits)."""
-    return zlib.crc32(f"{seed}:{fact.id}:{fact.span}".encode())

@@ -19,7 +19,7 @@ from typing import Any
 
 from llmcustoms.errors import DiskSpaceError, DownloadError, LLMCustomsError, ModelNotFoundError
 from llmcustoms.models.check import check_model_folder
-from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, ModelSpec, find_spec
+from llmcustoms.models.registry import EMBEDDED_MODEL, MODELS, find_spec
 from llmcustoms.paths import models_dir
 from llmcustoms.utils.logger import get_logger
 
@@ -323,11 +323,6 @@ def _sha256(file: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def spec_for(model: str) -> ModelSpec | None:
-    """Registry entry for a name/id, or None (a local folder or an unknown Hub id)."""
-    return find_spec(model)
 
 
 __all__ = ["ModelManager", "embedded_gguf_path", "is_model_folder", "COMPLETE_MARKER", "LLMCustomsError"]

@@ -94,11 +94,6 @@ def make_event(kind: str, **fields: Any) -> dict[str, Any]:
     return Event.make(kind, **fields).to_dict()
 
 
-def read_typed_events(path: str | os.PathLike[str]) -> list[Event]:
-    """Every complete event in the file, typed."""
-    return [Event.from_dict(event) for event in read_events(path)]
-
-
 class JsonlEventSink:
     """Appends events to a file, one line each, flushed at once so a reader sees them live."""
 
