@@ -17,6 +17,8 @@ from llmcustoms_tui.format import fmt_loss, knowledge_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmcustoms.core.planner import Plan
+    from llmcustoms.data.report import DataReport
+    from llmcustoms.utils.config import Settings
     from llmcustoms_tui.launcher import RunHandle
 
 #: How many log lines the dashboard keeps.
@@ -75,30 +77,30 @@ class RunState:
 
     @property
     def vram_used_mb(self) -> float | None:
-        return self.fold.memory["vram_used_mb"]
+        return self.fold.memory.vram_used_mb
 
     @property
     def vram_total_mb(self) -> float | None:
-        return self.fold.memory["vram_total_mb"]
+        return self.fold.memory.vram_total_mb
 
     @property
     def ram_used_mb(self) -> float | None:
         """CPU runs report RAM instead of VRAM: the system's use…"""
-        return self.fold.memory["ram_used_mb"]
+        return self.fold.memory.ram_used_mb
 
     @property
     def ram_total_mb(self) -> float | None:
-        return self.fold.memory["ram_total_mb"]
+        return self.fold.memory.ram_total_mb
 
     @property
     def ram_available_mb(self) -> float | None:
         """…what the system has available…"""
-        return self.fold.memory["ram_available_mb"]
+        return self.fold.memory.ram_available_mb
 
     @property
     def ram_process_mb(self) -> float | None:
         """…and the training process's own share."""
-        return self.fold.memory["ram_process_mb"]
+        return self.fold.memory.ram_process_mb
 
     # -- folding events ------------------------------------------------------------------------
     def apply(self, event: dict[str, Any]) -> None:
@@ -261,8 +263,8 @@ class WizardState:
     preset: str = "quality"
     max_steps: int | None = None
     hardware: dict[str, Any] | None = None
-    report: Any = None  # llmcustoms DataReport
-    plan: Plan | None = None  # the core's plan (llmcustoms.core.planner.Plan)
-    settings: Any = None  # llmcustoms.utils.config.Settings, read once when the app starts (None: a bad .env)
+    report: DataReport | None = None  # the check of ``data_path`` (None: not checked, or blocked)
+    plan: Plan | None = None  # the core's plan
+    settings: Settings | None = None  # read once when the app starts (None: a bad .env)
     run: RunHandle | None = None
     chat_run_dir: str | None = None

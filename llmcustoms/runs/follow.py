@@ -124,7 +124,7 @@ class RunFold:
     step: int = 0
     max_steps: int = 0
     curve: list[tuple[int, float]] = field(default_factory=list)
-    memory: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(MEMORY_FIELDS))
+    memory: Memory = field(default_factory=Memory)
     warnings: list[str] = field(default_factory=list)
     segment_end: str | None = None  # the kind of the current segment's end event, if it has one
     rate_from: tuple[int, float] | None = None  # (step, t) of the first live step of this stretch
@@ -153,13 +153,12 @@ class RunFold:
             self.segment_end = str(kind)
 
     def _memory(self, event: dict[str, Any]) -> None:
-        for name in MEMORY_FIELDS:
-            value = finite_number(event.get(name))
-            if value is not None:
-                self.memory[name] = value
+        reported = {name: value for name in MEMORY_FIELDS if (value := finite_number(event.get(name))) is not None}
+        if reported:
+            self.memory = replace(self.memory, **reported)
         if "ram_used_mb" in event and "ram_available_mb" not in event and "ram_process_mb" not in event:
             # Events of older runs: their ram_used_mb was the process's memory, not the system's use.
-            self.memory["ram_process_mb"], self.memory["ram_used_mb"] = self.memory["ram_used_mb"], None
+            self.memory = replace(self.memory, ram_process_mb=self.memory.ram_used_mb, ram_used_mb=None)
 
     def _step(self, event: dict[str, Any], live: bool) -> None:
         step = event.get("step")
@@ -187,8 +186,8 @@ class RunFold:
         return self.curve[-1][1] if self.curve else None
 
     def memory_now(self) -> Memory:
-        """The latest memory the run reported."""
-        return Memory(**self.memory)
+        """The latest memory the run reported (``memory``; kept for the callers that ask for it)."""
+        return self.memory
 
     @property
     def steps_per_s(self) -> float | None:

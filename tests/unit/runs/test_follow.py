@@ -14,7 +14,7 @@ import time
 import pytest
 
 from llmcustoms.runs.events import JsonlEventSink, make_event, read_events
-from llmcustoms.runs.follow import GONE, FollowUpdate, RunFollower
+from llmcustoms.runs.follow import GONE, FollowUpdate, Memory, RunFold, RunFollower
 from llmcustoms.runs.rundir import RunDir, RunLock
 from llmcustoms.runs.status import loss_curve
 from llmcustoms.training.detach import follow_run
@@ -219,3 +219,23 @@ def test_a_caller_that_knows_the_runs_life_can_turn_the_process_check_off(tmp_pa
     end = follower.poll()
     assert end.finished and end.end_kind == "error"
     assert RunFollower(run, liveness_every_s=1.0).poll().finished, "with the check on, the same run has ended"
+
+
+def test_the_fold_keeps_memory_as_a_memory_the_latest_value_of_each_field():
+    fold = RunFold()
+    assert fold.memory == Memory() and fold.memory.label == "Memory"
+    fold.apply({"kind": "step", "step": 1, "vram_used_mb": 900.0, "vram_total_mb": 16000.0})
+    fold.apply({"kind": "step", "step": 2, "vram_used_mb": 950.0, "loss": 1.0})  # no total: the last one stays
+    fold.apply({"kind": "step", "step": 3, "vram_used_mb": "nan"})  # not a finite number: ignored
+    assert isinstance(fold.memory, Memory)
+    assert (fold.memory.vram_used_mb, fold.memory.vram_total_mb, fold.memory.label) == (950.0, 16000.0, "VRAM")
+    assert fold.memory_now() == fold.memory
+
+
+def test_an_older_runs_ram_used_is_read_as_the_process_share():
+    fold = RunFold()
+    fold.apply({"kind": "step", "step": 1, "ram_used_mb": 1200.0, "ram_total_mb": 8000.0})
+    assert (fold.memory.ram_process_mb, fold.memory.ram_used_mb, fold.memory.label) == (1200.0, None, "RAM")
+    fold.apply({"kind": "step", "step": 2, "ram_used_mb": 5000.0, "ram_available_mb": 3000.0,
+                "ram_process_mb": 1300.0})
+    assert (fold.memory.ram_used_mb, fold.memory.ram_process_mb) == (5000.0, 1300.0)
