@@ -30,7 +30,7 @@ from llmcustoms.data.chatfiles import MAX_NAMED_BAD_LINES, read_chat_file
 from llmcustoms.data.count import count_examples
 from llmcustoms.data.documents import open_regular
 from llmcustoms.data.formats import FORMAT_NAMES, ExtractError, format_of
-from llmcustoms.data.formats.sandbox import DEFAULT_TIMEOUT_S, Sandbox
+from llmcustoms.data.formats.sandbox import DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S, Sandbox
 from llmcustoms.data.report import DataReport, human_size
 from llmcustoms.data.types import FileReport
 
@@ -417,10 +417,12 @@ def _scan_document(entry: _Entry, fmt: str, sandbox: Sandbox, report: DataReport
 
 def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
                     settings: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                    memory_bytes: int = DEFAULT_MEMORY_BYTES,
                     on_progress: Callable[[str, int, int], None] | None = None) -> DataReport:
     """Check every file it can read under ``path`` and return a DataReport; never raises for content problems.
 
-    ``timeout_s``: the time one document (PDF, Word, …) may take to read before it is skipped.
+    ``timeout_s``: the time one document (PDF, Word, …) may take to read before it is skipped;
+    ``memory_bytes``: the address space its reader may use (a file that needs more is skipped).
     ``on_progress(relpath, done, total)``: ``(relpath, 0, 0)`` when a document starts, then the pages of a
     long PDF read so far, about once a second.
 
@@ -454,7 +456,7 @@ def validate_folder(path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_
         report.warnings.append(f"Skipped {len(walker.hidden)} hidden file(s) or folder(s) in '{shown}' ({names}); "
                                f"rename them without the leading dot to include them.")
 
-    with Sandbox(timeout_s=timeout_s) as sandbox:  # started only when a document needs it
+    with Sandbox(timeout_s=timeout_s, memory_bytes=memory_bytes) as sandbox:  # started only when a document needs it
         for entry in walker.entries:
             if entry.problem:
                 file_report = _skip(FileReport(relpath=entry.relpath, size_bytes=0,

@@ -30,6 +30,13 @@ PROGRESS_EVERY_S = 1.0
 DEFAULT_MEMORY_BYTES = 4 * 1024**3
 
 
+def memory_words(memory_bytes: int) -> str:
+    """The memory limit as sentences say it: '4 GB', '1.5 GB', '96 MB'."""
+    if memory_bytes >= 1024**3:
+        return f"{memory_bytes / 1024**3:g} GB"
+    return f"{memory_bytes / 1024**2:.0f} MB"
+
+
 class Sandbox:
     """A worker process that reads documents, one at a time, each under a time limit. Use as a context manager."""
 
@@ -108,7 +115,7 @@ class Sandbox:
         except (EOFError, OSError, BrokenPipeError):
             self._stop()
             raise ExtractError("made the document reader stop (the file is damaged, or needs more than the "
-                               f"{self.memory_bytes / 1024**3:g} GB memory limit); skipped it.") from None
+                               f"{memory_words(self.memory_bytes)} memory limit per file); skipped it.") from None
         if status == "ok":
             return value  # type: ignore[no-any-return]
         raise ExtractError(value)
@@ -129,7 +136,11 @@ class _Throttled:
             self.send.send(("progress", (done, total)))
 
 
-def _serve(receive: Connection, send: Connection, every_s: float = PROGRESS_EVERY_S) -> None:
+def _serve(receive: Connection, send: Connection, every_s: float = PROGRESS_EVERY_S,
+           memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+    # Made before any file is read: when memory runs out, building this sentence could fail in turn.
+    out_of_memory = ("error", f"needs more than the {memory_words(memory_bytes)} memory limit per file to read; "
+                              f"skipped it.")
     while True:
         try:
             path, declared = receive.recv()
@@ -141,7 +152,8 @@ def _serve(receive: Connection, send: Connection, every_s: float = PROGRESS_EVER
         except ExtractError as exc:
             reply = ("error", str(exc))
         except MemoryError:
-            reply = ("error", "needs more memory than the per-file limit to read; skipped it.")
+            # The reader let go of what it held as the error unwound: the worker goes on with the next file.
+            reply = out_of_memory
         except RecursionError:
             reply = ("error", "is nested too deeply to read; skipped it.")
         except OSError as exc:
@@ -155,14 +167,14 @@ def main(argv: list[str]) -> None:
     """The worker: read requests from one pipe, answer on the other, under an address-space limit."""
     receive = Connection(int(argv[0]), writable=False)
     send = Connection(int(argv[1]), readable=False)
+    limit = int(argv[2])
     try:
         import resource
 
-        limit = int(argv[2])
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):  # no rlimit here (Windows) or not allowed: the time limit stays
         pass
-    _serve(receive, send, float(argv[3]) if len(argv) > 3 else PROGRESS_EVERY_S)
+    _serve(receive, send, float(argv[3]) if len(argv) > 3 else PROGRESS_EVERY_S, limit)
 
 
 if __name__ == "__main__":

@@ -236,6 +236,28 @@ def test_a_file_over_the_time_limit_is_skipped_and_the_reader_restarts_for_the_n
         assert sandbox.extract(tmp_path / "slow.pdf", "pdf").units == 3
 
 
+def test_a_file_over_the_memory_limit_is_skipped_with_the_limit_named_and_the_folder_goes_on(tmp_path):
+    # A 2.6 MB Markdown note: the reader's token tree needs a few hundred MB, far past a 128 MB limit
+    # (the default is 4 GB), while the small files before and after it fit easily.
+    (tmp_path / "a_small.md").write_text(MARKDOWN, encoding="utf-8")
+    (tmp_path / "b_huge.md").write_text("".join(f"Line {i} of a **long** note.\n\n" for i in range(80_000)),
+                                        encoding="utf-8")
+    (tmp_path / "c_notes.txt").write_text(PROSE, encoding="utf-8")
+    make_pdf(tmp_path / "d_guide.pdf")
+    report = validate_folder(tmp_path, memory_bytes=128 * 1024**2)
+    problem = _one_problem(report, "b_huge.md")
+    assert "128 MB memory limit" in problem and problem.startswith("'b_huge.md' ")
+    assert file_report(report, "b_huge.md").status == "skipped"
+    assert report.ok and report.usable_files == 3  # read before and after it, by the same or a fresh reader
+    assert file_report(report, "d_guide.pdf").units == 3
+    with Sandbox(memory_bytes=128 * 1024**2) as sandbox:
+        with pytest.raises(ExtractError, match="128 MB memory limit"):
+            sandbox.extract(tmp_path / "b_huge.md", "markdown")
+        sandbox.memory_bytes = 4 * 1024**3  # a worker started after this one has the default limit again
+        sandbox.close()
+        assert sandbox.extract(tmp_path / "b_huge.md", "markdown").words == 480_000
+
+
 def test_a_folder_of_documents_that_are_all_unreadable_is_blocked_with_the_first_reason(tmp_path):
     make_scanned_pdf(tmp_path / "scan.pdf")
     report, _ = validate_unchanged(tmp_path)
