@@ -180,9 +180,9 @@ class LLMCustomsApp(App[None]):
             return DataScreen()
         if step == "plan":
             report = self.state.report
-            if report is None or not getattr(report, "ok", False):
+            if report is None or not report.ok:
                 self.notify("Choose a data folder that passes the check first.", severity="warning")
-                return None if any(getattr(s, "STEP", "") == "data" for s in self.screen_stack) else \
+                return None if any(isinstance(s, WizardScreen) and s.STEP == "data" for s in self.screen_stack) else \
                     self._make_screen("data")
             from llmcustoms_tui.screens.plan import PlanScreen
 
@@ -294,7 +294,7 @@ class LLMCustomsApp(App[None]):
         message on the screen that owns the worker; the end of training may close the app."""
         if state == WorkerState.ERROR:
             # The core's advice names CLI options; here the same choice is a key.
-            text = tui_hint(describe_error(worker.error), on_plan_screen=getattr(self.screen, "STEP", "") == "plan")
+            text = tui_hint(describe_error(worker.error), on_plan_screen=isinstance(self.screen, WizardScreen) and self.screen.STEP == "plan")
             node = worker.node
             if isinstance(node, WizardScreen) and node.is_attached:
                 node.show_worker_error(worker.name, text)

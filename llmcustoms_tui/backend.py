@@ -10,18 +10,34 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from llmcustoms_tui.messages import PreviewSample
 
 if TYPE_CHECKING:  # the core is imported inside functions: the TUI starts without it
+    from llmcustoms.chat.session import ChatSession
     from llmcustoms.core.planner import Plan
     from llmcustoms.data.examples import QAMode
+    from llmcustoms.data.file_text import FileText
+    from llmcustoms.data.report import DataReport
+    from llmcustoms.runs.follow import RunFollower
+    from llmcustoms.support.verdict import Support
+    from llmcustoms.text.types import Example
+    from llmcustoms.training.dataset_check import DatasetReport
+    from llmcustoms.utils.config import Settings
 
 #: How many examples the data screen previews.
 PREVIEW_EXAMPLES = 3
 #: How much source text is shown next to each previewed pair.
 SOURCE_EXCERPT_CHARS = 360
+
+
+class ServerPlan(Protocol):
+    """What a Q&A server would be sent (the core's ``GenerationPlan``): the screens show its ``describe()``."""
+
+    def describe(self) -> str:
+        """One paragraph: chunks, tokens, the server."""
+        ...
 
 
 # -- hardware -------------------------------------------------------------------------------------
@@ -37,7 +53,7 @@ def detect_hardware() -> dict[str, Any]:
 
 
 # -- data -----------------------------------------------------------------------------------------
-def validate_folder(path: str, settings: Any = None) -> Any:
+def validate_folder(path: str, settings: Settings | None = None) -> DataReport:
     """The core's DataReport for ``path`` (never raises for content problems)."""
     from llmcustoms.data.reader import validate_folder as _validate
 
@@ -46,7 +62,8 @@ def validate_folder(path: str, settings: Any = None) -> Any:
     return report
 
 
-def dataset_report(report: Any, settings: Any = None, preset: str | None = None) -> Any:
+def dataset_report(report: DataReport, settings: Settings | None = None,
+                   preset: str | None = None) -> DatasetReport | None:
     """The dataset report of a checked folder (token lengths estimated, duplicates, leakage), or None when
     the folder is blocked; built offline, nothing sent (issue 23)."""
     from llmcustoms.training.dataset_check import folder_dataset_report
@@ -54,29 +71,23 @@ def dataset_report(report: Any, settings: Any = None, preset: str | None = None)
     return folder_dataset_report(report, settings=settings, preset=preset)
 
 
-def file_text(report: Any, relpath: str) -> Any:
+def file_text(report: DataReport, relpath: str) -> FileText:
     """The text the model will learn from one file of the checked folder (a ``FileText``; may read it again)."""
     from llmcustoms.data.file_text import file_text as _file_text
 
     return _file_text(report, relpath)
 
 
-def _source_excerpt(report: Any, example: Any) -> str:
-    """The text an example came from: the core's own field if it has one, else the file around the answer."""
-    for attr in ("source_text", "chunk_text", "context"):
-        text = getattr(example, attr, None)
-        if isinstance(text, str) and text.strip():
-            return _clip(text)
-    relpath = str(getattr(example, "source", "")).rsplit(":", 1)[0]
-    root = getattr(report, "root", None)
-    if not relpath or root is None:
+def _source_excerpt(report: DataReport, example: Example) -> str:
+    """The text an example came from: the file (``source`` is ``file:chunk``) around the answer."""
+    relpath = example.source.rsplit(":", 1)[0]
+    if not relpath:
         return ""
     try:
-        text = (Path(root) / relpath).read_text(encoding="utf-8", errors="replace")
+        text = (Path(report.root) / relpath).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    answer = str(getattr(example, "answer", ""))
-    probe = answer[:40].strip()
+    probe = example.answer[:40].strip()
     at = text.find(probe) if probe else -1
     start = max(0, at - SOURCE_EXCERPT_CHARS // 3) if at >= 0 else 0
     return _clip(text[start:])
@@ -114,7 +125,7 @@ def load_preview_tokenizer(model: str) -> tuple[Any, str]:
 
 
 def build_preview(
-    report: Any,
+    report: DataReport,
     qa: str,
     model: str,
     confirm: Callable[[Any], bool] | None = None,
@@ -132,7 +143,7 @@ def build_preview(
     from llmcustoms.data.count import default_pairs_per_chunk
     from llmcustoms.data.examples import build_examples
 
-    settings = getattr(report, "settings", None)  # the app's, handed to validate_folder
+    settings = report.settings  # the app's, handed to validate_folder
     example_set = build_examples(report, qa=cast("QAMode", qa), confirm=confirm, on_message=on_message, progress=progress,
                                  pairs_per_chunk=default_pairs_per_chunk(preset, settings), settings=settings)
     examples = list(example_set.examples)
@@ -153,16 +164,16 @@ def build_preview(
 
             rendered = render_example(example, tokenizer)
         samples.append(PreviewSample(
-            source=str(getattr(example, "source", "")),
+            source=example.source,
             source_text=_source_excerpt(report, example),
-            question=str(getattr(example, "prompt", "")),
-            answer=str(getattr(example, "answer", "")),
-            kind=str(getattr(example, "kind", "")),
+            question=example.prompt,
+            answer=example.answer,
+            kind=example.kind,
             rendered=rendered,
         ))
     return {
-        "qa_mode": str(getattr(example_set, "qa_mode", qa)),
-        "message": str(getattr(example_set, "message", "") or ""),
+        "qa_mode": example_set.qa_mode,
+        "message": example_set.message or "",
         "total": len(examples),
         "samples": samples,
         "template_note": note,
@@ -174,13 +185,13 @@ def build_preview(
 PREVIEW_KINDS = ("generated", "fact", "explicit", "passage", "offline")
 
 
-def _spread(items: list[Any], limit: int) -> list[Any]:
+def _spread(items: list[Example], limit: int) -> list[Example]:
     """Up to ``limit`` items: one of each kind first, then spread over the list (first, middle, last…)."""
     if len(items) <= limit:
         return list(items)
-    picked: list[Any] = []
+    picked: list[Example] = []
     for kind in PREVIEW_KINDS:
-        first = next((item for item in items if getattr(item, "kind", None) == kind), None)
+        first = next((item for item in items if item.kind == kind), None)
         if first is not None and len(picked) < limit:
             picked.append(first)
     step = (len(items) - 1) / max(1, limit - 1)
@@ -194,7 +205,7 @@ def _spread(items: list[Any], limit: int) -> list[Any]:
     return sorted(picked, key=lambda item: order[id(item)])
 
 
-def load_settings() -> Any:
+def load_settings() -> Settings | None:
     """The core's ``Settings``, read once when the app starts; None when a .env file is bad (the core then
     reports it where it matters, reading them itself)."""
     try:
@@ -205,14 +216,14 @@ def load_settings() -> Any:
         return None
 
 
-def default_model_and_preset(settings: Any = None) -> tuple[str, str]:
+def default_model_and_preset(settings: Settings | None = None) -> tuple[str, str]:
     """DEFAULT_MODEL and DEFAULT_PRESET of ``settings`` (the app's; else 'auto', 'quality')."""
     if settings is None:
         return "auto", "quality"
     return str(settings.default_model or "auto"), str(settings.default_preset or "quality")
 
 
-def groq_key_present(settings: Any = None) -> bool:
+def groq_key_present(settings: Settings | None = None) -> bool:
     """Whether the resolved configuration has a Groq key (the value itself is never returned)."""
     if settings is None:
         return bool(os.environ.get("GROQ_API_KEY"))
@@ -220,14 +231,15 @@ def groq_key_present(settings: Any = None) -> bool:
 
 
 # -- plan -----------------------------------------------------------------------------------------
-def make_plan(model: str, preset: str, report: Any, hardware: dict[str, Any] | None, settings: Any = None) -> Plan:
+def make_plan(model: str, preset: str, report: DataReport | None, hardware: dict[str, Any] | None,
+              settings: Settings | None = None) -> Plan:
     """The core's Plan (model, preset, config, reason, estimate_mb, free_mb, fits, estimated_minutes)."""
     from llmcustoms.core.planner import make_plan as _make_plan
 
     return _make_plan(model, preset, data_report=report, hardware=hardware, env_config=settings)
 
 
-def generation_plan(data_path: str, qa: str, preset: str, settings: Any = None) -> Any:
+def generation_plan(data_path: str, qa: str, preset: str, settings: Settings | None = None) -> ServerPlan | None:
     """What training would send to the Q&A server (the core's plan, with ``describe()``), or None.
 
     Sends nothing; reads the folder (blocking: call from a worker).
@@ -352,7 +364,7 @@ def read_new_events(path: str | os.PathLike[str], offset: int) -> tuple[list[dic
 
 
 def run_follower(run_dir: str | os.PathLike[str], *, watch_process: bool = True,
-                 liveness_every_s: float = 1.0) -> Any:
+                 liveness_every_s: float = 1.0) -> RunFollower:
     """The core's ``RunFollower`` on ``run_dir``: call its ``poll()`` for the events written since the last one.
 
     ``watch_process=False`` for a run in this process: the caller knows when its thread ends.
@@ -390,7 +402,7 @@ def describe_run(run_dir: str | os.PathLike[str]) -> str:
 
 
 # -- chat -----------------------------------------------------------------------------------------
-def open_chat_session(run_dir: str) -> Any:
+def open_chat_session(run_dir: str) -> ChatSession:
     """A loaded ChatSession on ``run_dir`` (loads the base model and the adapter: seconds)."""
     from llmcustoms.chat.session import ChatSession
 
@@ -411,7 +423,7 @@ def support_note(run_dir: str | os.PathLike[str]) -> str | None:
         return f"The passages of your documents could not be searched ({error})."
 
 
-def answer_support(run_dir: str | os.PathLike[str], question: str, answer: str) -> Any:
+def answer_support(run_dir: str | os.PathLike[str], question: str, answer: str) -> Support | None:
     """The ``Support`` (llmcustoms.support.verdict) of ``answer`` to ``question`` over the run's documents,
     or None when it could not be decided."""
     from llmcustoms.support.verdict import support_for_run
@@ -422,12 +434,14 @@ def answer_support(run_dir: str | os.PathLike[str], question: str, answer: str) 
         return None
 
 
-def support_context(run_dir: str | os.PathLike[str], support: Any, around: int = 3) -> list[tuple[str, bool]]:
+def support_context(run_dir: str | os.PathLike[str], support: Support, around: int = 3) -> list[tuple[str, bool]]:
     """The file's text around ``support``'s passage: ``(passage text, is it the one)`` in file order."""
     from llmcustoms.support.index import SupportIndex
     from llmcustoms.support.passages import Passage
 
     index = SupportIndex.for_run(run_dir)
+    if support.file is None or support.start is None or support.line is None or support.paragraph is None:
+        return [(support.passage, True)]  # no place in a file: the passage alone (what the index would give)
     passage = Passage(support.file, support.start, support.line, support.paragraph, support.passage)
     return [(p.text, p == passage) for p in index.context(passage, around=around)]
 

@@ -9,11 +9,16 @@ stale ones when the UI is busy: the newest snapshot always carries everything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from llmcustoms_tui.state import RunState
+
+if TYPE_CHECKING:  # pragma: no cover - the core's types; the TUI starts without importing the core
+    from llmcustoms.core.planner import Plan
+    from llmcustoms.data.report import DataReport
+    from llmcustoms.training.dataset_check import DatasetReport
 
 
 @dataclass
@@ -36,8 +41,8 @@ class DataValidated(Message):
     """A folder was validated; ``report`` is the core's DataReport."""
 
     path: str
-    report: Any
-    dataset: Any = None  # the core's DatasetReport (lengths, duplicates, leakage); None when blocked or failed
+    report: DataReport
+    dataset: DatasetReport | None = None  # lengths, duplicates, leakage; None when blocked or failed
 
 
 @dataclass
@@ -80,7 +85,7 @@ class PlanReady(Message):
 
     model: str
     preset: str
-    plan: Any
+    plan: Plan
 
 
 @dataclass

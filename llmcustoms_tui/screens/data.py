@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich import box
 from rich.table import Table
@@ -28,6 +28,11 @@ from llmcustoms_tui.messages import DataValidated, PreviewProgress, PreviewReady
 from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.widgets.paths import FolderValidator, PathSuggester, TextFolderTree
 
+if TYPE_CHECKING:  # pragma: no cover - the core's types; imported by the workers, not at start
+    from llmcustoms.data.report import DataReport
+    from llmcustoms.data.types import FileReport
+    from llmcustoms.training.dataset_check import DatasetReport
+
 QA_CHOICES = [
     ("auto: Groq if GROQ_API_KEY is set", "auto"),
     ("offline: no server", "offline"),
@@ -35,30 +40,27 @@ QA_CHOICES = [
 ]
 
 
-def report_summary(report: Any) -> list[str]:
+def report_summary(report: DataReport) -> list[str]:
     """Totals of a DataReport in a few lines (its errors and warnings are shown with the verdict)."""
-    files = getattr(report, "files", []) or []
-    size = getattr(report, "total_bytes", None)
     return [
-        f"{getattr(report, 'usable_files', len(files))} usable file(s) of {len(files)}"
-        + (f", {fmt_bytes(size)}" if size is not None else "")
-        + f", {fmt_count(getattr(report, 'total_chars', None))} characters",
-        f"{_examples_text(report)}, about {fmt_count(getattr(report, 'estimated_tokens', None))} tokens",
+        f"{report.usable_files} usable file(s) of {len(report.files)}, {fmt_bytes(report.total_bytes)}"
+        + f", {fmt_count(report.total_chars)} characters",
+        f"{_examples_text(report)}, about {fmt_count(report.estimated_tokens)} tokens",
     ]
 
 
-def _examples_text(report: Any) -> str:
+def _examples_text(report: DataReport) -> str:
     """The core's one example count: '700 examples offline', or 'about 76,000 examples offline (an
     estimate)' for a large folder; counted by the validation worker, never here on the UI thread."""
-    count = getattr(report, "known_example_count", None)
-    if count is None or not hasattr(count, "exact"):
-        return f"{fmt_count(getattr(report, 'estimated_examples', None))} examples offline"
+    count = report.known_example_count
+    if count is None:
+        return f"{fmt_count(report.estimated_examples)} examples offline"
     if count.exact:
         return f"{count.examples:,} examples offline"
     return f"about {count.examples:,} examples offline (an estimate)"
 
 
-def files_table(report: Any) -> Table:
+def files_table(report: DataReport) -> Table:
     """Every file the check looked at, with its problems (a Rich table: it wraps to the width)."""
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False)
     # Names are cut in the middle (MiddleElided), so names with a common start stay different.
@@ -67,15 +69,14 @@ def files_table(report: Any) -> Table:
     table.add_column("Words", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Dropped, problems", ratio=2)
-    for file in getattr(report, "files", []) or []:
-        status = str(getattr(file, "status", "?"))
+    for file in report.files:
+        status = file.status
         mark = {"ok": "✔ ", "warning": "⚠ ", "skipped": "✖ "}.get(status, "")
         # What was read: the format, its pages or sections, and the words extracted (issue 23).
-        dropped = [f"dropped {', '.join(getattr(file, 'dropped', None) or [])}"] if getattr(file, "dropped", None) \
-            else []
-        problems = "; ".join(dropped + [str(p) for p in getattr(file, "problems", []) or []]) or "—"
-        words = "—" if status == "skipped" else fmt_count(getattr(file, "words", None))
-        table.add_row(MiddleElided(str(file.relpath)), _what_was_read(file), words, mark + status, Text(problems))
+        dropped = [f"dropped {', '.join(file.dropped)}"] if file.dropped else []
+        problems = "; ".join(dropped + file.problems) or "—"
+        words = "—" if status == "skipped" else fmt_count(file.words)
+        table.add_row(MiddleElided(file.relpath), _what_was_read(file), words, mark + status, Text(problems))
     return table
 
 
@@ -83,11 +84,11 @@ _FORMAT_LABELS = {"txt": "text", "markdown": "Markdown", "pdf": "PDF", "docx": "
                   "epub": "EPUB", "jsonl": "chat"}
 
 
-def _what_was_read(file: Any) -> str:
+def _what_was_read(file: FileReport) -> str:
     """The format and its pages or sections: 'PDF, 12 pages', 'Markdown, 1 section', 'text'."""
-    name = _FORMAT_LABELS.get(str(getattr(file, "format", "txt")), str(getattr(file, "format", "")))
-    units, unit = getattr(file, "units", 0), getattr(file, "unit", "")
-    if not units or not unit or getattr(file, "status", "") == "skipped":
+    name = _FORMAT_LABELS.get(file.format, file.format)
+    units, unit = file.units, file.unit
+    if not units or not unit or file.status == "skipped":
         return name
     return f"{name}, {units:,} {unit[:-1] if units == 1 and unit.endswith('s') else unit}"
 
@@ -202,7 +203,7 @@ class DataScreen(WizardScreen):
             return
         self.wizard.qa = str(event.value)
         report = self.wizard.report
-        if report is not None and getattr(report, "ok", False):
+        if report is not None and report.ok:
             self.start_preview(report)
 
     # -- validating ----------------------------------------------------------------------------
@@ -223,7 +224,7 @@ class DataScreen(WizardScreen):
         """The core's validation (reads every file once) off the UI thread."""
         report = backend.validate_folder(path, self.wizard.settings)
         dataset = None
-        if getattr(report, "ok", False):
+        if report.ok:
             try:  # lengths (estimated), duplicates and leakage, before training (issue 23)
                 dataset = backend.dataset_report(report, self.wizard.settings, self.wizard.preset or None)
             except Exception:  # noqa: BLE001 - the report is extra: the folder is still usable
@@ -240,7 +241,7 @@ class DataScreen(WizardScreen):
         self._validated_path = message.path
         self.show_report(report)
         self.show_dataset(message.dataset)
-        if getattr(report, "ok", False):
+        if report.ok:
             self.start_preview(report)
             self.query_one("#data-body").focus()
 
@@ -251,14 +252,12 @@ class DataScreen(WizardScreen):
         verdict.set_classes("verdict-blocked")
         verdict.update(Text(f"✖ Blocked: {sentence}"))
 
-    def show_report(self, report: Any) -> None:
+    def show_report(self, report: DataReport) -> None:
         """Draw the validation report: verdict, problems, summary and the per-file table."""
-        errors = [str(e) for e in getattr(report, "errors", []) or []]
-        warnings = [str(w) for w in getattr(report, "warnings", []) or []]
-        verdict_name = str(getattr(report, "verdict", "blocked" if errors else "ok"))
+        errors, warnings = report.errors, report.warnings
         verdict = self.query_one("#data-verdict", Static)
         text = Text()
-        if verdict_name == "blocked" or not getattr(report, "ok", not errors):
+        if not report.ok:
             verdict.set_classes("verdict-blocked")
             text.append("✖ Blocked: " + (errors[0] if errors else "this folder can not be used."), "bold")
             for error in errors[1:]:
@@ -276,9 +275,9 @@ class DataScreen(WizardScreen):
 
         table = self.query_one("#data-files", Static)
         table.update(files_table(report))
-        table.display = bool(getattr(report, "files", None))
+        table.display = bool(report.files)
 
-    def show_dataset(self, dataset: Any) -> None:
+    def show_dataset(self, dataset: DatasetReport | None) -> None:
         """The dataset report's totals: token lengths against the limit, duplicates, leakage (issue 23)."""
         lines = dataset.short_lines() if dataset is not None else []
         self.query_one("#data-dataset", Static).update(Text("\n".join(lines)))
@@ -289,7 +288,7 @@ class DataScreen(WizardScreen):
         self.query_one("#data-preview-status", Static).update("")
         self.query_one("#data-preview-title").display = False
 
-    def start_preview(self, report: Any) -> None:
+    def start_preview(self, report: DataReport) -> None:
         """Build examples with the chosen Q&A mode and render a few (a worker: may load a tokenizer)."""
         self._clear_preview()
         self.query_one("#data-preview-title").display = True
@@ -297,13 +296,12 @@ class DataScreen(WizardScreen):
         self.build_preview(report, self.wizard.qa, self.wizard.model, self._validated_path or "")
 
     @work(thread=True, exclusive=True, name="build-preview", group="preview", exit_on_error=False)
-    def build_preview(self, report: Any, qa: str, model: str, path: str) -> None:
+    def build_preview(self, report: DataReport, qa: str, model: str, path: str) -> None:
         """Examples as the run will build them, and a few rendered through the chat template."""
         worker = get_current_worker()
 
-        def confirm(plan: Any) -> bool:
-            describe = getattr(plan, "describe", None)
-            body = describe() if callable(describe) else str(plan)
+        def confirm(plan: backend.ServerPlan) -> bool:
+            body = plan.describe()
             return self.llm_app.ask_from_thread(
                 "Send text to the Q&A server?",
                 f"{body}\n\nYour text leaves this machine for the server. Go ahead?",
@@ -375,8 +373,8 @@ class DataScreen(WizardScreen):
         if report is None:
             self.notify("Choose a data folder first (Enter in the path box checks it).", severity="warning")
             return
-        if not getattr(report, "ok", False):
-            errors = getattr(report, "errors", []) or ["this folder can not be used."]
+        if not report.ok:
+            errors = report.errors or ["this folder can not be used."]
             self.notify(f"Blocked: {errors[0]}", title="Fix the data first", severity="error")
             return
         self.llm_app.goto("plan")
@@ -384,7 +382,7 @@ class DataScreen(WizardScreen):
     def action_view_text(self) -> None:
         """v: the text read from each file, as the model will learn it."""
         report = self.wizard.report
-        if report is None or not getattr(report, "usable_files", 0):
+        if report is None or not report.usable_files:
             self.notify("Check a folder first: its files' text shows here once it is read.", severity="warning")
             return
         from llmcustoms_tui.screens.file_text import FileTextScreen

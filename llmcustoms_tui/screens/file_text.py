@@ -3,7 +3,7 @@ from a list (issue 23). Opened from the data screen (v); Escape closes it."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -17,16 +17,19 @@ from textual.worker import get_current_worker
 
 from llmcustoms_tui import backend
 
+if TYPE_CHECKING:  # pragma: no cover - the core's type; the TUI starts without importing the core
+    from llmcustoms.data.report import DataReport
+
 
 class FileTextScreen(ModalScreen[None]):
     """The files the folder's examples come from, and the text read from the one highlighted."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close", id="close")]
 
-    def __init__(self, report: Any, relpath: str | None = None) -> None:
+    def __init__(self, report: DataReport, relpath: str | None = None) -> None:
         super().__init__()
         self.report = report
-        self.files = [f.relpath for f in getattr(report, "files", []) or [] if f.status != "skipped"]
+        self.files = [f.relpath for f in report.files if f.status != "skipped"]
         self.start = relpath if relpath in self.files else (self.files[0] if self.files else None)
 
     def compose(self) -> ComposeResult:
