@@ -19,6 +19,9 @@ Writes the "## Knowledge" section of benchmarks/RESULTS.md and every run's numbe
 ``benchmarks/knowledge_runs.json`` (updated after each run, so a stopped benchmark keeps what it measured).
 
     python benchmarks/bench_knowledge.py [--runs 3] [--folders A,B] [--plain-peft] [--ablations]
+
+A mixed-format copy of a folder (``scripts/make_mixed_folder.py``), e.g. ``--folders
+benchmarks/knowledge_data/marrowfen_mixed``, is asked its .txt folder's questions (issue 23, point 7).
 """
 
 from __future__ import annotations
@@ -42,11 +45,39 @@ QUESTIONS = {"examples/data": f"{DATA}/questions_examples_data.jsonl",
              f"{DATA}/tessel_manual": f"{DATA}/questions_tessel_manual.jsonl",
              f"{DATA}/harrow_minutes": f"{DATA}/questions_harrow_minutes.jsonl"}
 KINDS = {"examples/data": "gazetteer", f"{DATA}/marrowfen": "gazetteer + FAQ",
-         f"{DATA}/tessel_manual": "technical how-to", f"{DATA}/harrow_minutes": "minutes"}
+         f"{DATA}/tessel_manual": "technical how-to", f"{DATA}/harrow_minutes": "minutes",
+         f"{DATA}/marrowfen_mixed": "gazetteer + FAQ as PDF, Word, web page, Markdown, EPUB"}
+#: Mixed-format copies (scripts/make_mixed_folder.py, optional: not in --folders by default) and the .txt
+#: folder each was made from, whose person-written questions they are asked.
+MIXED = {f"{DATA}/marrowfen_mixed": f"{DATA}/marrowfen"}
 RUNS_FILE = ROOT / "benchmarks" / "knowledge_runs.json"
 #: Issue 22's goals: the tool's score within 10 points of a person's; a person's questions ≥ 60 % and ≥ open
 #: book, spread ≤ 10 points; ≥ 95 % of general knowledge kept; general perplexity up ≤ 10 %; wall ≤ 15 min.
 GOALS = {"gap": 0.10, "person": 0.60, "spread": 0.10, "kept": 0.95, "perplexity": 0.10, "wall_s": 15 * 60}
+
+
+def questions_for(folder: str, work: Path) -> str | None:
+    """The person-written questions file for ``folder`` (None when it has none).
+
+    A mixed-format copy gets its .txt folder's questions, written to ``work`` with each ``source`` made the
+    absolute path of the .txt file: open book then puts the same text in the prompt as for the .txt folder
+    (the eval reads a source as text, and a PDF's or Word file's bytes are not its text).
+    """
+    folder = os.path.normpath(folder)
+    if folder not in MIXED:
+        return QUESTIONS.get(folder)
+    plain = MIXED[folder]
+    lines = []
+    for line in (ROOT / QUESTIONS[plain]).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            if item.get("source"):
+                item["source"] = str(ROOT / plain / item["source"])
+            lines.append(json.dumps(item, ensure_ascii=False))
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / f"questions_{Path(folder).name}.jsonl"
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(target)
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -251,7 +282,7 @@ def main() -> int:
     for repeat in range(0 if args.skip_main else args.runs):
         for folder in args.folders.split(","):
             print(f"run {repeat + 1}/{args.runs}: training on {folder} …", flush=True)
-            result = train_and_eval(folder, work / "runs", env, questions=QUESTIONS.get(folder))
+            result = train_and_eval(folder, work / "runs", env, questions=questions_for(folder, work))
             if args.plain_peft:
                 result["agreement"], result["plain_correct"] = agreement(result)
             result["measured"] = f"{now()} on {where}; load average before: {load_average()}"
