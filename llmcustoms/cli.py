@@ -369,14 +369,15 @@ def _stream_to_stdout(chunks) -> str:
     return "".join(text)
 
 
-def _chat_session(session_class: Any, ref: str, output_dir: str | None) -> Any:
-    """The chat session for ``ref``; a ref that is neither a run found nor a model says where runs were looked for."""
+def _chat_session(session_class: Any, ref: str, output_dir: str | None, settings: Settings) -> Any:
+    """The chat session for ``ref`` (with ``main``'s settings: FORCE_CPU picks its device); a ref that is neither
+    a run found nor a model says where runs were looked for."""
     from llmcustoms.errors import ModelNotFoundError
     from llmcustoms.models.registry import find_spec
     from llmcustoms.paths import runs_dir
 
     try:
-        return session_class(ref, runs_root=output_dir)
+        return session_class(ref, runs_root=output_dir, settings=settings)
     except ModelNotFoundError:
         if find_spec(ref) is not None or "/" in ref:  # a model name, a Hub id or a path: its own sentence
             raise
@@ -393,7 +394,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         raise InputError("The prompt is empty: give a question with --prompt, or leave it out to chat.")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise InputError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}.")
-    session = _chat_session(ChatSession, args.run, args.output_dir)
+    session = _chat_session(ChatSession, args.run, args.output_dir, _settings(args))
     print("Loading the model…", file=sys.stderr)
     session.load()
     index = session.support_index()  # built in the run folder on first chat; its note (moved, changed) said once

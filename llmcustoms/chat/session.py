@@ -21,9 +21,15 @@ from llmcustoms.models.manager import ModelManager
 from llmcustoms.runs.rundir import RunDir
 from llmcustoms.support.index import SupportIndex
 from llmcustoms.support.verdict import Support, find_support
+from llmcustoms.utils.config import Settings
 from llmcustoms.utils.logger import get_logger
 
 log = get_logger("llmcustoms.chat")
+
+
+def chat_device(settings: Settings, cuda_available: bool) -> str:
+    """The device a chat loads on: the GPU when there is one, unless FORCE_CPU (environment or .env) says not."""
+    return "cuda" if cuda_available and not settings.force_cpu else "cpu"
 
 
 class ChatSession:
@@ -33,8 +39,12 @@ class ChatSession:
     """
 
     def __init__(self, run_or_model: str | os.PathLike[str], base_model_path: str | None = None,
-                 system_prompt: str | None = None, runs_root: str | os.PathLike[str] | None = None) -> None:
+                 system_prompt: str | None = None, runs_root: str | os.PathLike[str] | None = None,
+                 settings: Settings | None = None) -> None:
+        """``settings``: the ones the entry point read (CLI, TUI, ``FineTuner``): ``force_cpu`` picks the
+        device. None reads them here, as an entry point of its own would (library use of this class)."""
         self.ref = str(run_or_model)
+        self.settings = settings if settings is not None else Settings.load()
         self.runs_root = runs_root
         self.base_model_path = base_model_path
         self.adapter_path: str | None = None
@@ -94,8 +104,7 @@ class ChatSession:
         import torch
         from transformers import AutoModelForCausalLM
 
-        device = "cuda" if torch.cuda.is_available() and os.environ.get("FORCE_CPU", "").lower() not in (
-            "1", "true", "yes") else "cpu"
+        device = chat_device(self.settings, torch.cuda.is_available())
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         base_path = self.base_model_path
         if base_path is None:  # _resolve always sets it; a caller may have cleared it

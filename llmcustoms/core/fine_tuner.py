@@ -191,9 +191,9 @@ class FineTuner:
         knowledge, probes = _run_knowledge(run)
         if self._chat is None:
             if run is not None:
-                self._chat = ChatSession(run.path)
+                self._chat = ChatSession(run.path, settings=self.settings)
             else:
-                self._chat = ChatSession(self._model_path or self._resolved_model()[1])
+                self._chat = ChatSession(self._model_path or self._resolved_model()[1], settings=self.settings)
         chat = self._chat.load()
         headline = _headline(knowledge) if knowledge else ""
         if headline:
