@@ -115,7 +115,7 @@ class LLMCustomsApp(App[None]):
         hardware: dict[str, Any] | None = None,
         hardware_probe: Callable[[], dict[str, Any]] | None = None,
         launcher: Launcher | None = None,
-        chat_factory: Callable[[str], Any] | None = None,
+        chat_factory: Callable[[str], backend.ChatSessionLike] | None = None,
         check_live_runs: bool = True,
         cursor_blink: bool = True,
         few_colours: bool | None = None,
@@ -215,9 +215,11 @@ class LLMCustomsApp(App[None]):
         """The hardware report (blocking: call from a worker)."""
         return (self._hardware_probe or backend.detect_hardware)()
 
-    def open_chat(self, run_dir: str) -> Any:
+    def open_chat(self, run_dir: str) -> backend.ChatSessionLike:
         """A loaded chat session on ``run_dir`` (blocking: call from a worker)."""
-        return (self._chat_factory or backend.open_chat_session)(run_dir)
+        if self._chat_factory is not None:
+            return self._chat_factory(run_dir)
+        return backend.open_chat_session(run_dir)
 
     def freeze_cursor(self, widget: Input) -> None:
         """Stop a text cursor blinking when the app was asked to (screenshots, snapshots)."""

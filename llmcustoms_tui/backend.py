@@ -8,9 +8,9 @@ start. These functions block; screens call them from thread workers only.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from llmcustoms_tui.messages import PreviewSample
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the core is imported inside functions: the TUI starts witho
     from llmcustoms.data.examples import QAMode
     from llmcustoms.data.file_text import FileText
     from llmcustoms.data.report import DataReport
+    from llmcustoms.qa.cost import GenerationPlan
     from llmcustoms.runs.follow import RunFollower
     from llmcustoms.support.verdict import Support
     from llmcustoms.text.types import Example
@@ -38,6 +39,34 @@ class ServerPlan(Protocol):
     def describe(self) -> str:
         """One paragraph: chunks, tokens, the server."""
         ...
+
+
+class ChatSessionLike(Protocol):
+    """What the chat screen uses of a loaded chat session: the core's ``ChatSession``, or the tests' scripted one
+    (``App(chat_factory=...)``); mypy checks both against it."""
+
+    example_prompts: list[str]
+
+    @property
+    def has_adapter(self) -> bool:
+        """Whether the run's adapter is loaded (without it there is no base model to compare with)."""
+        ...
+
+    def stream(self, prompt: str, tuned: bool = True, max_new_tokens: int = 200) -> Iterator[str]:
+        """The answer to ``prompt`` piece by piece, by the tuned model or (``tuned=False``) the base one."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
+
+
+@runtime_checkable
+class DescribedSession(Protocol):
+    """A chat session that says itself what it runs (the tests' scripted one); the core's is described by
+    ``describe_run`` from its run folder."""
+
+    description: str
 
 
 # -- hardware -------------------------------------------------------------------------------------
@@ -239,7 +268,7 @@ def make_plan(model: str, preset: str, report: DataReport | None, hardware: dict
     return _make_plan(model, preset, data_report=report, hardware=hardware, env_config=settings)
 
 
-def generation_plan(data_path: str, qa: str, preset: str, settings: Settings | None = None) -> ServerPlan | None:
+def generation_plan(data_path: str, qa: str, preset: str, settings: Settings | None = None) -> GenerationPlan | None:
     """What training would send to the Q&A server (the core's plan, with ``describe()``), or None.
 
     Sends nothing; reads the folder (blocking: call from a worker).
@@ -402,7 +431,7 @@ def describe_run(run_dir: str | os.PathLike[str]) -> str:
 
 
 # -- chat -----------------------------------------------------------------------------------------
-def open_chat_session(run_dir: str) -> ChatSession:
+def open_chat_session(run_dir: str) -> ChatSession:  # a ChatSessionLike
     """A loaded ChatSession on ``run_dir`` (loads the base model and the adapter: seconds)."""
     from llmcustoms.chat.session import ChatSession
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     from textual.app import App
 
+    from llmcustoms.runs.rundir import RunDir
+
 #: Worker name and group of the training thread (the app's error handler knows it by this name).
 TRAINING_WORKER = "training"
 #: Worker name of the thread that starts a detached run.
@@ -49,9 +51,11 @@ class RunHandle:
         """The run directory, once the trainer has created it."""
         return self._run_dir
 
-    def set_run_dir(self, run_dir: Any) -> None:
+    def set_run_dir(self, run_dir: RunDir | str | os.PathLike[str]) -> None:
         """Called by the trainer's ``on_run`` (a RunDir or a path) from the training thread."""
-        self._run_dir = Path(getattr(run_dir, "path", run_dir))
+        from llmcustoms.runs.rundir import RunDir  # light (paths and json); here so the app starts without it
+
+        self._run_dir = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
 
     @property
     def events_path(self) -> Path | None:

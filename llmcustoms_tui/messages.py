@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover - the core's types; the TUI starts without
     from llmcustoms.core.planner import Plan
     from llmcustoms.data.report import DataReport
     from llmcustoms.training.dataset_check import DatasetReport
+    from llmcustoms_tui.backend import ChatSessionLike
 
 
 @dataclass
@@ -103,7 +104,7 @@ class RunSnapshot(Message):
 class ChatReady(Message):
     """The chat session finished loading."""
 
-    session: Any
+    session: ChatSessionLike
     example_prompts: list[str]
     description: str
     #: The run's knowledge score (``format.knowledge_summary``), None for a run without one.

@@ -131,7 +131,7 @@ class ChatScreen(WizardScreen):
     def __init__(self, run_dir: str) -> None:
         super().__init__()
         self.run_dir = run_dir
-        self.session: Any = None
+        self.session: backend.ChatSessionLike | None = None
         self.compare = False
         self.busy = False
         self.turns: list[Turn] = []
@@ -168,10 +168,9 @@ class ChatScreen(WizardScreen):
     def on_unmount(self) -> None:
         # Leaving the chat frees the model (the session's job); a failure here must not crash the exit.
         session, self.session = self.session, None
-        close = getattr(session, "close", None)
-        if callable(close):
+        if session is not None:
             try:
-                close()
+                session.close()
             except Exception:  # noqa: BLE001
                 pass
 
@@ -180,8 +179,9 @@ class ChatScreen(WizardScreen):
     def load_session(self) -> None:
         """Load base model + adapter (seconds) off the UI thread."""
         session = self.llm_app.open_chat(self.run_dir)
-        prompts = [str(p) for p in (getattr(session, "example_prompts", None) or [])]
-        description = str(getattr(session, "description", "") or backend.describe_run(self.run_dir))
+        prompts = [str(p) for p in session.example_prompts]
+        described = session.description if isinstance(session, backend.DescribedSession) else ""
+        description = described or backend.describe_run(self.run_dir)
         knowledge, held_out = backend.run_knowledge(self.run_dir)
         self.support_note = backend.support_note(self.run_dir)  # the index is built here, not on the first answer
         self.post_message(ChatReady(session, prompts, description, knowledge, held_out))
@@ -280,7 +280,7 @@ class ChatScreen(WizardScreen):
         self.query_one("#chat-input", Input).value = ""
         probe = self._probes.get(" ".join(prompt.split()))
         # A held-out question is what the score asked: the base model answers it beside the tuned one.
-        both = self.compare or (probe is not None and getattr(self.session, "has_adapter", True))
+        both = self.compare or (probe is not None and self.session.has_adapter)
         sides = ("tuned", "base") if both else ("tuned",)
         turn = Turn(len(self.turns) + 1, prompt, sides, probe)
         self.turns.append(turn)
@@ -295,6 +295,8 @@ class ChatScreen(WizardScreen):
         """Stream each side's answer; every piece posts the whole text so far (stale ones coalesce)."""
         worker = get_current_worker()
         session = self.session
+        if session is None:  # the screen closed (and freed the model) before the worker started
+            return
         for index, side in enumerate(sides):
             text = ""
             for piece in session.stream(prompt, tuned=side == "tuned"):
@@ -349,7 +351,7 @@ class ChatScreen(WizardScreen):
         """ctrl+b: show the base model's answer beside the tuned one (for the last prompt too)."""
         self.compare = not self.compare
         if self.session is not None:
-            self._show_status(getattr(self.session, "description", "") or "")
+            self._show_status(self.session.description if isinstance(self.session, backend.DescribedSession) else "")
         if self.compare and self.turns and not self.busy:
             turn = self.turns[-1]
             if turn.answer("base") is None:

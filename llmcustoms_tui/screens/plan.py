@@ -8,7 +8,7 @@ where, and training starts only after the user confirms sending (the run records
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -28,6 +28,7 @@ from llmcustoms_tui.widgets.gauge import MemoryGauge
 
 if TYPE_CHECKING:  # the core is imported inside functions (backend): the TUI starts without torch
     from llmcustoms.core.planner import Plan
+    from llmcustoms.qa.cost import GenerationPlan
 
 
 class PlanScreen(WizardScreen):
@@ -41,7 +42,7 @@ class PlanScreen(WizardScreen):
     ]
     #: What training would send to the Q&A server (None: nothing), the (qa, preset) it was worked out
     #: for (None: not yet), and why working it out failed.
-    send_plan: Any = None
+    send_plan: GenerationPlan | None = None
     send_plan_for: tuple[str, str] | None = None
     send_plan_error: str | None = None
 
@@ -151,7 +152,7 @@ class PlanScreen(WizardScreen):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._send_plan_ready, (qa, preset), plan)
 
-    def _send_plan_ready(self, key: tuple[str, str], plan: Any) -> None:
+    def _send_plan_ready(self, key: tuple[str, str], plan: GenerationPlan | None) -> None:
         if key != (self.wizard.qa, self.wizard.preset):
             return  # made for an earlier choice; a newer one is coming
         self.send_plan, self.send_plan_for = plan, key
@@ -272,8 +273,7 @@ class PlanScreen(WizardScreen):
         if not go:
             return
         if self.needs_send_confirmation():
-            describe = getattr(self.send_plan, "describe", None)
-            body = describe() if callable(describe) else str(self.send_plan)
+            body = self.send_plan.describe() if self.send_plan is not None else ""
             self.app.push_screen(
                 ConfirmScreen("Send text to the Q&A server?",
                               f"{body}\n\nTraining starts by sending these chunks of your text to the server: "

@@ -11,9 +11,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmcustoms_tui.launcher import RunHandle
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from llmcustoms_tui.backend import ChatSessionLike
 
 #: A GPU box as the hardware screen and the planner see it (no real probing in snapshots).
 FIXED_HARDWARE: dict[str, Any] = {
@@ -206,6 +211,7 @@ class FakeChatSession:
 
     example_prompts = ["What is the Tide Engine?", "Who built the Tide Engine?", "When is the Lantern Festival?"]
     description = f"{RUN_ID} · smollm2-135m + adapter"
+    has_adapter = True  # the tuned model and the base one, as with a run that saved its adapter
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
@@ -221,6 +227,10 @@ class FakeChatSession:
 
     def close(self) -> None:
         self.closed = True
+
+
+if TYPE_CHECKING:  # mypy checks the scripted chat against what the chat screen uses of the core's ChatSession
+    _SCRIPTED_CHAT: Callable[[str], ChatSessionLike] = FakeChatSession
 
 
 #: A document of the Tide Engine: what FakeChatSession's tuned answer says, so the chat shows its support.
