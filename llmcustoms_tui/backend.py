@@ -157,7 +157,7 @@ def build_preview(
     report: DataReport,
     qa: str,
     model: str,
-    confirm: Callable[[Any], bool] | None = None,
+    confirm: Callable[[ServerPlan], bool] | None = None,
     on_message: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     limit: int = PREVIEW_EXAMPLES,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from textual.app import App
 
     from llmcustoms.runs.rundir import RunDir
+    from llmcustoms.training.request import TrainRequest
 
 #: Worker name and group of the training thread (the app's error handler knows it by this name).
 TRAINING_WORKER = "training"
@@ -201,7 +202,7 @@ class DetachedLauncher:
         return handle
 
 
-def make_request(**fields: Any) -> Any:
+def make_request(**fields: Any) -> TrainRequest:
     """The core's TrainRequest from the wizard's choices (fields the core does not know are dropped)."""
     import dataclasses
 

@@ -15,7 +15,7 @@ text only while the user is at the bottom, so scrolling up to read is never yank
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -33,6 +33,9 @@ from llmcustoms_tui.messages import AnswerChunk, ChatReady
 from llmcustoms_tui.screens.base import WizardScreen
 from llmcustoms_tui.screens.source import SourceScreen, support_text
 
+if TYPE_CHECKING:  # pragma: no cover - the core's type; the TUI starts without importing the core
+    from llmcustoms.support.verdict import Support
+
 SIDES = ("tuned", "base")
 SIDE_TITLES = {"tuned": "tuned", "base": "base model"}
 #: Marks the held-out questions among the ready prompts.
@@ -44,7 +47,7 @@ ROOMY_HEIGHT = 30
 class SupportFound(Message):
     """The passage of the run's documents behind turn ``turn``'s tuned answer (a ``Support``, or None)."""
 
-    def __init__(self, turn: int, support: Any) -> None:
+    def __init__(self, turn: int, support: Support | None) -> None:
         super().__init__()
         self.turn = turn
         self.support = support
@@ -60,7 +63,7 @@ class Turn(Vertical):
         self.sides = sides
         self.probe = probe  # a held-out question: its reference sentence and key span
         self.correct: dict[str, bool] = {}
-        self.support: Any = None  # the passage behind the tuned answer, once found
+        self.support: Support | None = None  # the passage behind the tuned answer, once found
 
     def compose(self) -> ComposeResult:
         prompt = Text.assemble(("You: ", "bold"), self.prompt)
@@ -80,7 +83,7 @@ class Turn(Vertical):
             yield Static(Text.assemble(("From your text: ", "bold"), str(self.probe["reference"])),
                          classes="turn-reference")
 
-    def show_support(self, support: Any) -> None:
+    def show_support(self, support: Support | None) -> None:
         """The line under the tuned answer: the passage that supports it, or that none does."""
         self.support = support
         line = self.query_one(".turn-support", Static)
@@ -342,10 +345,11 @@ class ChatScreen(WizardScreen):
     def action_open_source(self) -> None:
         """ctrl+r: the passage behind the newest answer, in its file's text around it."""
         turn = self._source_turn()
-        if turn is None:
+        support = turn.support if turn is not None else None
+        if support is None:
             self.notify("No answer has a passage of your documents to show yet.", severity="warning")
             return
-        self.app.push_screen(SourceScreen(turn.support, backend.support_context(self.run_dir, turn.support)))
+        self.app.push_screen(SourceScreen(support, backend.support_context(self.run_dir, support)))
 
     def action_toggle_base(self) -> None:
         """ctrl+b: show the base model's answer beside the tuned one (for the last prompt too)."""

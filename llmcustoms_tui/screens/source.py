@@ -3,7 +3,7 @@ and the answer's words in it marked (issue 24). Opened from the chat screen (ctr
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,8 +12,11 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+if TYPE_CHECKING:  # pragma: no cover - the core's type; the TUI starts without importing the core
+    from llmcustoms.support.verdict import Support
 
-def support_text(support: Any) -> Text:
+
+def support_text(support: Support | None) -> Text:
     """The line under a tuned answer: ``↳ supported by FILE, line N (paragraph M): “quote”`` with the
     answer's words in bold, or ``↳ no passage of your documents supports this``."""
     text = Text("↳ ", style="dim")
@@ -32,7 +35,7 @@ class SourceScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close", id="close")]
 
-    def __init__(self, support: Any, context: list[tuple[str, bool]]) -> None:
+    def __init__(self, support: Support, context: list[tuple[str, bool]]) -> None:
         super().__init__()
         self.support = support
         self.context = context
