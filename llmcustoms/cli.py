@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmcustoms.errors import InputError, LLMCustomsError
@@ -625,21 +626,72 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 0
     from llmcustoms.training.trainer import resume_training
 
-    return _run_in_foreground(lambda sink, stop: resume_training(run, sink=sink, stop=stop), args.json)
+    settings = _settings(args)
+    return _run_in_foreground(lambda sink, stop: resume_training(run, sink=sink, stop=stop, settings=settings),
+                              args.json)
 
 
 # -- export --------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from llmcustoms.export import export_run
 
-    result = export_run(args.run, fmt=args.format, out=args.out, quant=args.quant, force=args.force,
-                        progress=lambda m: print(m, file=sys.stderr), runs_root=args.output_dir)
-    print(f"Exported {result.format} to {result.path}")
-    if getattr(result, "verification", None):
-        print(f"Verification: {result.verification}")
-    if getattr(result, "ollama_command", None):
-        print(f"For Ollama: {result.ollama_command}")
+    repo_id = getattr(args, "push_to_hub", None)
+    reuse = None
+    if repo_id:
+        from llmcustoms.export import publish
+
+        # Every refusal comes before the export: a bad name, no token, no way to ask.
+        publish.check_repo_id(repo_id)
+        token = publish.find_token()
+        if not args.yes and not sys.stdin.isatty():
+            raise InputError("Publishing to the Hub needs confirmation and there is no terminal to ask on: "
+                             "rerun with --yes (nothing was exported or sent).")
+        user = publish.check_token(token, repo_id)  # a refused token is said now, not after the export
+        reuse = _reusable_export(args)
+    if reuse is not None:
+        print(f"Publishing the verified export already at {reuse} (add --force to export it anew).",
+              file=sys.stderr)
+        folder = reuse
+    else:
+        result = export_run(args.run, fmt=args.format, out=args.out, quant=args.quant, force=args.force,
+                            progress=lambda m: print(m, file=sys.stderr), runs_root=args.output_dir)
+        print(f"Exported {result.format} to {result.path}")
+        if getattr(result, "verification", None):
+            print(f"Verification: {result.verification}")
+        if getattr(result, "ollama_command", None):
+            print(f"For Ollama: {result.ollama_command}")
+        folder = result.folder or result.path
+    if not repo_id:
+        return 0
+    plan = publish.plan_publish(folder, repo_id, private=args.private)
+    print(plan.describe(), file=sys.stderr)
+    if not args.yes:
+        try:
+            answer = input(f"Upload to {plan.url}? [y/N] ").strip().lower()
+        except EOFError:
+            answer = ""
+        if answer not in ("y", "yes"):
+            print("Nothing was uploaded.", file=sys.stderr)
+            return 1
+    done = publish.publish(plan, token, user)
+    print(f"Published {done.files} files ({done.total_bytes / 1e6:.1f} MB) to {done.url} "
+          f"({'private' if done.private else 'public'}).")
     return 0
+
+
+def _reusable_export(args: argparse.Namespace) -> Path | None:
+    """The run's verified export of this format when one is already written (a rerun after a broken upload)."""
+    if args.force:
+        return None
+    from llmcustoms.export.api import default_target
+    from llmcustoms.export.publish import reusable_export
+    from llmcustoms.export.source import open_run
+
+    if args.out:
+        target = Path(args.out).expanduser().absolute()
+    else:
+        target = default_target(open_run(args.run, args.output_dir), args.format, args.quant).absolute()
+    return target if reusable_export(target, args.format, args.quant) else None
 
 
 # -- the parser ----------------------------------------------------------------------------------
@@ -785,6 +837,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "llama-cpp-python's quantizer)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier export written by llmcustoms (never a folder or file of anything else)")
+    p.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                   help="upload the verified export to this Hugging Face Hub repository (token: HF_TOKEN or "
+                        "`hf auth login`); says what goes where and asks first")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
+    p.add_argument("--yes", action="store_true", help="with --push-to-hub: upload without asking")
     p.add_argument("--output-dir", help=OUTPUT_DIR_HELP)
     p.set_defaults(func=cmd_export)
     return parser

@@ -6,7 +6,8 @@ place only after it verified: the adapter by checksums, the merged model by relo
 comparing logits with base + adapter, the GGUF by reading it back with transformers and comparing
 logits (relative error, argmax agreement) and token ids with the merged model. Modules:
 ``source`` (run checks), ``staging`` (atomic output), ``adapter``, ``merge``, ``gguf_vocab``,
-``gguf_writer``, ``modelfile``, ``gguf_export``, ``verify``, ``api``.
+``gguf_writer``, ``modelfile``, ``gguf_export``, ``verify``, ``api``, and ``publish`` (upload a
+verified export to the Hugging Face Hub).
 
 Importing this package imports neither torch nor transformers.
 """

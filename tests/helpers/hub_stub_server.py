@@ -3,10 +3,18 @@
 Serves one repository from a local folder: ``/api/models/<repo>/revision/<rev>`` (the file list)
 and ``/<repo>/resolve/<rev>/<file>`` (HEAD and GET, with Range). Faults can be injected per file:
 ``faults[filename] = ["drop", "500", "truncate", "wrong_size"]`` — each entry is used once, in order.
+
+It also takes uploads the way ``huggingface_hub``'s ``upload_folder`` sends small files:
+``/api/whoami-v2``, ``/api/repos/create``, ``/api/validate-yaml``, ``/api/models/<repo>/preupload/<rev>``
+(every file "regular", with the git oid of the copy it already holds) and ``/api/models/<repo>/commit/<rev>``
+(NDJSON, files inlined as base64), written into the served folder. ``token`` is the one token it accepts
+(401 otherwise), ``user`` its owner and ``writable`` the owners that token may write to (403 otherwise);
+``faults["commit"] = ["drop"]`` closes the connection of the next commit without an answer.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -25,6 +33,13 @@ class HubStub:
         self.folder = Path(folder)
         self.faults: dict[str, list[str]] = defaultdict(list)
         self.requests: list[tuple[str, str]] = []
+        # Upload side: the accepted token (None: any), its user, the owners it may write to, what came in.
+        self.token: str | None = None
+        self.user = "alice"
+        self.writable: set[str] = {"alice"}
+        self.created: list[dict] = []
+        self.commits: list[list[dict]] = []
+        self.authorizations: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -74,9 +89,72 @@ class HubStub:
             def do_HEAD(self) -> None:  # noqa: N802
                 self._serve(head=True)
 
+            def do_POST(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                hub.requests.append((self.command, path))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                auth = self.headers.get("Authorization", "")
+                hub.authorizations.append(auth)
+                if hub.token is not None and auth != f"Bearer {hub.token}":
+                    self._send_json({"error": "Invalid credentials in Authorization header"}, 401)
+                    return
+                if path == "/api/validate-yaml":
+                    self._send_json({"errors": [], "warnings": []})
+                    return
+                if path == "/api/repos/create":
+                    request = json.loads(body)
+                    if request.get("organization") not in hub.writable:
+                        self._send_json({"error": "You don't have the rights to create a model under this namespace"},
+                                        403)
+                        return
+                    hub.created.append(request)
+                    self._send_json({"url": f"{hub.url}/{request['organization']}/{request['name']}"})
+                    return
+                api_prefix = f"/api/models/{hub.repo_id}/"
+                if not path.startswith(api_prefix):
+                    self._not_found()
+                    return
+                if hub.repo_id.split("/")[0] not in hub.writable:
+                    self._send_json({"error": "You don't have the rights to write to this repository"}, 403)
+                    return
+                action = path[len(api_prefix):].split("/")[0]
+                if action == "preupload":
+                    files = []
+                    for entry in json.loads(body)["files"]:
+                        held = hub.folder / entry["path"]
+                        oid = _git_oid(held.read_bytes()) if held.is_file() else None
+                        files.append({"path": entry["path"], "uploadMode": "regular", "shouldIgnore": False,
+                                      "oid": oid})
+                    self._send_json({"files": files})
+                    return
+                if action == "commit":
+                    if hub.faults["commit"] and hub.faults["commit"].pop(0) == "drop":
+                        self.close_connection = True  # no answer at all: the client sees a broken connection
+                        return
+                    lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+                    hub.commits.append(lines)
+                    for line in lines:
+                        if line["key"] == "file":
+                            target = hub.folder / line["value"]["path"]
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            target.write_bytes(base64.b64decode(line["value"]["content"]))
+                    self._send_json({"commitUrl": f"{hub.url}/{hub.repo_id}/commit/{COMMIT}", "commitOid": COMMIT,
+                                     "pullRequestUrl": None})
+                    return
+                self._not_found()
+
             def _serve(self, head: bool) -> None:
                 path = self.path.split("?")[0]
                 hub.requests.append((self.command, path))
+                if path == "/api/whoami-v2":
+                    auth = self.headers.get("Authorization", "")
+                    hub.authorizations.append(auth)
+                    if hub.token is not None and auth != f"Bearer {hub.token}":
+                        self._send_json({"error": "Invalid credentials in Authorization header"}, 401)
+                    else:
+                        self._send_json({"type": "user", "name": hub.user, "orgs": [],
+                                         "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+                    return
                 api_prefix = f"/api/models/{hub.repo_id}"
                 if path.startswith(api_prefix + "/tree/"):
                     entries = []
@@ -143,3 +221,8 @@ class HubStub:
                     self.close_connection = True
 
         return Handler
+
+
+def _git_oid(data: bytes) -> str:
+    """The git blob id of ``data`` (what the Hub reports for a regular file it holds)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
