@@ -10,6 +10,7 @@ dies (a crash, the memory limit) costs only that file. Messages are pickled over
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -161,6 +162,11 @@ def _serve(receive: Connection, send: Connection, every_s: float = PROGRESS_EVER
         except Exception as exc:  # noqa: BLE001 - a library's own error on a damaged file: one sentence, go on
             reply = ("error", f"is damaged and cannot be read ({type(exc).__name__}); skipped it.")
         send.send(reply)
+        del reply
+        # python-docx's lxml-backed objects form reference cycles that only the cycle collector frees, and
+        # its thresholds let them pile up: the worker grew from 65 to 99 MB over 30 Word files of 1 MB of
+        # text. Collecting after each file keeps it flat (36 MB), at a few milliseconds a file.
+        gc.collect()
 
 
 def main(argv: list[str]) -> None:
