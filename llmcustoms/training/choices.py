@@ -17,7 +17,6 @@ from llmcustoms.models.registry import EMBEDDED_MODEL, find_spec
 from llmcustoms.planning.presets import adapt_for_cpu, get_preset
 from llmcustoms.runs.events import EventSink, make_event
 from llmcustoms.training.request import TrainRequest
-from llmcustoms.utils.config import as_settings
 
 if TYPE_CHECKING:
     from llmcustoms.utils.config import Settings
@@ -32,6 +31,14 @@ def choose_device(request_device: str | None, force_cpu: bool) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def request_settings(request: TrainRequest) -> Settings:
+    """The settings the entry point read and put on ``request`` (``run_training`` or ``FineTuner`` does);
+    never read again below them."""
+    if request.settings is None:
+        raise ValueError("the request carries no settings: run_training or FineTuner puts the entry's on it")
+    return request.settings
 
 
 def resolve_train_config(request: TrainRequest, model_name: str, device: str) -> tuple[dict[str, Any], list[str]]:
@@ -119,12 +126,13 @@ class RunChoices:
 def resolve_choices(request: TrainRequest, sink: EventSink) -> RunChoices:
     """Device, model (downloaded if need be) and settings for ``request``, as a new run chooses them.
 
-    ``sink`` gets the warnings of a model fallback. Writes no run directory.
+    ``sink`` gets the warnings of a model fallback. Writes no run directory. ``request.settings`` must be set
+    (the entry point's).
     """
 
-    request.settings = as_settings(request.settings)
-    device = choose_device(request.device, request.settings.force_cpu)
-    model_name, model_path = resolve_model(request.model, device, sink, request.settings)
+    settings = request_settings(request)
+    device = choose_device(request.device, settings.force_cpu)
+    model_name, model_path = resolve_model(request.model, device, sink, settings)
     # The planner knows registry names by name and any other model by its folder's config.json.
     config, notes = resolve_train_config(request, model_name if find_spec(model_name) else model_path, device)
     return RunChoices(device, model_name, model_path, config, notes)

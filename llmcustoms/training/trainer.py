@@ -55,6 +55,7 @@ from llmcustoms.training.arguments import training_arguments
 from llmcustoms.training.choices import (
     RunChoices,
     choose_device,
+    request_settings,
     resolve_choices,
     resolve_model,
     resolve_train_config,
@@ -102,7 +103,7 @@ __all__ = ["ABLATIONS", "ALLOW_SEND_HINT", "LOCAL_FIELDS", "MAX_EVAL_EXAMPLES", 
            "send_permission", "split_training_examples", "training_arguments"]
 
 if TYPE_CHECKING:
-    pass
+    from llmcustoms.utils.config import Settings
 
 log = get_logger("llmcustoms.training")
 
@@ -206,11 +207,15 @@ def run_training(request: TrainRequest, sink: EventSink | None = None, stop: thr
 
 
 def resume_training(run_ref: str | os.PathLike[str] | RunDir, sink: EventSink | None = None,
-                    stop: threading.Event | None = None, callbacks: list[Any] | None = None) -> TrainResult:
-    """Resume run ``run_ref`` in this process (``llmcustoms resume RUN``; detached: ``detach.resume_run``)."""
+                    stop: threading.Event | None = None, callbacks: list[Any] | None = None,
+                    settings: Settings | None = None) -> TrainResult:
+    """Resume run ``run_ref`` in this process (``llmcustoms resume RUN``; detached: ``detach.resume_run``).
+
+    ``settings``: the ones the entry point read (None: ``run_training`` reads them)."""
     run = run_ref if isinstance(run_ref, RunDir) else RunDir.open(run_ref)
     request = request_from_run(run)
     request.callbacks = list(callbacks or [])
+    request.settings = settings
     return run_training(request, sink=sink, stop=stop, run_dir=run, resume=True)
 
 
@@ -292,7 +297,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     run, config, device = setup.run, setup.config, setup.device
     info: Callable[[str], None] = lambda message: emit(make_event("info", message=message))  # noqa: E731
     torch.manual_seed(request.seed)
-    settings = request.settings = as_settings(request.settings)
+    settings = request_settings(request)  # run_training put the entry's there
     if device == "cuda" and settings.max_vram_gb:
         # MAX_VRAM_GB: behave like a smaller card, so the plan for that budget is what really runs.
 

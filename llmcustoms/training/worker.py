@@ -29,6 +29,7 @@ from llmcustoms.runs.progress import LinePrinter
 from llmcustoms.runs.rundir import RunBusyError, RunDir, RunLock, process_start_time
 from llmcustoms.training.request import request_from_run
 from llmcustoms.training.trainer import check_resumable, resume_training, run_training
+from llmcustoms.utils.config import Settings
 from llmcustoms.utils.logger import quiet_libraries
 
 EXIT_BUSY = 3
@@ -88,11 +89,13 @@ def _train(run: RunDir, resume: bool, stop: threading.Event, callbacks: list[Any
 
         # A readable line per notable event in train.log (events.jsonl keeps them all).
         printer = LinePrinter()
+        settings = Settings.load()  # this process's entry point: read once, here
         if resume:
-            result = resume_training(run, sink=printer, stop=stop, callbacks=callbacks)
+            result = resume_training(run, sink=printer, stop=stop, callbacks=callbacks, settings=settings)
         else:
             request = request_from_run(run)
             request.callbacks = callbacks
+            request.settings = settings
             result = run_training(request, sink=None if is_secondary() else printer, stop=stop, run_dir=run)
     except Exception as error:  # noqa: BLE001 - recorded in run.json and the log; never a silent death
         if not isinstance(error, LLMCustomsError):
