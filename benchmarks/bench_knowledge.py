@@ -267,6 +267,8 @@ def main() -> int:
     parser.add_argument("--ablation-steps", type=int, default=70, help="steps of each ablation run (default 70)")
     parser.add_argument("--ablation-watch", action="store_true", help="also the run without best-adapter choice")
     parser.add_argument("--ablation-old-budget", action="store_true", help="also the old fixed 30-step run")
+    parser.add_argument("--append", action="store_true",
+                        help="add these runs to those already in knowledge_runs.json (same recipe) and tabulate all")
     parser.add_argument("--skip-main", metavar="RUNS_JSON",
                         help="reuse the runs of an earlier knowledge_runs.json (write the table again)")
     args = parser.parse_args()
@@ -279,6 +281,10 @@ def main() -> int:
     if args.skip_main:
         results = [r | {"run": {"steps": r.get("steps"), "best_step": r.get("best_step")}}
                    for r in json.loads(Path(args.skip_main).read_text())]
+    elif args.append and RUNS_FILE.is_file():
+        results = [r | {"run": {"steps": r.get("steps"), "best_step": r.get("best_step")}}
+                   for r in json.loads(RUNS_FILE.read_text())]
+        print(f"appending to {len(results)} runs already in {RUNS_FILE.name}", flush=True)
     for repeat in range(0 if args.skip_main else args.runs):
         for folder in args.folders.split(","):
             print(f"run {repeat + 1}/{args.runs}: training on {folder} …", flush=True)

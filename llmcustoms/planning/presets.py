@@ -57,14 +57,18 @@ PRESET_DESCRIPTIONS = {
     "bestaccuracy": "Slowest: the longest run, a larger adapter and a gentle learning rate.",
 }
 
+#: Replay examples (the base model's own answers to everyday requests, ``training/replay.py``) per training
+#: example of the folder: they keep what the model knew while it learns the folder (issue 22).
+REPLAY_SHARE = 0.15
+
 #: The rest of each preset's settings (kept out of the public dicts above).
 PRESET_EXTRAS: dict[str, dict[str, Any]] = {
     "highspeed": {"max_seq_len": 512, "lora_dropout": 0.05, "warmup_ratio": 0.05, "save_steps": 50,
-                  "eval_steps": 50, "qa_pairs_per_chunk": 3},
+                  "eval_steps": 50, "qa_pairs_per_chunk": 3, "replay_share": REPLAY_SHARE},
     "quality": {"max_seq_len": 512, "lora_dropout": 0.05, "warmup_ratio": 0.05, "save_steps": 100,
-                "eval_steps": 100, "qa_pairs_per_chunk": 5},
+                "eval_steps": 100, "qa_pairs_per_chunk": 5, "replay_share": REPLAY_SHARE},
     "bestaccuracy": {"max_seq_len": 1024, "lora_dropout": 0.05, "warmup_ratio": 0.05, "save_steps": 200,
-                     "eval_steps": 200, "qa_pairs_per_chunk": 8},
+                     "eval_steps": 200, "qa_pairs_per_chunk": 8, "replay_share": REPLAY_SHARE},
 }
 
 #: On a CPU a run should finish in minutes: shorter sequences, small batches; the number of steps comes

@@ -21,7 +21,7 @@ class Example:
 
     messages: list[dict[str, str]]
     source: str
-    kind: Literal["explicit", "generated", "offline", "fact", "passage"] = "offline"
+    kind: Literal["explicit", "generated", "offline", "fact", "passage", "replay"] = "offline"
 
     @property
     def prompt(self) -> str:

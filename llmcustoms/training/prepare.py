@@ -19,6 +19,7 @@ from llmcustoms.evaluation.split import split_facts, training_examples
 from llmcustoms.planning.presets import get_preset
 from llmcustoms.qa.progress import GenerationProgress
 from llmcustoms.training.dataset_check import split_dataset_report
+from llmcustoms.training.replay import ReplaySource, replay_count, replay_examples
 from llmcustoms.training.request import ALLOW_SEND_HINT, TrainRequest
 
 
@@ -35,6 +36,7 @@ class PreparedData:
     notes: list[str]
     knowledge: Any = None  # evaluation.split.KnowledgeSplit: the held-out facts and their questions
     dataset: Any = None  # data.dataset_report.DatasetReport: lengths (by the tokenizer), duplicates, leakage
+    replay_examples: int = 0  # the base model's own answers trained beside the folder's examples
 
 
 def send_permission(request: TrainRequest, on_message: Callable[[str], None]) -> Callable[[Any], bool]:
@@ -112,15 +114,25 @@ class ExampleSplit:
 
 
 def prepare_data(request: TrainRequest, tokenizer: Any, max_seq_len: int, on_message: Callable[[str], None],
-                 warn: Callable[[str], None] | None = None) -> PreparedData:
+                 warn: Callable[[str], None] | None = None, replay: ReplaySource | None = None,
+                 replay_share: float = 0.0) -> PreparedData:
     """Validate the folder, build examples, split, tokenize and pack.
 
     ``warn`` (default ``on_message``) gets what the user must not miss: files that disappeared or
     became unreadable while the folder was read (the run trains on the others).
+    ``replay``: the base model's answers to everyday requests (``training.replay``); ``replay_share`` times
+    the number of training examples of them are trained beside the folder's (never held out or scored).
     """
 
     split = split_training_examples(request, on_message, warn)
     train, held_out, built = split.train, split.held_out, split.built
+    replayed = []
+    if replay is not None:
+        replayed = replay_examples(replay.pairs(replay_count(len(train), replay.available, replay_share)))
+    if replayed:
+        on_message(f"Replay: {len(replayed)} of the base model's own answers to everyday requests trained beside "
+                   f"your {len(train)} examples, so it keeps what it knew.")
+        train = train + replayed
     # The dataset report before training: lengths with the model's own tokenizer, duplicates, leakage.
     dataset = split_dataset_report(built, train, split.knowledge, tokenizer, max_seq_len,
                                    model=str(getattr(tokenizer, "name_or_path", "") or "the model"))
@@ -134,8 +146,9 @@ def prepare_data(request: TrainRequest, tokenizer: Any, max_seq_len: int, on_mes
                         "sequences (max_seq_len) or write shorter passages.")
     return PreparedData(
         train_rows=pack_examples(train_ds, max_seq_len), eval_rows=pack_examples(eval_ds, max_seq_len),
-        train_examples=len(train), eval_examples=len(held_out), qa_mode=built.qa_mode,
-        example_prompts=[e.prompt for e in held_out[:5]], notes=[built.message] if built.message else [],
+        train_examples=len(train) - len(replayed), eval_examples=len(held_out), replay_examples=len(replayed),
+        qa_mode=built.qa_mode, example_prompts=[e.prompt for e in held_out[:5]],
+        notes=[built.message] if built.message else [],
         knowledge=split.knowledge, dataset=dataset,
     )
 
@@ -173,7 +186,7 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
     examples = built.examples
     # Benchmark-only switch (benchmarks/bench_knowledge.py), never set by the product itself.
     ablation = request.extra.get("ablation") or os.environ.get("LLMCUSTOMS_ABLATION")
-    if ablation == "no_watch":
+    if ablation in ("no_watch", "no_replay"):  # not about the examples: read by the trainer
         ablation = None
     if ablation:  # benchmarks/bench_knowledge.py: what each part of the training data buys
         examples = _ablate(ablation, examples, report, request, pairs)
@@ -195,7 +208,7 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
 MAX_EVAL_EXAMPLES = 300
 
 #: Ablations for the knowledge benchmark (request.extra["ablation"]).
-ABLATIONS = ("topic_examples", "one_phrasing", "no_passages")
+ABLATIONS = ("topic_examples", "one_phrasing", "no_passages", "no_replay")
 
 
 def _ablate(ablation: str, examples: list[Any], report: Any, request: TrainRequest, pairs: int) -> list[Any]:

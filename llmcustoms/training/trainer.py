@@ -78,6 +78,7 @@ from llmcustoms.training.prepare import (
     send_permission,
     split_training_examples,
 )
+from llmcustoms.training.replay import ReplaySource
 from llmcustoms.training.request import (
     ALLOW_SEND_HINT,
     LOCAL_FIELDS,
@@ -306,14 +307,17 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
 
     # Threads and bf16 as they will really run on this CPU (the GPU's config passes through unchanged).
     model, tokenizer = load_for_training(setup.model_path, settle_cpu_training(config))
+    replay = _replay_source(request, setup, model, tokenizer, info)
     data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info,
-                        warn=lambda message: emit(make_event("warning", message=message)))
+                        warn=lambda message: emit(make_event("warning", message=message)),
+                        replay=replay, replay_share=float(config.get("replay_share", 0.0)))
     recorded = run.read()
     if setup.resume and recorded.get("train_rows") not in (None, len(data.train_rows)):
         emit(make_event("warning", health="data_changed", message=(
             f"The data folder changed since the run started ({recorded.get('train_rows')} → "
             f"{len(data.train_rows)} training rows): the resumed run continues on the new data.")))
     run.update(train_examples=data.train_examples, eval_examples=data.eval_examples, qa_mode=data.qa_mode,
+               replay_examples=data.replay_examples,
                example_prompts=data.example_prompts, train_rows=len(data.train_rows))
 
     collator = PackedCollator(tokenizer.pad_token_id)
@@ -474,6 +478,16 @@ def _build_trainer(model, data: PreparedData, collator, callback, config: dict[s
     return trainer
 
 
+def _replay_source(request: TrainRequest, setup: RunSetup, model, tokenizer, info: Callable[[str], None]
+                   ) -> ReplaySource | None:
+    """The base model's answers to the replay requests (cached per model), or None when the run's
+    ``replay_share`` is 0 or the knowledge benchmark's ``no_replay`` ablation is on."""
+    ablation = request.extra.get("ablation") or os.environ.get("LLMCUSTOMS_ABLATION")
+    if float(setup.config.get("replay_share", 0.0)) <= 0 or ablation == "no_replay":
+        return None
+    return ReplaySource(model, tokenizer, setup.model_path, on_message=info)
+
+
 def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokenizer, model, initial_adapter,
               pulse, emit: EventSink, info: Callable[[str], None]) -> tuple[Path | None, PreparedData]:
     """After a training OOM: smaller settings, the checkpoint to go on from, and the data re-packed if needed."""
@@ -486,7 +500,9 @@ def _back_off(request: TrainRequest, setup: RunSetup, data: PreparedData, tokeni
     run.update(config=config)
     if backoff.after["max_seq_len"] != backoff.before["max_seq_len"]:
         try:
-            data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info)
+            data = prepare_data(request, tokenizer, int(config["max_seq_len"]), info,
+                                replay=_replay_source(request, setup, model, tokenizer, info),
+                                replay_share=float(config.get("replay_share", 0.0)))
         except DataError:  # the examples do not survive shorter sequences: nothing smaller is left
             config.update(backoff.before)
             raise OutOfMemoryError(give_up_message(config, setup.model_name)) from None
