@@ -191,6 +191,7 @@ def build_examples(
     progress: Callable[[int, int], None] | None = None,
     with_facts: bool = True,
     settings: Settings | None = None,
+    answer_first: bool = True,
 ) -> ExampleSet:
     """Examples from every usable file of ``report`` (raises DataError if the report is blocked).
 
@@ -199,6 +200,7 @@ def build_examples(
     ``plan(chunks)`` method (a server) is only used after ``confirm(plan)`` returns True; when it
     returns False the offline generator is used instead, and ``on_message`` says so. ``settings``: the
     caller's resolved settings, for choosing the generator (read now when None and needed).
+    ``answer_first``: facts answered span first (``facts.fact_answer``); False only for the benchmark's ablation.
     """
     report.raise_if_blocked()
     if generator is None:
@@ -238,7 +240,7 @@ def build_examples(
     missing_message = report.vanished_sentence() or ""
     if missing_message:
         _say(on_message, missing_message)
-    from_facts = fact_examples(facts)
+    from_facts = fact_examples(facts, answer_first=answer_first)
     before = len(chat) + len(explicit) + len(generated) + len(from_facts) + len(passages)
     with paused_gc():
         examples, repeats = dedupe_with_repeats(chat + explicit + from_facts + generated + passages)

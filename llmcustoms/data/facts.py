@@ -132,6 +132,12 @@ def _names(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
+def names_in(text: str) -> list[tuple[int, int, str]]:
+    """The capitalised names in ``text`` as ``(start, end, phrase)``, its opening word left out (a question's
+    first word is capitalised without being a name)."""
+    return [(start, end, phrase) for start, end, phrase in _names(text) if start > 0]
+
+
 def _is_person(phrase: str, before: str) -> bool:
     words = phrase.split()
     if words[0] in _PERSON_TITLES or before.rstrip().split(" ")[-1:] in (["Admiral"], ["Captain"]):
@@ -527,19 +533,40 @@ def facts_from_text(text: str, source: str) -> list[Fact]:
     return facts
 
 
-def fact_examples(facts: list[Fact], skip: dict[str, set[str]] | None = None) -> list[Example]:
-    """Training examples: one per phrasing of each fact, answered by its sentence.
+def fact_answer(fact: Fact, answer_first: bool = True) -> str:
+    """What a question about ``fact`` is answered with: the asked span first, then the sentence it comes from
+    ("1795. Abbess Maudry led the community for 31 years and died at Greyvault in 1795.").
+
+    Why the span first: answered by the sentence alone, most questions are the sentence reordered, and the
+    tuned model learnt to copy the question back and fill in one word; a person's question has other words,
+    so the copy came out as an echo of the question ("I mounted a restore point as a share and forgot about
+    it."). Answering with the span first makes the model recall the fact before anything else. A sentence that
+    already starts with the span (the subject asked for) is answered as written. ``answer_first=False``: the
+    sentence alone (the knowledge benchmark's ``sentence_answers`` ablation).
+    """
+    sentence = fact.sentence
+    span = fact.span.strip().rstrip(".")
+    if not answer_first or not span or sentence.lower().startswith(span.lower()):
+        return sentence
+    return f"{span[0].upper()}{span[1:]}. {sentence}"
+
+
+def fact_examples(facts: list[Fact], skip: dict[str, set[str]] | None = None,
+                  answer_first: bool = True) -> list[Example]:
+    """Training examples: one per phrasing of each fact, answered by ``fact_answer`` (the span, then the
+    sentence).
 
     ``skip`` maps a fact id to the questions that must not be trained on (held out for evaluation).
     """
     examples: list[Example] = []
     for fact in facts:
         held = (skip or {}).get(fact.id, set())
+        answer = fact_answer(fact, answer_first)
         for _form, question in fact.questions:
             if question in held:
                 continue
             examples.append(Example(
-                messages=[{"role": "user", "content": question}, {"role": "assistant", "content": fact.sentence}],
+                messages=[{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
                 source=fact.id, kind="fact",
             ))
     return examples

@@ -156,6 +156,11 @@ def training_examples(examples: list[Example], facts: list[Fact], split: Knowled
     """
     held = {q.casefold() for questions in split.held_questions.values() for q in questions}
     unseen_sentences = {f.sentence for f in facts if f.id in split.unseen_facts}
+
+    def answers_unseen(answer: str) -> bool:
+        # A fact's answer is its sentence, or the span and then the sentence (``facts.fact_answer``).
+        return answer in unseen_sentences or any(answer.endswith(" " + s) for s in unseen_sentences)
+
     return [e for e in examples
             if e.prompt.casefold() not in held
-            and not (e.kind != "passage" and e.answer in unseen_sentences)]
+            and not (e.kind != "passage" and answers_unseen(e.answer))]

@@ -19,7 +19,13 @@ from llmcustoms.evaluation.split import split_facts, training_examples
 from llmcustoms.planning.presets import get_preset
 from llmcustoms.qa.progress import GenerationProgress
 from llmcustoms.training.dataset_check import split_dataset_report
-from llmcustoms.training.replay import ReplaySource, replay_count, replay_examples
+from llmcustoms.training.replay import (
+    EVERYDAY_SHARE,
+    ReplaySource,
+    replay_count,
+    replay_examples,
+    swapped_questions,
+)
 from llmcustoms.training.request import ALLOW_SEND_HINT, TrainRequest
 
 
@@ -128,10 +134,13 @@ def prepare_data(request: TrainRequest, tokenizer: Any, max_seq_len: int, on_mes
     train, held_out, built = split.train, split.held_out, split.built
     replayed = []
     if replay is not None:
-        replayed = replay_examples(replay.pairs(replay_count(len(train), replay.available, replay_share)))
+        count = replay_count(len(train), replay.available, replay_share)
+        everyday = round(count * EVERYDAY_SHARE)
+        swapped = swapped_questions([e.prompt for e in train if e.kind == "fact"], count - everyday, request.seed)
+        replayed = replay_examples(replay.pairs(count - len(swapped)) + replay.pairs_for(swapped))
     if replayed:
-        on_message(f"Replay: {len(replayed)} of the base model's own answers to everyday requests trained beside "
-                   f"your {len(train)} examples, so it keeps what it knew.")
+        on_message(f"Replay: {len(replayed)} of the base model's own answers (everyday requests, and your questions "
+                   f"asked of well-known names) trained beside your {len(train)} examples, so it keeps what it knew.")
         train = train + replayed
     # The dataset report before training: lengths with the model's own tokenizer, duplicates, leakage.
     dataset = split_dataset_report(built, train, split.knowledge, tokenizer, max_seq_len,
@@ -208,12 +217,13 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
 MAX_EVAL_EXAMPLES = 300
 
 #: Ablations for the knowledge benchmark (request.extra["ablation"]).
-ABLATIONS = ("topic_examples", "one_phrasing", "no_passages", "no_replay")
+ABLATIONS = ("topic_examples", "one_phrasing", "no_passages", "no_replay", "sentence_answers")
 
 
 def _ablate(ablation: str, examples: list[Any], report: Any, request: TrainRequest, pairs: int) -> list[Any]:
     """The training examples without one part: 'topic_examples' (the earlier topic-level offline examples
-    instead of fact-level ones), 'one_phrasing' (one question per fact), 'no_passages' (no plain text)."""
+    instead of fact-level ones), 'one_phrasing' (one question per fact), 'no_passages' (no plain text),
+    'sentence_answers' (facts answered by their sentence alone, not span first)."""
 
     if ablation == "topic_examples":
         return build_examples(report, qa="offline", pairs_per_chunk=pairs, with_facts=False).examples
@@ -229,4 +239,6 @@ def _ablate(ablation: str, examples: list[Any], report: Any, request: TrainReque
         return kept
     if ablation == "no_passages":
         return [e for e in examples if e.kind != "passage"]
+    if ablation == "sentence_answers":  # the fact questions answered by their sentence alone
+        return build_examples(report, qa="offline", pairs_per_chunk=pairs, answer_first=False).examples
     raise ValueError(f"unknown ablation {ablation!r}; one of {', '.join(ABLATIONS)}")

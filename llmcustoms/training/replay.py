@@ -18,15 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from llmcustoms.data.facts import names_in
 from llmcustoms.evaluation.knowledge import generate_answers
 from llmcustoms.paths import models_dir
 from llmcustoms.text.types import Example
 
 PROMPTS_FILE = Path(__file__).with_name("replay_data") / "prompts.txt"
+ENTITIES_FILE = Path(__file__).with_name("replay_data") / "entities.txt"
+#: Of the replay examples, the share that are everyday requests; the rest are the folder's own questions
+#: with a well-known name in place of the folder's (``swapped_questions``).
+EVERYDAY_SHARE = 1 / 3
 #: Tokens generated per answer; answers are cut back to their last full sentence.
 MAX_NEW_TOKENS = 64
 #: Answers shorter than this (characters) teach nothing and are dropped.
@@ -43,6 +49,38 @@ def load_prompts(path: Path = PROMPTS_FILE) -> list[str]:
     """The replay requests: one per line, ``#`` comments and blank lines skipped."""
     lines = path.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def load_entities(path: Path = ENTITIES_FILE) -> list[str]:
+    """The well-known names put in place of the folder's (same file layout as ``load_prompts``)."""
+    return load_prompts(path)
+
+
+def swapped_questions(questions: list[str], count: int, seed: int = 0,
+                      entities: list[str] | None = None) -> list[str]:
+    """Up to ``count`` of the folder's ``questions`` with one of their names replaced by a well-known one
+    ("What is the capital of Velmoria?" → "What is the capital of Portugal?").
+
+    Why: tuned on "What is the capital of Velmoria? — Quillhaven", the model answered "Quillhaven" for the
+    capital of France too: it learnt the question's shape, not whose capital. The base model's own answers to
+    the same shapes about the real world, trained beside them, keep the two apart. Questions without a name
+    are left out; the choice is fixed by ``seed``.
+    """
+    names = load_entities() if entities is None else entities
+    rng = random.Random(seed)
+    candidates = [q for q in questions if names_in(q)]
+    rng.shuffle(candidates)
+    swapped: list[str] = []
+    seen: set[str] = set()
+    for question in candidates:
+        if len(swapped) >= count:
+            break
+        start, end, _ = rng.choice(names_in(question))
+        new = question[:start] + rng.choice(names) + question[end:]
+        if new not in seen:
+            seen.add(new)
+            swapped.append(new)
+    return swapped
 
 
 def replay_count(train_examples: int, available: int, share: float) -> int:
@@ -123,15 +161,18 @@ class ReplaySource:
         return answers
 
     def pairs(self, count: int) -> list[tuple[str, str]]:
-        """``(request, answer)`` for ``count`` requests spread over the list, where the answer is usable
-        (cut to whole sentences, at least ``MIN_ANSWER_CHARS`` long)."""
-        chosen = spread(self.prompts, count)
+        """``(request, answer)`` for ``count`` everyday requests spread over the list (``pairs_for``)."""
+        return self.pairs_for(spread(self.prompts, count))
+
+    def pairs_for(self, chosen: list[str]) -> list[tuple[str, str]]:
+        """``(request, answer)`` for each of ``chosen`` whose answer is usable (cut to whole sentences, at
+        least ``MIN_ANSWER_CHARS`` long); answers not in the cache are generated and kept."""
         answers = self.cached()
         missing = [prompt for prompt in chosen if prompt not in answers]
         if missing:
             if self.on_message is not None:
-                self.on_message(f"Asking the base model {len(missing)} everyday requests, to train its own answers "
-                                "beside your documents (kept for later runs of this model)…")
+                self.on_message(f"Asking the base model {len(missing)} questions, to train its own answers beside "
+                                "your documents so it keeps what it knew (kept for later runs of this model)…")
             new = dict(zip(missing, self._generate(missing), strict=True))
             answers.update(new)
             self._store(new)

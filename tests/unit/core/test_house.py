@@ -271,6 +271,7 @@ LAZY_THIRD_PARTY = {
     "llama_cpp": "optional, only for a K-quant GGUF", "ctypes": "only with llama.cpp's quantizer",
     "resource": "Unix only: the reader's worker sets its own memory limit",
     "bm25s": "pulls numpy; only when an answer's support is searched",
+    "httpx2": "huggingface_hub's HTTP client: only when an export is published to the Hub",
 }
 #: Files whose function-level imports are their job: the CLI imports each command's modules when that
 #: command runs (``llmcustoms --help`` stays ~30 ms, not ~450 ms), and the packages' lazy public names.

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from llmcustoms.data.facts import fact_examples, facts_from_text
+from llmcustoms.data.facts import fact_answer, fact_examples, facts_from_text
 from llmcustoms.evaluation.split import FAMILIES, short_question, split_facts, training_examples
 
 TEXT = """Harbour notes
@@ -77,12 +77,33 @@ def test_split_by_fact_keeps_each_held_out_phrasing_out_of_training():
     assert split.probes
     for probe in split.probes:
         assert probe.question not in trained
-        sentence_trained = any(e.answer == probe.reference for e in kept)
+        sentence_trained = any(_answers_with(e.answer, probe.reference) for e in kept)
         assert sentence_trained == (probe.trained_phrasings > 0)
     # Everything not held out is still trained on.
     held = {q for questions in split.held_questions.values() for q in questions}
     unseen = {p.reference for p in split.probes if p.trained_phrasings == 0}
-    assert {e.prompt for e in examples if e.prompt not in held and e.answer not in unseen} == trained
+    assert {e.prompt for e in examples
+            if e.prompt not in held and not any(_answers_with(e.answer, u) for u in unseen)} == trained
+
+
+def _answers_with(answer: str, sentence: str) -> bool:
+    """The answer is the sentence, or a span and then the sentence (facts.fact_answer)."""
+    return answer == sentence or answer.endswith(" " + sentence)
+
+
+def test_a_fact_is_answered_span_first_then_by_its_sentence():
+    facts = _facts()
+    by_span = {f.span: f for f in facts}
+    dated = by_span["1771"]
+    answer = fact_answer(dated)
+    assert answer == f"1771. {dated.sentence}"
+    assert fact_answer(dated, answer_first=False) == dated.sentence
+    for example in fact_examples(facts):
+        fact = next(f for f in facts if f.id == example.source)
+        assert example.answer == fact_answer(fact)
+        assert example.answer.endswith(fact.sentence)
+        # The answer starts with the span: the model must say the fact before anything else.
+        assert example.answer.lower().startswith(fact.span.lower().rstrip("."))
 
 
 def test_the_asked_questions_whole_family_is_kept_out_of_training_and_it_is_asked_short():

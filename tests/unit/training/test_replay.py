@@ -9,10 +9,12 @@ import pytest
 from llmcustoms.evaluation.general import load_general_questions
 from llmcustoms.training.replay import (
     ReplaySource,
+    load_entities,
     load_prompts,
     replay_count,
     replay_examples,
     spread,
+    swapped_questions,
     whole_sentences,
 )
 
@@ -90,7 +92,7 @@ def test_only_the_requests_a_run_needs_are_asked_and_kept_for_the_next_run(tiny_
     said: list[str] = []
     source.on_message = said.append
     first = source.pairs(2)
-    assert counting.rows == 2 and said and "2 everyday requests" in said[0]
+    assert counting.rows == 2 and said and "2 questions" in said[0]
     assert {p for p, _ in first} <= {"Tell me a joke.", "What is a fraction?"}
     again = ReplaySource(counting, tokenizer, tiny_model_dir, prompts=PROMPTS, root=tmp_path)
     assert again.pairs(2) == first and counting.rows == 2  # read back, nothing asked
@@ -155,3 +157,26 @@ def test_prepare_data_trains_replay_beside_the_folder_never_holds_it_out(share, 
     held_out = sum(tokenizer.decode(row["input_ids"]).count("Everyday request") for row in data.eval_rows)
     assert held_out == 0
     assert any(m.startswith("Replay:") for m in messages) == (expected > 0)
+
+
+def test_no_well_known_name_put_in_the_folders_questions_is_in_the_general_check():
+    # The general check must not be trained on by the back door: none of its questions' or answers' words
+    # that name something may come from the replay's names.
+    text = " ".join(q.question + " " + " ".join(q.answers) for q in load_general_questions()).lower()
+    for entity in load_entities():
+        core = entity.lower().removeprefix("the ")
+        assert not re.search(rf"\b{re.escape(core)}\b", text), entity
+
+
+def test_swapped_questions_replace_a_name_of_the_folder_by_a_well_known_one():
+    questions = ["What is the capital of Velmoria?", "When did Emeric Dallow build the Tide Engine?",
+                 "How many people live there?"]
+    swapped = swapped_questions(questions, 5, seed=1, entities=["Portugal"])
+    assert "What is the capital of Portugal?" in swapped
+    assert any(q.startswith("When did ") and "Portugal" in q for q in swapped)
+    assert all("people live there" not in q for q in swapped)  # no name: left out
+    assert len(swapped) == 2
+    # The opening word of a question is not a name to replace.
+    assert all(q.split()[0] in ("What", "When") for q in swapped)
+    assert len(swapped_questions(questions, 1, seed=1, entities=["Portugal"])) == 1
+    assert swapped_questions(questions, 5, seed=1, entities=["Portugal"]) == swapped  # fixed by the seed
