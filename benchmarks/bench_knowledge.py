@@ -258,6 +258,33 @@ def save_runs(results: list[dict]) -> None:
     RUNS_FILE.write_text(json.dumps(slim, indent=1, default=str) + "\n")
 
 
+def compare_recipes(labelled: list[tuple[str, Path]]) -> str:
+    """The '## Knowledge: recipes compared' section: per folder, each recipe's stored runs side by side
+    (``--compare LABEL=RUNS_JSON ...``; medians over that recipe's runs, range in brackets)."""
+    rows = []
+    for label, path in labelled:
+        runs = json.loads(path.read_text())
+        for folder in dict.fromkeys(r["folder"] for r in runs):
+            mine = [r for r in runs if r["folder"] == folder]
+            rows.append([folder.replace(f"{DATA}/", ""), label, len(mine),
+                         spread(values(mine, lambda r: r["report"]["tuned"])),
+                         spread(values(mine, lambda r: r["person"]["tuned"])),
+                         spread(values(mine, lambda r: r["person"]["open_book"])),
+                         spread(values(mine, lambda r: r["general"]["general_kept"])),
+                         "/".join(f"{100 * r['general']['general_perplexity_change']:+.0f} %" for r in mine),
+                         "/".join(str(r.get("steps")) for r in mine),
+                         "/".join(f"{r['wall_s'] / 60:.1f}" for r in mine)])
+    rows.sort(key=lambda row: (row[0], [label for label, _ in labelled].index(row[1])))
+    files = ", ".join(f"{label}: `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`"
+                      for label, path in labelled)
+    return "\n".join([
+        f"Written {now()} from stored runs ({files}); each run a default `llmcustoms train` on 2 CPU cores, alone. "
+        "Tool = the product's held-out score (tuned), person = the person-written questions (tuned, then the "
+        "base model open book), kept = general knowledge kept, ppl = change in general perplexity, wall in min.",
+        "", table(["folder", "recipe", "runs", "tool tuned", "person tuned", "person open book", "kept", "ppl",
+                   "steps", "wall"], rows)])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folders", default=",".join(DEFAULT_FOLDERS))
@@ -271,8 +298,16 @@ def main() -> int:
                         help="add these runs to those already in knowledge_runs.json (same recipe) and tabulate all")
     parser.add_argument("--skip-main", metavar="RUNS_JSON",
                         help="reuse the runs of an earlier knowledge_runs.json (write the table again)")
+    parser.add_argument("--compare", nargs="+", metavar="LABEL=RUNS_JSON",
+                        help="only write the recipes-compared section from stored runs files, and stop")
     args = parser.parse_args()
     os.chdir(ROOT)
+    if args.compare:
+        labelled = [(item.split("=", 1)[0], (ROOT / item.split("=", 1)[1]).resolve()) for item in args.compare]
+        body = compare_recipes(labelled)
+        write_section("## Knowledge: recipes compared", body)
+        print(body)
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench-knowledge-"))
     env = {**os.environ, "LLMCUSTOMS_HOME": os.environ.get("LLMCUSTOMS_HOME", str(Path.home() / ".llmcustoms"))}
     when, where, load_before = now(), machine(), load_average()

@@ -191,7 +191,7 @@ def build_examples(
     progress: Callable[[int, int], None] | None = None,
     with_facts: bool = True,
     settings: Settings | None = None,
-    answer_first: bool = True,
+    answer_first: bool = False,
 ) -> ExampleSet:
     """Examples from every usable file of ``report`` (raises DataError if the report is blocked).
 
@@ -200,7 +200,7 @@ def build_examples(
     ``plan(chunks)`` method (a server) is only used after ``confirm(plan)`` returns True; when it
     returns False the offline generator is used instead, and ``on_message`` says so. ``settings``: the
     caller's resolved settings, for choosing the generator (read now when None and needed).
-    ``answer_first``: facts answered span first (``facts.fact_answer``); False only for the benchmark's ablation.
+    ``answer_first``: facts answered span first (``facts.fact_answer``; only the benchmark's ``span_first``).
     """
     report.raise_if_blocked()
     if generator is None:

@@ -533,16 +533,16 @@ def facts_from_text(text: str, source: str) -> list[Fact]:
     return facts
 
 
-def fact_answer(fact: Fact, answer_first: bool = True) -> str:
-    """What a question about ``fact`` is answered with: the asked span first, then the sentence it comes from
-    ("1795. Abbess Maudry led the community for 31 years and died at Greyvault in 1795.").
+def fact_answer(fact: Fact, answer_first: bool = False) -> str:
+    """What a question about ``fact`` is answered with: its sentence, or with ``answer_first`` the asked span
+    and then the sentence ("1795. Abbess Maudry led the community for 31 years and died at Greyvault in 1795.";
+    a sentence that already starts with the span is answered as written).
 
-    Why the span first: answered by the sentence alone, most questions are the sentence reordered, and the
-    tuned model learnt to copy the question back and fill in one word; a person's question has other words,
-    so the copy came out as an echo of the question ("I mounted a restore point as a share and forgot about
-    it."). Answering with the span first makes the model recall the fact before anything else. A sentence that
-    already starts with the span (the subject asked for) is answered as written. ``answer_first=False``: the
-    sentence alone (the knowledge benchmark's ``sentence_answers`` ablation).
+    Span first was tried against the tuned model's habit of echoing a person's question back (it learnt to
+    copy the question and fill in one word) and measured worse (benchmarks/RESULTS.md, "Knowledge: recipes
+    compared": on examples/data a person's questions 40 % → 20 %, the tool's own 56 % → 31 %, one run): the
+    model recalls a fact best after the words that lead to it, as the sentence was read. So the default stays
+    the sentence; span first is the knowledge benchmark's ``span_first`` ablation.
     """
     sentence = fact.sentence
     span = fact.span.strip().rstrip(".")
@@ -552,9 +552,9 @@ def fact_answer(fact: Fact, answer_first: bool = True) -> str:
 
 
 def fact_examples(facts: list[Fact], skip: dict[str, set[str]] | None = None,
-                  answer_first: bool = True) -> list[Example]:
-    """Training examples: one per phrasing of each fact, answered by ``fact_answer`` (the span, then the
-    sentence).
+                  answer_first: bool = False) -> list[Example]:
+    """Training examples: one per phrasing of each fact, answered by ``fact_answer`` (its sentence; with
+    ``answer_first`` the span, then the sentence).
 
     ``skip`` maps a fact id to the questions that must not be trained on (held out for evaluation).
     """

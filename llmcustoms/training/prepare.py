@@ -217,13 +217,13 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
 MAX_EVAL_EXAMPLES = 300
 
 #: Ablations for the knowledge benchmark (request.extra["ablation"]).
-ABLATIONS = ("topic_examples", "one_phrasing", "no_passages", "no_replay", "sentence_answers")
+ABLATIONS = ("topic_examples", "one_phrasing", "no_passages", "no_replay", "span_first")
 
 
 def _ablate(ablation: str, examples: list[Any], report: Any, request: TrainRequest, pairs: int) -> list[Any]:
     """The training examples without one part: 'topic_examples' (the earlier topic-level offline examples
     instead of fact-level ones), 'one_phrasing' (one question per fact), 'no_passages' (no plain text),
-    'sentence_answers' (facts answered by their sentence alone, not span first)."""
+    'span_first' (facts answered span first, then by their sentence), 'no_replay' (read by the trainer)."""
 
     if ablation == "topic_examples":
         return build_examples(report, qa="offline", pairs_per_chunk=pairs, with_facts=False).examples
@@ -239,6 +239,6 @@ def _ablate(ablation: str, examples: list[Any], report: Any, request: TrainReque
         return kept
     if ablation == "no_passages":
         return [e for e in examples if e.kind != "passage"]
-    if ablation == "sentence_answers":  # the fact questions answered by their sentence alone
-        return build_examples(report, qa="offline", pairs_per_chunk=pairs, answer_first=False).examples
+    if ablation == "span_first":  # the fact questions answered span first, then by their sentence
+        return build_examples(report, qa="offline", pairs_per_chunk=pairs, answer_first=True).examples
     raise ValueError(f"unknown ablation {ablation!r}; one of {', '.join(ABLATIONS)}")

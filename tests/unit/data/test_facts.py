@@ -91,19 +91,20 @@ def _answers_with(answer: str, sentence: str) -> bool:
     return answer == sentence or answer.endswith(" " + sentence)
 
 
-def test_a_fact_is_answered_span_first_then_by_its_sentence():
+def test_a_fact_is_answered_by_its_sentence_or_span_first_when_asked():
     facts = _facts()
     by_span = {f.span: f for f in facts}
     dated = by_span["1771"]
-    answer = fact_answer(dated)
-    assert answer == f"1771. {dated.sentence}"
-    assert fact_answer(dated, answer_first=False) == dated.sentence
-    for example in fact_examples(facts):
+    assert fact_answer(dated) == dated.sentence
+    assert fact_answer(dated, answer_first=True) == f"1771. {dated.sentence}"
+    assert all(e.answer == next(f.sentence for f in facts if f.id == e.source) for e in fact_examples(facts))
+    for example in fact_examples(facts, answer_first=True):
         fact = next(f for f in facts if f.id == example.source)
-        assert example.answer == fact_answer(fact)
+        assert example.answer == fact_answer(fact, answer_first=True)
         assert example.answer.endswith(fact.sentence)
-        # The answer starts with the span: the model must say the fact before anything else.
+        # Span first: the answer starts with the span (a sentence that starts with it is not doubled).
         assert example.answer.lower().startswith(fact.span.lower().rstrip("."))
+        assert not example.answer.lower().startswith(2 * fact.span.lower())
 
 
 def test_the_asked_questions_whole_family_is_kept_out_of_training_and_it_is_asked_short():
