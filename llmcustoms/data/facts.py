@@ -540,9 +540,9 @@ def fact_answer(fact: Fact, answer_first: bool = False) -> str:
 
     Span first was tried against the tuned model's habit of echoing a person's question back (it learnt to
     copy the question and fill in one word) and measured worse (benchmarks/RESULTS.md, "Knowledge: recipes
-    compared": on examples/data a person's questions 40 % → 20 %, the tool's own 56 % → 31 %, one run): the
-    model recalls a fact best after the words that lead to it, as the sentence was read. So the default stays
-    the sentence; span first is the knowledge benchmark's ``span_first`` ablation.
+    compared": on examples/data, with the same replay, a person's questions 33 % → 20 %, the tool's own 33 % →
+    31 %, one run each): the model recalls a fact best after the words that lead to it, as the sentence was
+    read. So the default stays the sentence; span first is the knowledge benchmark's ``span_first`` ablation.
     """
     sentence = fact.sentence
     span = fact.span.strip().rstrip(".")
