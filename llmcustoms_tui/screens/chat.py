@@ -45,12 +45,20 @@ ROOMY_HEIGHT = 30
 
 
 class SupportFound(Message):
-    """The passage of the run's documents behind turn ``turn``'s tuned answer (a ``Support``, or None)."""
+    """The passage of the run's documents behind turn ``turn``'s answer on ``side`` (a ``Support``, or None)."""
 
-    def __init__(self, turn: int, support: Support | None) -> None:
+    def __init__(self, turn: int, support: Support | None, side: str = "tuned") -> None:
         super().__init__()
         self.turn = turn
         self.support = support
+        self.side = side
+
+
+def support_mark(support: Support | None) -> str:
+    """The short mark under a pane's answer: whether a passage of the documents supports it."""
+    if support is None or not support.supported:
+        return "no passage supports it"
+    return f"supported: {support.location()}" if support.location() else "supported"
 
 
 class Turn(Vertical):
@@ -89,6 +97,13 @@ class Turn(Vertical):
         line = self.query_one(".turn-support", Static)
         line.update(support_text(support))
         line.display = True
+
+    def mark_support(self, side: str, support: Support | None) -> None:
+        """The pane of ``side`` says under its answer whether a passage supports it (the base model's answer
+        gets the same mark as the tuned one, so the user sees what the tuning changed)."""
+        pane = self.answer(side)
+        if pane is not None:
+            pane.border_subtitle = support_mark(support)
 
     def mark(self, side: str, answer: str) -> None:
         """Title ``side``'s pane ✔ or ✖: does its answer hold the held-out fact's key span?"""
@@ -307,8 +322,8 @@ class ChatScreen(WizardScreen):
                     return
                 text += piece
                 self.post_message(AnswerChunk(turn, side, text))
-            if side == "tuned":  # before the turn is done, so a test (or a user) that waits for it sees the line
-                self.post_message(SupportFound(turn, backend.answer_support(self.run_dir, prompt, text)))
+            # Before the turn is done, so a test (or a user) that waits for it sees the mark.
+            self.post_message(SupportFound(turn, backend.answer_support(self.run_dir, prompt, text), side))
             self.post_message(AnswerChunk(turn, side, text, done=index == len(sides) - 1, complete=True))
 
     @on(AnswerChunk)
@@ -330,8 +345,13 @@ class ChatScreen(WizardScreen):
 
     @on(SupportFound)
     def _support(self, message: SupportFound) -> None:
-        if 0 < message.turn <= len(self.turns):
-            self.turns[message.turn - 1].show_support(message.support)
+        if not 0 < message.turn <= len(self.turns):
+            return
+        turn = self.turns[message.turn - 1]
+        if len(turn.sides) > 1:  # side by side: each pane carries its own mark
+            turn.mark_support(message.side, message.support)
+        if message.side == "tuned":
+            turn.show_support(message.support)
             self.refresh_bindings()
 
     # -- keys ----------------------------------------------------------------------------------

@@ -75,3 +75,28 @@ async def test_an_answer_no_passage_supports_says_so(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await ask(pilot, app, run_dir, "What is the Tide Engine?")
         assert contents(app, ".turn-support") == ["↳ no passage of your documents supports this"]
+
+
+async def test_with_the_base_model_beside_each_answer_carries_its_own_support_mark(tmp_path):
+    """--compare's promise in the TUI: the base model's answer is marked like the tuned one."""
+    run_dir = run_on(tmp_path, HARBOUR_TEXT)
+    app = make_app(chat_factory=FakeChatSession)
+    async with app.run_test(size=(120, 34)) as pilot:
+        app.state.chat_run_dir = str(run_dir)
+        app.goto("chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None,
+                       what="the chat")
+        screen = app.screen
+        await pilot.press("ctrl+b")
+        screen.query_one("#chat-input").value = "What is the Tide Engine?"
+        await pilot.press("enter")
+        turn_done = lambda: screen.turns and not screen.busy and screen.turns[-1].support is not None  # noqa: E731
+        await wait_for(pilot, turn_done, what="both answers and their support")
+        await pilot.pause()
+        turn = screen.turns[-1]
+        assert turn.sides == ("tuned", "base")
+        assert str(turn.answer("tuned").border_subtitle).startswith("supported: harbour.txt, line 5")
+        # The base model's guess ("a machine that uses the tides") is in no passage of the documents.
+        assert turn.answer("base").border_subtitle == "no passage supports it"
+        # The line under the turn stays the tuned answer's.
+        assert contents(app, ".turn-support")[0].startswith("↳ supported by harbour.txt, line 5")
