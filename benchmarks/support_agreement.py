@@ -50,3 +50,58 @@ def support_agreement(run_dir: str | os.PathLike[str], items: Iterable[tuple[str
         answers=n, agreement=_share(sum(1 for s, c in marks if s == c), n), precision=_share(both, supported),
         recall=_share(both, right), wrong_but_supported=_share(wrong_supported, n - right),
         supported=supported, right=right)
+
+
+def main(argv: list[str]) -> int:
+    """``python benchmarks/support_agreement.py RUNS_JSON ...``: the support mark of today's verdict over the
+    stored runs of ``bench_knowledge.py`` (their run folders must still exist), pooled per folder and side,
+    printed and written to RESULTS.md's "## Support mark" section."""
+    import json
+    from pathlib import Path
+
+    from _common import ROOT, now, write_section
+
+    pooled: dict[tuple[str, str], list[tuple[str, str, str, bool]]] = {}
+    files = []
+    for name in argv:
+        path = Path(name)
+        files.append(f"`{path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path}`")
+        for run in json.loads(path.read_text()):
+            if not Path(run["run_dir"]).is_dir() or not run.get("person"):
+                print(f"skipped {run['run_dir']}: the run folder is gone")
+                continue
+            for side in ("tuned", "base"):
+                pooled.setdefault((run["folder"].replace("benchmarks/knowledge_data/", ""), side), []).extend(
+                    (run["run_dir"], row["question"], row[side], bool(row[f"{side}_correct"]))
+                    for row in run["person"]["rows"])
+    lines = ["| folder / answers of | answers | agreement | precision | recall | wrong but supported |",
+             "|---|---|---|---|---|---|"]
+    for (folder, side), rows in sorted(pooled.items()):
+        by_run: dict[str, list[tuple[str, str, bool]]] = {}
+        for run_dir, question, answer, correct in rows:
+            by_run.setdefault(run_dir, []).append((question, answer, correct))
+        marks = [support_agreement(run_dir, items) for run_dir, items in by_run.items()]
+        total = SupportAgreement(
+            answers=sum(m.answers for m in marks), agreement=None, precision=None, recall=None,
+            wrong_but_supported=None, supported=sum(m.supported for m in marks), right=sum(m.right for m in marks))
+        agree = sum(round((m.agreement or 0) * m.answers) for m in marks)
+        wrong_supported = sum(round((m.wrong_but_supported or 0) * (m.answers - m.right)) for m in marks)
+        both = sum(round((m.precision or 0) * m.supported) for m in marks)
+        total = SupportAgreement(total.answers, _share(agree, total.answers), _share(both, total.supported),
+                                 _share(both, total.right), _share(wrong_supported, total.answers - total.right),
+                                 total.supported, total.right)
+        lines.append(total.format_row(f"{folder} / {side} ({len(marks)} runs)"))
+    body = "\n".join([f"Written {now()} with today's verdict (`llmcustoms/support/verdict.py`) over the stored runs of "
+                      f"{', '.join(files)}: each run's answers to the person-written questions, pooled per folder. "
+                      "Agreement = \"supported\" equals right; precision = of the answers marked supported, the share "
+                      "right; recall = of the right answers, the share marked supported; wrong but supported = of the "
+                      "wrong answers, the share marked supported (goal ≤ 10 %, agreement ≥ 80 %).", "", *lines])
+    write_section("## Support mark (issue 24)", body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
