@@ -59,7 +59,7 @@ PRESET_DESCRIPTIONS = {
 
 #: Replay examples (the base model's own answers to everyday requests, ``training/replay.py``) per training
 #: example of the folder: they keep what the model knew while it learns the folder (issue 22).
-REPLAY_SHARE = 0.25
+REPLAY_SHARE = 0.15
 
 #: The rest of each preset's settings (kept out of the public dicts above).
 PRESET_EXTRAS: dict[str, dict[str, Any]] = {

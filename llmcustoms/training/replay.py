@@ -31,8 +31,13 @@ from llmcustoms.text.types import Example
 PROMPTS_FILE = Path(__file__).with_name("replay_data") / "prompts.txt"
 ENTITIES_FILE = Path(__file__).with_name("replay_data") / "entities.txt"
 #: Of the replay examples, the share that are everyday requests; the rest are the folder's own questions
-#: with a well-known name in place of the folder's (``swapped_questions``).
-EVERYDAY_SHARE = 1 / 3
+#: with well-known names in place of the folder's (``swapped_questions``). Measured (benchmarks/RESULTS.md,
+#: "Knowledge: recipes compared", one run each): a quarter of replay, two thirds of it swapped questions, kept
+#: 70 % and 54 % of general knowledge (everyday requests alone at 0.15: 44 % and 36 %) but a person's questions
+#: fell to 33 % on both dev folders (40 % and 37 %), and a small fact set (tests/integration) fell from ≥ 40 % to
+#: 17 %: the swapped questions share the folder's question shapes and compete with its facts. So everyday
+#: requests only, until a way is found to keep both.
+EVERYDAY_SHARE = 1.0
 #: Tokens generated per answer; answers are cut back to their last full sentence.
 MAX_NEW_TOKENS = 64
 #: Answers shorter than this (characters) teach nothing and are dropped.
@@ -58,13 +63,15 @@ def load_entities(path: Path = ENTITIES_FILE) -> list[str]:
 
 def swapped_questions(questions: list[str], count: int, seed: int = 0,
                       entities: list[str] | None = None) -> list[str]:
-    """Up to ``count`` of the folder's ``questions`` with one of their names replaced by a well-known one
+    """Up to ``count`` of the folder's ``questions`` with every name in them replaced by a well-known one
     ("What is the capital of Velmoria?" → "What is the capital of Portugal?").
 
     Why: tuned on "What is the capital of Velmoria? — Quillhaven", the model answered "Quillhaven" for the
     capital of France too: it learnt the question's shape, not whose capital. The base model's own answers to
-    the same shapes about the real world, trained beside them, keep the two apart. Questions without a name
-    are left out; the choice is fixed by ``seed``.
+    the same shapes about the real world, trained beside them, keep the two apart. *Every* name is replaced
+    (each distinct name by another well-known one): a question that kept one of the folder's names would train
+    the base model's guess about the folder ("When did Portugal build the first lighthouse at Gullmouth?")
+    against its facts. Questions without a name are left out; the choice is fixed by ``seed``.
     """
     names = load_entities() if entities is None else entities
     rng = random.Random(seed)
@@ -75,9 +82,16 @@ def swapped_questions(questions: list[str], count: int, seed: int = 0,
     for question in candidates:
         if len(swapped) >= count:
             break
-        start, end, _ = rng.choice(names_in(question))
-        new = question[:start] + rng.choice(names) + question[end:]
-        if new not in seen:
+        found = names_in(question)
+        distinct = list(dict.fromkeys(phrase for _, _, phrase in found))
+        picks = rng.sample(names, min(len(distinct), len(names)))
+        if len(picks) < len(distinct):
+            continue  # more names than well-known ones to put in their place
+        replacement = dict(zip(distinct, picks, strict=True))
+        new = question
+        for start, end, phrase in sorted(found, reverse=True):  # from the end, so the offsets stay right
+            new = new[:start] + replacement[phrase] + new[end:]
+        if new not in seen and not any(phrase in new for phrase in distinct if phrase not in picks):
             seen.add(new)
             swapped.append(new)
     return swapped

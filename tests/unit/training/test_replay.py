@@ -168,15 +168,21 @@ def test_no_well_known_name_put_in_the_folders_questions_is_in_the_general_check
         assert not re.search(rf"\b{re.escape(core)}\b", text), entity
 
 
-def test_swapped_questions_replace_a_name_of_the_folder_by_a_well_known_one():
-    questions = ["What is the capital of Velmoria?", "When did Emeric Dallow build the Tide Engine?",
+def test_swapped_questions_replace_every_name_of_the_folder_by_well_known_ones():
+    questions = ["What is the capital of Velmoria?", "When did Emeric Dallow build the Tide Engine at Gullmouth?",
                  "How many people live there?"]
-    swapped = swapped_questions(questions, 5, seed=1, entities=["Portugal"])
-    assert "What is the capital of Portugal?" in swapped
-    assert any(q.startswith("When did ") and "Portugal" in q for q in swapped)
-    assert all("people live there" not in q for q in swapped)  # no name: left out
-    assert len(swapped) == 2
-    # The opening word of a question is not a name to replace.
-    assert all(q.split()[0] in ("What", "When") for q in swapped)
-    assert len(swapped_questions(questions, 1, seed=1, entities=["Portugal"])) == 1
-    assert swapped_questions(questions, 5, seed=1, entities=["Portugal"]) == swapped  # fixed by the seed
+    swapped = swapped_questions(questions, 5, seed=1, entities=["Portugal", "Marie Curie", "the Louvre", "Chile"])
+    assert len(swapped) == 2  # the question without a name is left out
+    capital = next(q for q in swapped if q.startswith("What is the capital of "))
+    assert capital.removeprefix("What is the capital of ").rstrip("?") in ("Portugal", "Marie Curie", "the Louvre",
+                                                                          "Chile")
+    built = next(q for q in swapped if q.startswith("When did "))
+    # No name of the folder is left: a question half about the folder would train the base model's guess about it.
+    for name in ("Emeric Dallow", "Tide Engine", "Gullmouth", "Velmoria"):
+        assert name not in built and name not in capital
+    assert built.endswith("?") and " build the " in built
+    assert swapped_questions(questions, 5, seed=1, entities=["Portugal", "Marie Curie", "the Louvre", "Chile"]) \
+        == swapped  # fixed by the seed
+    assert len(swapped_questions(questions, 1, seed=1, entities=["Portugal", "Chile", "the Louvre"])) == 1
+    # More names than well-known ones: the question is left out rather than half swapped.
+    assert swapped_questions(questions[1:2], 5, seed=1, entities=["Portugal"]) == []
