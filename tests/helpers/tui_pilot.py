@@ -68,3 +68,13 @@ async def start_scripted_run(pilot, app: LLMCustomsApp) -> TrainScreen:
     await pilot.press("n")
     await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
     return app.screen
+
+
+async def open_chat(pilot, app: LLMCustomsApp, run_dir: Path | str, what: str = "the chat"):
+    """The chat screen on ``run_dir``, once its session has loaded (the screen is returned)."""
+    from llmcustoms_tui.screens.chat import ChatScreen
+
+    app.state.chat_run_dir = str(run_dir)
+    app.goto("chat")
+    await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None, what=what)
+    return app.screen

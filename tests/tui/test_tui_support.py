@@ -20,7 +20,7 @@ from tests.helpers.tui_fakes import (
     scripted_events,
     write_run,
 )
-from tests.helpers.tui_pilot import contents, make_app, shown, wait_for
+from tests.helpers.tui_pilot import contents, make_app, open_chat, shown, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -36,11 +36,7 @@ def run_on(tmp_path: Path, text: str) -> Path:
 
 
 async def ask(pilot, app, run_dir: Path, question: str) -> ChatScreen:
-    app.state.chat_run_dir = str(run_dir)
-    app.goto("chat")
-    await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None,
-                   what="the chat")
-    screen = app.screen
+    screen = await open_chat(pilot, app, run_dir)
     screen.query_one("#chat-input").value = question
     await pilot.press("enter")
     await wait_for(pilot, lambda: screen.turns and not screen.busy and screen.turns[-1].support is not None,
@@ -82,11 +78,7 @@ async def test_with_the_base_model_beside_each_answer_carries_its_own_support_ma
     run_dir = run_on(tmp_path, HARBOUR_TEXT)
     app = make_app(chat_factory=FakeChatSession)
     async with app.run_test(size=(120, 34)) as pilot:
-        app.state.chat_run_dir = str(run_dir)
-        app.goto("chat")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.session is not None,
-                       what="the chat")
-        screen = app.screen
+        screen = await open_chat(pilot, app, run_dir)
         await pilot.press("ctrl+b")
         screen.query_one("#chat-input").value = "What is the Tide Engine?"
         await pilot.press("enter")
