@@ -4,8 +4,9 @@ Tuning a small model on one folder's facts teaches it that every question is abo
 on the embedded model (benchmarks/RESULTS.md, "Knowledge"), a default CPU run kept 23–62 % of the base
 model's right answers to common-knowledge questions ("The capital of France is capital of the three
 villages…"). Mixing in examples of what the model already does — everyday requests answered by the base
-model itself (self-distillation, so nothing new is taught and nothing leaves the machine) — keeps the
-rest of its behaviour in place while the folder's facts are learnt.
+model itself (self-distillation, so nothing new is taught and nothing leaves the machine) — keeps more of
+its behaviour while the folder's facts are learnt (kept 31 → 44 % and 23 → 36 %, one run each: far from all
+of it; benchmarks/RESULTS.md, "Knowledge: recipes compared").
 
 The requests (``replay_data/prompts.txt``) are written for the project and are deliberately *not* the
 general-knowledge check's quiz questions (``evaluation/general_data``): that check stays an honest
