@@ -40,7 +40,11 @@ def _share(part: int, whole: int) -> float | None:
 
 def support_agreement(run_dir: str | os.PathLike[str], items: Iterable[tuple[str, str, bool]]) -> SupportAgreement:
     """The support verdict over run ``run_dir``'s documents for each ``(question, answer, correct)``, scored."""
-    marks = [(support_for_run(os.fspath(run_dir), q, a).supported, bool(c)) for q, a, c in items]
+    return scored([(support_for_run(os.fspath(run_dir), q, a).supported, bool(c)) for q, a, c in items])
+
+
+def scored(marks: list[tuple[bool, bool]]) -> SupportAgreement:
+    """Agreement, precision, recall and wrong-but-supported of ``(supported, correct)`` pairs."""
     n = len(marks)
     both = sum(1 for s, c in marks if s and c)
     supported = sum(1 for s, _ in marks if s)
@@ -77,20 +81,9 @@ def main(argv: list[str]) -> int:
     lines = ["| folder / answers of | answers | agreement | precision | recall | wrong but supported |",
              "|---|---|---|---|---|---|"]
     for (folder, side), rows in sorted(pooled.items()):
-        by_run: dict[str, list[tuple[str, str, bool]]] = {}
-        for run_dir, question, answer, correct in rows:
-            by_run.setdefault(run_dir, []).append((question, answer, correct))
-        marks = [support_agreement(run_dir, items) for run_dir, items in by_run.items()]
-        total = SupportAgreement(
-            answers=sum(m.answers for m in marks), agreement=None, precision=None, recall=None,
-            wrong_but_supported=None, supported=sum(m.supported for m in marks), right=sum(m.right for m in marks))
-        agree = sum(round((m.agreement or 0) * m.answers) for m in marks)
-        wrong_supported = sum(round((m.wrong_but_supported or 0) * (m.answers - m.right)) for m in marks)
-        both = sum(round((m.precision or 0) * m.supported) for m in marks)
-        total = SupportAgreement(total.answers, _share(agree, total.answers), _share(both, total.supported),
-                                 _share(both, total.right), _share(wrong_supported, total.answers - total.right),
-                                 total.supported, total.right)
-        lines.append(total.format_row(f"{folder} / {side} ({len(marks)} runs)"))
+        total = scored([(support_for_run(run_dir, question, answer).supported, correct)
+                        for run_dir, question, answer, correct in rows])
+        lines.append(total.format_row(f"{folder} / {side} ({len({row[0] for row in rows})} runs)"))
     body = "\n".join([f"Written {now()} with today's verdict (`llmcustoms/support/verdict.py`) over the stored runs of "
                       f"{', '.join(files)}: each run's answers to the person-written questions, pooled per folder. "
                       "Agreement = \"supported\" equals right; precision = of the answers marked supported, the share "

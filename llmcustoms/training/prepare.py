@@ -139,8 +139,9 @@ def prepare_data(request: TrainRequest, tokenizer: Any, max_seq_len: int, on_mes
         swapped = swapped_questions([e.prompt for e in train if e.kind == "fact"], count - everyday, request.seed)
         replayed = replay_examples(replay.pairs(count - len(swapped)) + replay.pairs_for(swapped))
     if replayed:
-        on_message(f"Replay: {len(replayed)} of the base model's own answers (everyday requests, and your questions "
-                   f"asked of well-known names) trained beside your {len(train)} examples, so it keeps what it knew.")
+        asked = "everyday requests, and your questions asked of well-known names" if swapped else "everyday requests"
+        on_message(f"Replay: {len(replayed)} of the base model's own answers ({asked}) trained beside your "
+                   f"{len(train)} examples, so it keeps what it knew.")
         train = train + replayed
     # The dataset report before training: lengths with the model's own tokenizer, duplicates, leakage.
     dataset = split_dataset_report(built, train, split.knowledge, tokenizer, max_seq_len,

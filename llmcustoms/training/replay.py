@@ -74,6 +74,8 @@ def swapped_questions(questions: list[str], count: int, seed: int = 0,
     the base model's guess about the folder ("When did Portugal build the first lighthouse at Gullmouth?")
     against its facts. Questions without a name are left out; the choice is fixed by ``seed``.
     """
+    if count <= 0:
+        return []
     names = load_entities() if entities is None else entities
     rng = random.Random(seed)
     candidates = [q for q in questions if names_in(q)]
