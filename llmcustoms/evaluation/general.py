@@ -21,6 +21,7 @@ from typing import Any
 
 from llmcustoms.evaluation.knowledge import generate_answers
 from llmcustoms.evaluation.scoring import is_correct
+from llmcustoms.utils.sampling import spread_evenly
 
 DATA_DIR = Path(__file__).with_name("general_data")
 QUESTIONS_FILE = DATA_DIR / "general_questions.jsonl"
@@ -69,9 +70,7 @@ def general_sample(questions: Sequence[GeneralQuestion], size: int | None = SAMP
 
     Evenly spread, not the first ones: the file is grouped by subject (capitals first).
     """
-    if size is None or size >= len(questions):
-        return list(questions)
-    return [questions[i * len(questions) // size] for i in range(size)]
+    return spread_evenly(questions, size)
 
 
 def load_general_text() -> str:

@@ -28,6 +28,7 @@ from llmcustoms.data.facts import names_in
 from llmcustoms.evaluation.knowledge import generate_answers
 from llmcustoms.paths import models_dir
 from llmcustoms.text.types import Example
+from llmcustoms.utils.sampling import spread_evenly
 
 PROMPTS_FILE = Path(__file__).with_name("replay_data") / "prompts.txt"
 ENTITIES_FILE = Path(__file__).with_name("replay_data") / "entities.txt"
@@ -138,13 +139,6 @@ def cache_file(model_path: str | os.PathLike[str], root: Path | None = None) -> 
     return (root if root is not None else replay_cache_dir()) / f"{key[:24]}.jsonl"
 
 
-def spread(items: list[str], count: int) -> list[str]:
-    """``count`` of ``items`` spread evenly over the list (all of them when ``count`` is larger)."""
-    if count >= len(items):
-        return list(items)
-    return [items[i * len(items) // count] for i in range(max(0, count))]
-
-
 class ReplaySource:
     """The base model's answers to the replay requests, generated only for the requests a run needs and
     cached per model (a later run that needs more asks only the new ones).
@@ -179,7 +173,7 @@ class ReplaySource:
 
     def pairs(self, count: int) -> list[tuple[str, str]]:
         """``(request, answer)`` for ``count`` everyday requests spread over the list (``pairs_for``)."""
-        return self.pairs_for(spread(self.prompts, count))
+        return self.pairs_for(spread_evenly(self.prompts, count))
 
     def pairs_for(self, chosen: list[str]) -> list[tuple[str, str]]:
         """``(request, answer)`` for each of ``chosen`` whose answer is usable (cut to whole sentences, at

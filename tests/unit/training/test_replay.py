@@ -13,10 +13,10 @@ from llmcustoms.training.replay import (
     load_prompts,
     replay_count,
     replay_examples,
-    spread,
     swapped_questions,
     whole_sentences,
 )
+from llmcustoms.utils.sampling import spread_evenly
 
 
 def _words(text: str) -> set[str]:
@@ -56,8 +56,8 @@ def test_replay_count_follows_the_share_with_a_floor_and_the_supply():
 
 def test_spread_picks_evenly_and_replay_examples_are_marked_replay():
     items = [f"request {i}" for i in range(10)]
-    assert spread(items, 5) == ["request 0", "request 2", "request 4", "request 6", "request 8"]
-    assert spread(items, 20) == items
+    assert spread_evenly(items, 5) == ["request 0", "request 2", "request 4", "request 6", "request 8"]
+    assert spread_evenly(items, 20) == items and spread_evenly(items, None) == items and spread_evenly(items, 0) == []
     examples = replay_examples([("request 2", "answer 2.")])
     assert [(e.prompt, e.answer, e.kind) for e in examples] == [("request 2", "answer 2.", "replay")]
 
