@@ -194,8 +194,7 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
     knowledge = split_facts(built.facts, seed=request.seed)
     on_message(knowledge.summary())
     examples = built.examples
-    # Benchmark-only switch (benchmarks/bench_knowledge.py), never set by the product itself.
-    ablation = request.extra.get("ablation") or os.environ.get("LLMCUSTOMS_ABLATION")
+    ablation = benchmark_ablation(request)
     if ablation in ("no_watch", "no_replay"):  # not about the examples: read by the trainer
         ablation = None
     if ablation:  # benchmarks/bench_knowledge.py: what each part of the training data buys
@@ -212,6 +211,12 @@ def split_training_examples(request: TrainRequest, on_message: Callable[[str], N
         raise DataError(f"Only {len(built.examples)} examples could be made from {request.data_path}: "
                         "add more text (a few pages at least) to train and evaluate.")
     return ExampleSplit(train, held_out, built, knowledge)
+
+
+def benchmark_ablation(request: TrainRequest) -> str | None:
+    """The knowledge benchmark's ablation for this run (``request.extra["ablation"]`` or
+    ``LLMCUSTOMS_ABLATION``): a benchmark-only switch, never set by the product itself."""
+    return request.extra.get("ablation") or os.environ.get("LLMCUSTOMS_ABLATION") or None
 
 
 #: The most examples the held-out loss is computed on.

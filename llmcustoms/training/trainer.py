@@ -72,6 +72,7 @@ from llmcustoms.training.prepare import (
     MAX_EVAL_EXAMPLES,
     ExampleSplit,
     PreparedData,
+    benchmark_ablation,
     folder_report,
     generation_plan,
     prepare_data,
@@ -348,7 +349,7 @@ def _train(request: TrainRequest, setup: RunSetup, emit: EventSink, stop: thread
     score_before = knowledge_before(model, tokenizer, data, run, setup.resume, emit)
     watch = None
     if not setup.resume and score_before is not None and data.knowledge.dev_probes \
-            and config.get("knowledge_watch", True) and os.environ.get("LLMCUSTOMS_ABLATION") != "no_watch":
+            and config.get("knowledge_watch", True) and benchmark_ablation(request) != "no_watch":
         from llmcustoms.training.knowledge_watch import KnowledgeWatch
 
         rows_per_step = int(config["per_device_train_batch_size"]) * int(config["gradient_accumulation_steps"])
@@ -482,8 +483,7 @@ def _replay_source(request: TrainRequest, setup: RunSetup, model, tokenizer, inf
                    ) -> ReplaySource | None:
     """The base model's answers to the replay requests (cached per model), or None when the run's
     ``replay_share`` is 0 or the knowledge benchmark's ``no_replay`` ablation is on."""
-    ablation = request.extra.get("ablation") or os.environ.get("LLMCUSTOMS_ABLATION")
-    if float(setup.config.get("replay_share", 0.0)) <= 0 or ablation == "no_replay":
+    if float(setup.config.get("replay_share", 0.0)) <= 0 or benchmark_ablation(request) == "no_replay":
         return None
     return ReplaySource(model, tokenizer, setup.model_path, on_message=info)
 
